@@ -1,0 +1,191 @@
+package keel.core;
+
+import java.util.List;
+import java.util.Objects;
+
+/**
+ * Everything that happens to a session, as an append-only log. Each event holds only what is new:
+ * the conversation is the fold of the log, never re-serialised per step. The closed set is consumed
+ * by exhaustive switches (no default), so adding an event is a compile error wherever it matters.
+ *
+ * <p>A tool call's lifecycle is: requested (inside {@link ModelResponded}), then {@link
+ * ToolCallAuthorized} or {@link ToolCallDenied}, {@link ToolCallStarted}, and {@link
+ * ToolCallCompleted}. After a crash, a started call that never completed is re-run only when its
+ * tool is idempotent; otherwise it becomes {@link ToolOutcomeUnknown} and waits for a human, who
+ * answers with {@link ToolOutcomeResolved}.
+ */
+public sealed interface SessionEvent {
+
+  /** The stable name of the event type, as stored and shown. */
+  default String type() {
+    return getClass().getSimpleName();
+  }
+
+  /**
+   * The session was created for one revision of an agent.
+   *
+   * @param agent the agent's name
+   * @param revision the agent revision the session runs with, for its whole life
+   * @param owner the agent's owner at that revision
+   * @param principal who started the session
+   * @param task whether the session completes after its first answer (a task), or stays open for
+   *     more messages (a conversation)
+   */
+  record SessionStarted(String agent, int revision, String owner, String principal, boolean task)
+      implements SessionEvent {
+    public SessionStarted {
+      Objects.requireNonNull(agent, "agent");
+      Objects.requireNonNull(owner, "owner");
+      Objects.requireNonNull(principal, "principal");
+    }
+  }
+
+  /** A message from the inbox became part of the conversation. */
+  record InputReceived(String inputId, String text, String sender) implements SessionEvent {
+    public InputReceived {
+      Objects.requireNonNull(inputId, "inputId");
+      Objects.requireNonNull(text, "text");
+      Objects.requireNonNull(sender, "sender");
+    }
+  }
+
+  /** A model call began. If the node dies before the response is recorded, the call is redone. */
+  record ModelCalled(int step, String provider, String model) implements SessionEvent {
+    public ModelCalled {
+      Objects.requireNonNull(provider, "provider");
+      Objects.requireNonNull(model, "model");
+    }
+  }
+
+  /**
+   * The model answered. Its tool calls are the requests of this step; the response is recorded
+   * before anything acts on it.
+   *
+   * @param modelVersion the model version the provider reported
+   * @param latencyMillis how long the call took
+   */
+  record ModelResponded(
+      int step,
+      String text,
+      List<ToolCall> toolCalls,
+      Usage usage,
+      String modelVersion,
+      long latencyMillis)
+      implements SessionEvent {
+    public ModelResponded {
+      Objects.requireNonNull(text, "text");
+      toolCalls = List.copyOf(toolCalls);
+      Objects.requireNonNull(usage, "usage");
+      Objects.requireNonNull(modelVersion, "modelVersion");
+    }
+  }
+
+  /**
+   * A requested tool call is allowed.
+   *
+   * @param capability the granted capability URI that allows it, e.g. {@code internal://memory}
+   * @param idempotent whether the tool may safely run twice with the same idempotency key
+   */
+  record ToolCallAuthorized(String callId, String capability, boolean idempotent)
+      implements SessionEvent {
+    public ToolCallAuthorized {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(capability, "capability");
+    }
+  }
+
+  /** A requested tool call is refused; the reason goes back to the model as the call's result. */
+  record ToolCallDenied(String callId, String reason) implements SessionEvent {
+    public ToolCallDenied {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+
+  /**
+   * A tool call is about to run. Recorded durably before the tool is invoked.
+   *
+   * @param attempt 1 for the first run, higher when an idempotent call is re-run after a crash
+   * @param idempotencyKey the same on every attempt of the call
+   */
+  record ToolCallStarted(String callId, int attempt, String idempotencyKey) implements SessionEvent {
+    public ToolCallStarted {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(idempotencyKey, "idempotencyKey");
+    }
+  }
+
+  /** A tool call ended, with its result or its error, which is what the model sees next. */
+  record ToolCallCompleted(String callId, Content result, boolean error, long durationMillis)
+      implements SessionEvent {
+    public ToolCallCompleted {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(result, "result");
+    }
+  }
+
+  /**
+   * A non-idempotent tool call started before a crash and never completed: whether it happened is
+   * unknown, so it is not re-run. The session waits for a human.
+   */
+  record ToolOutcomeUnknown(String callId, String reason) implements SessionEvent {
+    public ToolOutcomeUnknown {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+
+  /**
+   * A human said what became of a call whose outcome was unknown.
+   *
+   * @param resolution {@code succeeded}, {@code failed} or {@code retry}
+   * @param result what the model is told, for {@code succeeded} and {@code failed}
+   * @param decidedBy the operator who decided
+   */
+  record ToolOutcomeResolved(String callId, String resolution, String result, String decidedBy)
+      implements SessionEvent {
+    public ToolOutcomeResolved {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(resolution, "resolution");
+      Objects.requireNonNull(result, "result");
+      Objects.requireNonNull(decidedBy, "decidedBy");
+    }
+  }
+
+  /**
+   * The running step stopped at a safe point because a new message arrived for an agent whose
+   * {@code on_busy} policy is {@code interrupt}. Pending tool calls of the step are abandoned.
+   */
+  record StepInterrupted(String reason) implements SessionEvent {
+    public StepInterrupted {
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+
+  /** The session answered its task and is finished. */
+  record SessionCompleted(String answer) implements SessionEvent {
+    public SessionCompleted {
+      Objects.requireNonNull(answer, "answer");
+    }
+  }
+
+  /**
+   * The session failed. Failures are data: what happened and whether retrying could help.
+   *
+   * @param code a stable machine-readable code, for example {@code step_limit}
+   */
+  record SessionFailed(String code, String message, boolean retryable) implements SessionEvent {
+    public SessionFailed {
+      Objects.requireNonNull(code, "code");
+      Objects.requireNonNull(message, "message");
+    }
+  }
+
+  /** An operator cancelled the session. */
+  record SessionCancelled(String by, String reason) implements SessionEvent {
+    public SessionCancelled {
+      Objects.requireNonNull(by, "by");
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+}

@@ -1,0 +1,78 @@
+package keel.core;
+
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * The session state machine as one table: for each status, the events that may be appended in it.
+ * The fold ({@link SessionState#apply}) computes where each event leads; this table says which
+ * events are legal at all, so a corrupt or out-of-order log is caught instead of folded.
+ */
+public final class SessionLifecycle {
+
+  private static final Set<Class<? extends SessionEvent>> STEP_EVENTS =
+      Set.of(
+          SessionEvent.ModelCalled.class,
+          SessionEvent.ModelResponded.class,
+          SessionEvent.ToolCallAuthorized.class,
+          SessionEvent.ToolCallDenied.class,
+          SessionEvent.ToolCallStarted.class,
+          SessionEvent.ToolCallCompleted.class,
+          SessionEvent.ToolOutcomeUnknown.class,
+          SessionEvent.StepInterrupted.class,
+          SessionEvent.SessionFailed.class,
+          SessionEvent.SessionCancelled.class);
+
+  private static final Map<SessionStatus, Set<Class<? extends SessionEvent>>> ALLOWED =
+      new EnumMap<>(SessionStatus.class);
+
+  static {
+    ALLOWED.put(
+        SessionStatus.IDLE,
+        Set.of(
+            SessionEvent.InputReceived.class,
+            SessionEvent.SessionCompleted.class,
+            SessionEvent.SessionFailed.class,
+            SessionEvent.SessionCancelled.class));
+    ALLOWED.put(
+        SessionStatus.RUNNABLE,
+        Set.of(
+            SessionEvent.InputReceived.class,
+            SessionEvent.ModelCalled.class,
+            SessionEvent.StepInterrupted.class,
+            SessionEvent.SessionFailed.class,
+            SessionEvent.SessionCancelled.class));
+    ALLOWED.put(SessionStatus.RUNNING, STEP_EVENTS);
+    ALLOWED.put(
+        SessionStatus.AWAITING_APPROVAL,
+        Set.of(
+            SessionEvent.ToolOutcomeResolved.class,
+            SessionEvent.ToolOutcomeUnknown.class,
+            SessionEvent.StepInterrupted.class,
+            SessionEvent.SessionFailed.class,
+            SessionEvent.SessionCancelled.class));
+    ALLOWED.put(
+        SessionStatus.AWAITING_SUBAGENT,
+        Set.of(SessionEvent.SessionFailed.class, SessionEvent.SessionCancelled.class));
+    ALLOWED.put(
+        SessionStatus.BUDGET_BLOCKED,
+        Set.of(SessionEvent.SessionFailed.class, SessionEvent.SessionCancelled.class));
+    ALLOWED.put(SessionStatus.COMPLETED, Set.of());
+    ALLOWED.put(SessionStatus.FAILED, Set.of());
+    ALLOWED.put(SessionStatus.CANCELLED, Set.of());
+  }
+
+  private SessionLifecycle() {}
+
+  /** Whether an event of this type may be appended to a session in this status. */
+  public static boolean allows(SessionStatus status, Class<? extends SessionEvent> eventType) {
+    return ALLOWED.get(status).contains(eventType);
+  }
+
+  /** Every event type, for tests that walk the whole table. */
+  public static List<Class<?>> eventTypes() {
+    return List.of(SessionEvent.class.getPermittedSubclasses());
+  }
+}

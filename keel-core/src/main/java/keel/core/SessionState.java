@@ -1,0 +1,340 @@
+package keel.core;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * The state a step needs, rebuilt by folding a session's events from its latest snapshot on.
+ *
+ * <p>Not thread-safe: a state belongs to the one step that runs its session. It is mutable so that
+ * folding a long session costs time linear in its events; {@link #snapshot()} takes an immutable
+ * copy for storage and {@link #restore} rebuilds a state from one.
+ */
+public final class SessionState {
+
+  /** An immutable copy of a state, as stored in a snapshot. */
+  public record Snapshot(
+      String agent,
+      int revision,
+      String owner,
+      boolean task,
+      SessionStatus status,
+      long lastSeq,
+      int stepsSinceInput,
+      long modelCalls,
+      Usage usage,
+      List<Message> conversation,
+      List<PendingCall> pending,
+      String lastAnswer,
+      String failure) {
+    public Snapshot {
+      conversation = List.copyOf(conversation);
+      pending = List.copyOf(pending);
+    }
+  }
+
+  private String agent = "";
+  private int revision;
+  private String owner = "";
+  private boolean task;
+  private SessionStatus status;
+  private long lastSeq;
+  private int stepsSinceInput;
+  private long modelCalls;
+  private Usage usage = Usage.ZERO;
+  private final List<Message> conversation;
+  private final List<PendingCall> pending;
+  private String lastAnswer = "";
+  private String failure = "";
+
+  private SessionState() {
+    this.conversation = new ArrayList<>();
+    this.pending = new ArrayList<>();
+  }
+
+  /** The state of a session that has no events yet. */
+  public static SessionState empty() {
+    return new SessionState();
+  }
+
+  /** Rebuilds a state from a snapshot; fold the events after {@code snapshot.lastSeq()} on it. */
+  public static SessionState restore(Snapshot s) {
+    SessionState st = new SessionState();
+    st.agent = s.agent();
+    st.revision = s.revision();
+    st.owner = s.owner();
+    st.task = s.task();
+    st.status = s.status();
+    st.lastSeq = s.lastSeq();
+    st.stepsSinceInput = s.stepsSinceInput();
+    st.modelCalls = s.modelCalls();
+    st.usage = s.usage();
+    st.conversation.addAll(s.conversation());
+    st.pending.addAll(s.pending());
+    st.lastAnswer = s.lastAnswer();
+    st.failure = s.failure();
+    return st;
+  }
+
+  /** Folds events in order onto an empty state. */
+  public static SessionState fold(Iterable<StoredEvent> events) {
+    SessionState st = empty();
+    for (StoredEvent e : events) {
+      st.apply(e);
+    }
+    return st;
+  }
+
+  public Snapshot snapshot() {
+    return new Snapshot(
+        agent,
+        revision,
+        owner,
+        task,
+        status,
+        lastSeq,
+        stepsSinceInput,
+        modelCalls,
+        usage,
+        conversation,
+        pending,
+        lastAnswer,
+        failure);
+  }
+
+  /**
+   * Applies one stored event.
+   *
+   * @throws IllegalStateException if the event does not follow the last one, or is not allowed in
+   *     the current status (a corrupt log), naming the session, sequence and status
+   */
+  public void apply(StoredEvent stored) {
+    if (stored.seq() != lastSeq + 1) {
+      throw new IllegalStateException(
+          "session "
+              + stored.sessionId()
+              + ": event "
+              + stored.seq()
+              + " does not follow "
+              + lastSeq);
+    }
+    apply(stored.sessionId(), stored.event());
+    lastSeq = stored.seq();
+  }
+
+  private void apply(String sessionId, SessionEvent event) {
+    if (status == null) {
+      if (!(event instanceof SessionEvent.SessionStarted)) {
+        throw new IllegalStateException(
+            "session " + sessionId + ": the first event must be SessionStarted, got " + event.type());
+      }
+    } else if (!SessionLifecycle.allows(status, event.getClass())) {
+      throw new IllegalStateException(
+          "session "
+              + sessionId
+              + ": "
+              + event.type()
+              + " is not allowed while "
+              + status.wireName());
+    }
+    switch (event) {
+      case SessionEvent.SessionStarted e -> {
+        agent = e.agent();
+        revision = e.revision();
+        owner = e.owner();
+        task = e.task();
+        status = SessionStatus.IDLE;
+      }
+      case SessionEvent.InputReceived e -> {
+        conversation.add(new Message.User(e.text()));
+        stepsSinceInput = 0;
+        status = SessionStatus.RUNNABLE;
+      }
+      case SessionEvent.ModelCalled e -> status = SessionStatus.RUNNING;
+      case SessionEvent.ModelResponded e -> {
+        conversation.add(new Message.Assistant(e.text(), e.toolCalls()));
+        stepsSinceInput++;
+        modelCalls++;
+        usage = usage.plus(e.usage());
+        for (ToolCall call : e.toolCalls()) {
+          pending.add(PendingCall.requested(call));
+        }
+        if (pending.isEmpty()) {
+          lastAnswer = e.text();
+          status = SessionStatus.IDLE;
+        }
+      }
+      case SessionEvent.ToolCallAuthorized e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        pending.set(
+            i,
+            new PendingCall(
+                p.call(), PendingCall.CallState.AUTHORIZED, e.capability(), e.idempotent(), 0, ""));
+      }
+      case SessionEvent.ToolCallDenied e -> {
+        PendingCall p = pending.remove(indexOf(sessionId, e.callId()));
+        conversation.add(
+            new Message.ToolResult(p.call().id(), p.call().name(), Content.inline(e.reason()), true));
+        afterCallEnded();
+      }
+      case SessionEvent.ToolCallStarted e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        pending.set(
+            i,
+            new PendingCall(
+                p.call(),
+                PendingCall.CallState.STARTED,
+                p.capability(),
+                p.idempotent(),
+                e.attempt(),
+                e.idempotencyKey()));
+      }
+      case SessionEvent.ToolCallCompleted e -> {
+        PendingCall p = pending.remove(indexOf(sessionId, e.callId()));
+        conversation.add(
+            new Message.ToolResult(p.call().id(), p.call().name(), e.result(), e.error()));
+        afterCallEnded();
+      }
+      case SessionEvent.ToolOutcomeUnknown e -> {
+        int i = indexOf(sessionId, e.callId());
+        pending.set(i, pending.get(i).with(PendingCall.CallState.OUTCOME_UNKNOWN));
+        status = SessionStatus.AWAITING_APPROVAL;
+      }
+      case SessionEvent.ToolOutcomeResolved e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (e.resolution().equals("retry")) {
+          pending.set(i, p.with(PendingCall.CallState.AUTHORIZED));
+        } else {
+          pending.remove(i);
+          conversation.add(
+              new Message.ToolResult(
+                  p.call().id(),
+                  p.call().name(),
+                  Content.inline(e.result()),
+                  e.resolution().equals("failed")));
+        }
+        status =
+            pending.stream().anyMatch(c -> c.state() == PendingCall.CallState.OUTCOME_UNKNOWN)
+                ? SessionStatus.AWAITING_APPROVAL
+                : pending.isEmpty() ? SessionStatus.RUNNABLE : SessionStatus.RUNNING;
+      }
+      case SessionEvent.StepInterrupted e -> {
+        for (PendingCall p : pending) {
+          conversation.add(
+              new Message.ToolResult(
+                  p.call().id(),
+                  p.call().name(),
+                  Content.inline("not run: " + e.reason()),
+                  true));
+        }
+        pending.clear();
+        status = SessionStatus.IDLE;
+      }
+      case SessionEvent.SessionCompleted e -> {
+        lastAnswer = e.answer();
+        status = SessionStatus.COMPLETED;
+      }
+      case SessionEvent.SessionFailed e -> {
+        failure = e.code() + ": " + e.message();
+        status = SessionStatus.FAILED;
+      }
+      case SessionEvent.SessionCancelled e -> {
+        failure = "cancelled by " + e.by() + ": " + e.reason();
+        status = SessionStatus.CANCELLED;
+      }
+    }
+  }
+
+  private void afterCallEnded() {
+    if (pending.isEmpty()) {
+      status = SessionStatus.RUNNABLE;
+    }
+  }
+
+  private int indexOf(String sessionId, String callId) {
+    for (int i = 0; i < pending.size(); i++) {
+      if (pending.get(i).call().id().equals(callId)) {
+        return i;
+      }
+    }
+    throw new IllegalStateException(
+        "session " + sessionId + ": no pending tool call with id \"" + callId + "\"");
+  }
+
+  public String agent() {
+    return agent;
+  }
+
+  public int revision() {
+    return revision;
+  }
+
+  public String owner() {
+    return owner;
+  }
+
+  public boolean task() {
+    return task;
+  }
+
+  /** The status the events say; {@link Optional#empty()} before {@code SessionStarted}. */
+  public Optional<SessionStatus> status() {
+    return Optional.ofNullable(status);
+  }
+
+  public long lastSeq() {
+    return lastSeq;
+  }
+
+  public int stepsSinceInput() {
+    return stepsSinceInput;
+  }
+
+  public long modelCalls() {
+    return modelCalls;
+  }
+
+  public Usage usage() {
+    return usage;
+  }
+
+  /** The conversation so far, as an unmodifiable view. */
+  public List<Message> conversation() {
+    return java.util.Collections.unmodifiableList(conversation);
+  }
+
+  /** The current step's tool calls that have not completed, in the order the model asked. */
+  public List<PendingCall> pending() {
+    return java.util.Collections.unmodifiableList(pending);
+  }
+
+  /** The text of the last answer the model gave without asking for tools. */
+  public String lastAnswer() {
+    return lastAnswer;
+  }
+
+  /** Why the session failed or was cancelled; empty otherwise. */
+  public String failure() {
+    return failure;
+  }
+
+  @Override
+  public String toString() {
+    return "SessionState[agent=" + agent + ", status=" + status + ", lastSeq=" + lastSeq + "]";
+  }
+
+  @Override
+  public boolean equals(Object o) {
+    return o instanceof SessionState other && snapshot().equals(other.snapshot());
+  }
+
+  @Override
+  public int hashCode() {
+    return Objects.hash(agent, lastSeq);
+  }
+}
