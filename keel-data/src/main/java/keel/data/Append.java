@@ -1,0 +1,36 @@
+package keel.data;
+
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+import keel.core.SessionState;
+import keel.core.SessionStatus;
+
+/**
+ * One atomic append to a session.
+ *
+ * @param sessionId the session
+ * @param expectedSeq the sequence number the first new event must follow
+ * @param events the events, in order
+ * @param status the session's status after them
+ * @param consumedInputs inbox inputs these events consume (they stop being pending)
+ * @param snapshot a snapshot of the state after these events, replacing the previous one
+ */
+public record Append(
+    String sessionId,
+    long expectedSeq,
+    List<PendingEvent> events,
+    SessionStatus status,
+    List<String> consumedInputs,
+    Optional<SessionState.Snapshot> snapshot) {
+  public Append {
+    Objects.requireNonNull(sessionId, "sessionId");
+    events = List.copyOf(events);
+    Objects.requireNonNull(status, "status");
+    consumedInputs = List.copyOf(consumedInputs);
+    Objects.requireNonNull(snapshot, "snapshot");
+    if (events.isEmpty()) {
+      throw new IllegalArgumentException("an append needs at least one event");
+    }
+  }
+}

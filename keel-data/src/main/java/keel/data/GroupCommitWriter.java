@@ -1,0 +1,217 @@
+package keel.data;
+
+import java.sql.Connection;
+import java.sql.PreparedStatement;
+import java.sql.SQLException;
+import java.sql.Savepoint;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.TimeUnit;
+import keel.core.KeelException;
+
+/**
+ * The one thread that writes to the database. Callers from any thread submit write operations;
+ * the writer takes every operation waiting in its queue, runs each inside its own savepoint (so one
+ * failing operation does not undo the others), commits them all in one transaction, and only then
+ * completes the callers' futures. Concurrent sessions therefore share one disk flush per batch
+ * (group commit) while each caller is acknowledged only once its write is durable.
+ *
+ * <p>Thread-safe. The connection and its prepared statements are confined to the writer thread.
+ * The queue is bounded: a caller that cannot enqueue within the timeout gets an error instead of
+ * the queue growing without limit.
+ */
+final class GroupCommitWriter implements AutoCloseable {
+
+  /** A write run on the writer thread, inside a transaction. */
+  @FunctionalInterface
+  interface Op<T> {
+    T run(Tx tx) throws SQLException;
+  }
+
+  /** What an operation may use: prepared statements cached on the writer's connection. */
+  static final class Tx {
+    private final Connection connection;
+    private final Map<String, PreparedStatement> statements = new HashMap<>();
+
+    Tx(Connection connection) {
+      this.connection = connection;
+    }
+
+    PreparedStatement prepare(String sql) throws SQLException {
+      PreparedStatement ps = statements.get(sql);
+      if (ps == null) {
+        ps = connection.prepareStatement(sql);
+        statements.put(sql, ps);
+      }
+      ps.clearParameters();
+      return ps;
+    }
+
+    void closeAll() {
+      for (PreparedStatement ps : statements.values()) {
+        try {
+          ps.close();
+        } catch (SQLException ignored) {
+          // closing at shutdown; nothing to recover
+        }
+      }
+      statements.clear();
+    }
+  }
+
+  private record Task<T>(Op<T> op, CompletableFuture<T> result) {}
+
+  private static final int MAX_BATCH = 1024;
+  private static final int QUEUE_CAPACITY = 16_384;
+  private static final long ENQUEUE_TIMEOUT_SECONDS = 30;
+
+  private final String description;
+  private final Connection connection;
+  private final Tx tx;
+  private final BlockingQueue<Task<?>> queue = new ArrayBlockingQueue<>(QUEUE_CAPACITY);
+  private final Thread thread;
+  private volatile boolean closing;
+
+  GroupCommitWriter(String description, Connection connection) throws SQLException {
+    this.description = description;
+    this.connection = connection;
+    this.connection.setAutoCommit(false);
+    this.tx = new Tx(connection);
+    this.thread = Thread.ofPlatform().name("keel-store-writer").daemon(true).unstarted(this::loop);
+    this.thread.start();
+  }
+
+  /**
+   * Runs an operation in the next batch and waits until its batch is committed.
+   *
+   * @throws KeelException whatever the operation threw on purpose (a conflict, a missing session)
+   * @throws KeelException.Unavailable if the database failed (a full disk, a corrupt file)
+   */
+  <T> T execute(Op<T> op) {
+    if (closing) {
+      throw new KeelException.Unavailable("the store " + description + " is closed", null);
+    }
+    CompletableFuture<T> result = new CompletableFuture<>();
+    try {
+      if (!queue.offer(new Task<>(op, result), ENQUEUE_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+        throw new KeelException.Unavailable(
+            "the store " + description + " is not keeping up: its write queue stayed full for "
+                + ENQUEUE_TIMEOUT_SECONDS + " s",
+            null);
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new KeelException.Unavailable("interrupted while waiting to write", e);
+    }
+    try {
+      return result.join();
+    } catch (CompletionException e) {
+      if (e.getCause() instanceof KeelException k) {
+        throw k;
+      }
+      throw new KeelException.Unavailable(
+          "write to " + description + " failed: " + e.getCause().getMessage(), e.getCause());
+    }
+  }
+
+  private void loop() {
+    List<Task<?>> batch = new ArrayList<>(MAX_BATCH);
+    while (true) {
+      try {
+        Task<?> first = queue.poll(100, TimeUnit.MILLISECONDS);
+        if (first == null) {
+          if (closing) {
+            break;
+          }
+          continue;
+        }
+        batch.add(first);
+        queue.drainTo(batch, MAX_BATCH - 1);
+        runBatch(batch);
+      } catch (InterruptedException e) {
+        break;
+      } catch (RuntimeException e) {
+        for (Task<?> t : batch) {
+          t.result().completeExceptionally(e);
+        }
+      } finally {
+        batch.clear();
+      }
+    }
+    tx.closeAll();
+  }
+
+  private void runBatch(List<Task<?>> batch) {
+    Object[] values = new Object[batch.size()];
+    Throwable[] failures = new Throwable[batch.size()];
+    for (int i = 0; i < batch.size(); i++) {
+      Savepoint sp = null;
+      try {
+        sp = connection.setSavepoint();
+        values[i] = batch.get(i).op().run(tx);
+        connection.releaseSavepoint(sp);
+      } catch (Exception e) {
+        failures[i] = e;
+        if (sp != null) {
+          try {
+            connection.rollback(sp);
+            connection.releaseSavepoint(sp);
+          } catch (SQLException rollbackFailure) {
+            e.addSuppressed(rollbackFailure);
+          }
+        }
+      }
+    }
+    try {
+      connection.commit();
+    } catch (SQLException e) {
+      try {
+        connection.rollback();
+      } catch (SQLException rollbackFailure) {
+        e.addSuppressed(rollbackFailure);
+      }
+      KeelException.Unavailable failure =
+          new KeelException.Unavailable(
+              "could not commit to " + description + " (nothing of this write was stored): "
+                  + e.getMessage(),
+              e);
+      for (Task<?> t : batch) {
+        t.result().completeExceptionally(failure);
+      }
+      return;
+    }
+    for (int i = 0; i < batch.size(); i++) {
+      complete(batch.get(i), values[i], failures[i]);
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private static <T> void complete(Task<T> task, Object value, Throwable failure) {
+    if (failure != null) {
+      task.result().completeExceptionally(failure);
+    } else {
+      task.result().complete((T) value);
+    }
+  }
+
+  @Override
+  public void close() {
+    closing = true;
+    try {
+      thread.join(TimeUnit.SECONDS.toMillis(10));
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+    try {
+      connection.close();
+    } catch (SQLException ignored) {
+      // closing at shutdown
+    }
+  }
+}

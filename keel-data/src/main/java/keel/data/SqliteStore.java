@@ -1,0 +1,134 @@
+package keel.data;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Clock;
+import keel.core.KeelException;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.FlywayException;
+
+/**
+ * The embedded store: one SQLite database in WAL mode in the data directory. Writes go through a
+ * {@link GroupCommitWriter} on a dedicated connection; reads use a small pool of read-only
+ * connections, which WAL lets run while the writer commits.
+ *
+ * <p>Thread-safe.
+ */
+final class SqliteStore implements Store {
+
+  private static final int READERS = 8;
+
+  private final Path file;
+  private final HikariDataSource readers;
+  private final GroupCommitWriter writer;
+  private final SqliteEventStore events;
+  private final SqliteBlobStore blobs;
+  private final SqliteMemoryStore memory;
+  private final SqliteInventoryStore inventory;
+
+  private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
+    this.file = file;
+    this.readers = readers;
+    this.writer = writer;
+    this.events = new SqliteEventStore(readers, writer, node, clock);
+    this.blobs = new SqliteBlobStore(readers, writer);
+    this.memory = new SqliteMemoryStore(readers, writer, clock);
+    this.inventory = new SqliteInventoryStore(readers, writer, clock);
+  }
+
+  static Store open(Path dataDir, String node, Clock clock, boolean durable) {
+    Path file = dataDir.resolve("keel.db").toAbsolutePath();
+    try {
+      Files.createDirectories(dataDir);
+    } catch (IOException e) {
+      throw new KeelException.Unavailable(
+          "cannot create the data directory " + dataDir + ": " + e.getMessage(), e);
+    }
+    String url = "jdbc:sqlite:" + file;
+    try {
+      Connection writerConnection = DriverManager.getConnection(url);
+      try (Statement st = writerConnection.createStatement()) {
+        st.execute("PRAGMA journal_mode=WAL");
+        st.execute("PRAGMA synchronous=" + (durable ? "FULL" : "NORMAL"));
+        st.execute("PRAGMA busy_timeout=10000");
+        st.execute("PRAGMA foreign_keys=ON");
+      }
+      migrate(url, file);
+      HikariConfig config = new HikariConfig();
+      config.setJdbcUrl(url);
+      config.setPoolName("keel-sqlite-readers");
+      config.setMaximumPoolSize(READERS);
+      config.setMinimumIdle(1);
+      config.setConnectionInitSql("PRAGMA busy_timeout=10000");
+      config.setReadOnly(true);
+      HikariDataSource readers = new HikariDataSource(config);
+      GroupCommitWriter writer = new GroupCommitWriter("sqlite:" + file, writerConnection);
+      return new SqliteStore(file, readers, writer, node, clock);
+    } catch (SQLException e) {
+      throw new KeelException.Unavailable("cannot open the store " + file + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static void migrate(String url, Path file) {
+    try {
+      Flyway.configure()
+          .dataSource(url, null, null)
+          .locations("classpath:keel/data/sqlite")
+          .loggers("slf4j")
+          .load()
+          .migrate();
+    } catch (FlywayException e) {
+      throw new KeelException.Unavailable(
+          "cannot migrate the store " + file + " to the current schema: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public EventStore events() {
+    return events;
+  }
+
+  @Override
+  public BlobStore blobs() {
+    return blobs;
+  }
+
+  @Override
+  public MemoryStore memory() {
+    return memory;
+  }
+
+  @Override
+  public InventoryStore inventory() {
+    return inventory;
+  }
+
+  @Override
+  public String describe() {
+    return "sqlite:" + file;
+  }
+
+  @Override
+  public boolean healthy() {
+    try (Connection c = readers.getConnection();
+        Statement st = c.createStatement()) {
+      st.executeQuery("SELECT 1").close();
+      return true;
+    } catch (SQLException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public void close() {
+    writer.close();
+    readers.close();
+  }
+}

@@ -1,0 +1,43 @@
+package keel.data;
+
+import java.nio.file.Path;
+import java.time.Clock;
+
+/**
+ * An open data store: one database holding every session, blob, note and revision.
+ *
+ * <p>Thread-safe. Writes from all threads go through one group-committing writer, so concurrent
+ * sessions share disk flushes; reads run concurrently.
+ */
+public interface Store extends AutoCloseable {
+
+  EventStore events();
+
+  BlobStore blobs();
+
+  MemoryStore memory();
+
+  InventoryStore inventory();
+
+  /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
+  String describe();
+
+  /** Whether the store answers a trivial query now. */
+  boolean healthy();
+
+  @Override
+  void close();
+
+  /**
+   * Opens (creating and migrating if needed) the SQLite store {@code keel.db} in a data directory.
+   *
+   * @param dataDir the directory; created if missing
+   * @param node this node's name, stamped on every event it appends
+   * @param clock the source of event timestamps
+   * @param durable whether each commit is flushed to disk before it is acknowledged ({@code
+   *     synchronous=FULL}); when false a power loss may lose the last commits, a process crash not
+   */
+  static Store sqlite(Path dataDir, String node, Clock clock, boolean durable) {
+    return SqliteStore.open(dataDir, node, clock, durable);
+  }
+}
