@@ -181,6 +181,17 @@ public sealed interface SessionEvent {
     }
   }
 
+  /**
+   * An input was taken from the inbox without being acted on, for example a resolution for a call
+   * that is no longer waiting, or a message to a session that has ended. The reason is recorded.
+   */
+  record InputRejected(String inputId, String reason) implements SessionEvent {
+    public InputRejected {
+      Objects.requireNonNull(inputId, "inputId");
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+
   /** An operator cancelled the session. */
   record SessionCancelled(String by, String reason) implements SessionEvent {
     public SessionCancelled {

@@ -22,6 +22,7 @@ public final class SessionLifecycle {
           SessionEvent.ToolCallCompleted.class,
           SessionEvent.ToolOutcomeUnknown.class,
           SessionEvent.StepInterrupted.class,
+          SessionEvent.InputRejected.class,
           SessionEvent.SessionFailed.class,
           SessionEvent.SessionCancelled.class);
 
@@ -33,6 +34,7 @@ public final class SessionLifecycle {
         SessionStatus.IDLE,
         Set.of(
             SessionEvent.InputReceived.class,
+            SessionEvent.InputRejected.class,
             SessionEvent.SessionCompleted.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));
@@ -40,6 +42,7 @@ public final class SessionLifecycle {
         SessionStatus.RUNNABLE,
         Set.of(
             SessionEvent.InputReceived.class,
+            SessionEvent.InputRejected.class,
             SessionEvent.ModelCalled.class,
             SessionEvent.StepInterrupted.class,
             SessionEvent.SessionFailed.class,
@@ -51,17 +54,25 @@ public final class SessionLifecycle {
             SessionEvent.ToolOutcomeResolved.class,
             SessionEvent.ToolOutcomeUnknown.class,
             SessionEvent.StepInterrupted.class,
+            SessionEvent.InputRejected.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));
     ALLOWED.put(
         SessionStatus.AWAITING_SUBAGENT,
-        Set.of(SessionEvent.SessionFailed.class, SessionEvent.SessionCancelled.class));
+        Set.of(
+            SessionEvent.InputRejected.class,
+            SessionEvent.SessionFailed.class,
+            SessionEvent.SessionCancelled.class));
     ALLOWED.put(
         SessionStatus.BUDGET_BLOCKED,
-        Set.of(SessionEvent.SessionFailed.class, SessionEvent.SessionCancelled.class));
-    ALLOWED.put(SessionStatus.COMPLETED, Set.of());
-    ALLOWED.put(SessionStatus.FAILED, Set.of());
-    ALLOWED.put(SessionStatus.CANCELLED, Set.of());
+        Set.of(
+            SessionEvent.InputRejected.class,
+            SessionEvent.SessionFailed.class,
+            SessionEvent.SessionCancelled.class));
+    // An ended session still takes inputs out of its inbox, to record why they were not acted on.
+    ALLOWED.put(SessionStatus.COMPLETED, Set.of(SessionEvent.InputRejected.class));
+    ALLOWED.put(SessionStatus.FAILED, Set.of(SessionEvent.InputRejected.class));
+    ALLOWED.put(SessionStatus.CANCELLED, Set.of(SessionEvent.InputRejected.class));
   }
 
   private SessionLifecycle() {}

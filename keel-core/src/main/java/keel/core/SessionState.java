@@ -235,6 +235,9 @@ public final class SessionState {
         pending.clear();
         status = SessionStatus.IDLE;
       }
+      case SessionEvent.InputRejected e -> {
+        // the status and the conversation are unchanged
+      }
       case SessionEvent.SessionCompleted e -> {
         lastAnswer = e.answer();
         status = SessionStatus.COMPLETED;
