@@ -1,0 +1,228 @@
+package keel.execution;
+
+import java.time.Duration;
+import java.util.Map;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.Semaphore;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import keel.core.KeelException;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * Decides when sessions run on this node. A session with work gets one virtual thread that runs it
+ * until it suspends; a session without work has no thread and no memory here.
+ *
+ * <p>Design: {@link #wake} registers the session in {@code active} (atomically per session, with
+ * {@link ConcurrentHashMap#compute}); if it was not there, a virtual thread is started for it,
+ * otherwise the existing run is told that its inbox changed. A run ends by removing its entry in
+ * another {@code compute}, unless a wake arrived meanwhile, in which case it runs again — so a
+ * session never has two runs on this node and a wake is never lost. Concurrency is bounded by a
+ * node-wide semaphore and one per agent; the number of sessions waiting for a permit is bounded by
+ * the admission capacity, beyond which {@link #admit} refuses with {@link KeelException.Overloaded}.
+ *
+ * <p>Thread-safe.
+ */
+public final class Scheduler implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
+
+  private static final class Slot implements SessionRunner.Signals {
+    /** Set by a wake; cleared when the run re-reads the inbox. */
+    final AtomicBoolean inboxChanged = new AtomicBoolean(true);
+    /** Set by a wake; decides whether the run goes round once more before it ends. */
+    final AtomicBoolean dirty = new AtomicBoolean(false);
+
+    @Override
+    public boolean takeInboxChanged() {
+      return inboxChanged.getAndSet(false);
+    }
+  }
+
+  private final SessionRunner runner;
+  private final Semaphore nodePermits;
+  private final int maxConcurrentSteps;
+  private final int admissionCapacity;
+  private final java.util.function.Function<String, AgentLimit> limits;
+  private final Map<String, Slot> active = new ConcurrentHashMap<>();
+  private final Map<String, Semaphore> agentPermits = new ConcurrentHashMap<>();
+  private final AtomicInteger waiting = new AtomicInteger();
+  private final AtomicInteger running = new AtomicInteger();
+  private final ScheduledExecutorService timer;
+  private volatile boolean closed;
+
+  /**
+   * @param runner runs one session until it suspends
+   * @param maxConcurrentSteps the most sessions running at once on this node
+   * @param admissionCapacity the most sessions waiting for a slot before new work is refused
+   * @param limits for a session id, its agent and the most sessions of that agent that may run at
+   *     once (below 1: no limit of the agent's own)
+   */
+  Scheduler(
+      SessionRunner runner,
+      int maxConcurrentSteps,
+      int admissionCapacity,
+      java.util.function.Function<String, AgentLimit> limits) {
+    this.runner = runner;
+    this.maxConcurrentSteps = maxConcurrentSteps;
+    this.nodePermits = new Semaphore(maxConcurrentSteps, true);
+    this.admissionCapacity = admissionCapacity;
+    this.limits = limits;
+    this.timer =
+        Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().name("keel-scheduler-timer").daemon(true).factory());
+  }
+
+  /** An agent and how many of its sessions may run at once on this node. */
+  record AgentLimit(String agent, int maxActive) {}
+
+  /**
+   * Refuses new work when too many sessions already wait for a slot.
+   *
+   * @throws KeelException.Overloaded with a retry delay
+   */
+  public void admit() {
+    if (closed) {
+      throw new KeelException.Unavailable("this node is shutting down", null);
+    }
+    int queued = waiting.get();
+    if (queued >= admissionCapacity) {
+      throw new KeelException.Overloaded(
+          "this node has " + queued + " sessions waiting to run (capacity " + admissionCapacity
+              + "); retry shortly",
+          1 + queued / Math.max(1, maxConcurrentSteps));
+    }
+  }
+
+  /** Makes a session run soon; if it is running, tells the run that its inbox changed. */
+  public void wake(String sessionId) {
+    if (closed) {
+      return;
+    }
+    active.compute(
+        sessionId,
+        (id, slot) -> {
+          if (slot == null) {
+            Slot s = new Slot();
+            Thread.ofVirtual().name("keel-session-" + id).start(() -> drive(id, s));
+            return s;
+          }
+          slot.inboxChanged.set(true);
+          slot.dirty.set(true);
+          return slot;
+        });
+  }
+
+  /** Whether a run of this session is queued or in progress on this node. */
+  public boolean busy(String sessionId) {
+    return active.containsKey(sessionId);
+  }
+
+  public int runningSessions() {
+    return running.get();
+  }
+
+  public int waitingSessions() {
+    return waiting.get();
+  }
+
+  private void drive(String sessionId, Slot slot) {
+    AgentLimit limit;
+    try {
+      limit = limits.apply(sessionId);
+    } catch (RuntimeException e) {
+      LOG.warn("session {}: cannot tell its agent, not running it: {}", sessionId, e.toString());
+      active.remove(sessionId, slot);
+      return;
+    }
+    Semaphore perAgent = agentSemaphore(limit);
+    waiting.incrementAndGet();
+    boolean gotAgent = false;
+    boolean gotNode = false;
+    try {
+      if (perAgent != null) {
+        perAgent.acquire();
+        gotAgent = true;
+      }
+      nodePermits.acquire();
+      gotNode = true;
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      waiting.decrementAndGet();
+    }
+    if (!gotNode) {
+      if (gotAgent) {
+        perAgent.release();
+      }
+      active.remove(sessionId, slot);
+      return;
+    }
+    running.incrementAndGet();
+    SessionRunner.Outcome outcome = new SessionRunner.Outcome.Suspended();
+    try {
+      boolean again = true;
+      while (again) {
+        slot.dirty.set(false);
+        outcome = runGuarded(sessionId, slot);
+        again =
+            active.compute(sessionId, (id, s) -> s == slot && s.dirty.get() ? s : null) != null;
+      }
+    } finally {
+      running.decrementAndGet();
+      nodePermits.release();
+      if (perAgent != null) {
+        perAgent.release();
+      }
+    }
+    if (outcome instanceof SessionRunner.Outcome.RetryAfter r && !closed) {
+      LOG.info("session {}: will run again in {} s ({})", sessionId, r.delay().toSeconds(), r.reason());
+      timer.schedule(() -> wake(sessionId), r.delay().toMillis(), TimeUnit.MILLISECONDS);
+    }
+  }
+
+  private SessionRunner.Outcome runGuarded(String sessionId, Slot slot) {
+    try {
+      return runner.run(sessionId, slot);
+    } catch (RuntimeException e) {
+      LOG.error("session {}: the run failed unexpectedly; retrying in 30 s", sessionId, e);
+      return new SessionRunner.Outcome.RetryAfter(Duration.ofSeconds(30), e.toString());
+    }
+  }
+
+  private Semaphore agentSemaphore(AgentLimit agentLimit) {
+    int limit = agentLimit.maxActive();
+    if (limit < 1) {
+      return null;
+    }
+    return agentPermits.compute(
+        agentLimit.agent(),
+        (k, s) -> s != null && limitOf(s) == limit ? s : new LimitedSemaphore(limit));
+  }
+
+  private static int limitOf(Semaphore s) {
+    return s instanceof LimitedSemaphore l ? l.limit : -1;
+  }
+
+  /** A semaphore that remembers its limit, so a changed agent limit takes a new one. */
+  private static final class LimitedSemaphore extends Semaphore {
+    private static final long serialVersionUID = 1L;
+    final int limit;
+
+    LimitedSemaphore(int limit) {
+      super(limit, true);
+      this.limit = limit;
+    }
+  }
+
+  /** Stops starting runs; runs in progress finish their current activity. */
+  @Override
+  public void close() {
+    closed = true;
+    timer.shutdownNow();
+  }
+}

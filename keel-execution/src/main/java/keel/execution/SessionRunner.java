@@ -1,0 +1,506 @@
+package keel.execution;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.util.ArrayDeque;
+import java.util.ArrayList;
+import java.util.Deque;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Optional;
+import keel.core.AgentDescriptor;
+import keel.core.Content;
+import keel.core.KeelException;
+import keel.core.Message;
+import keel.core.PendingCall;
+import keel.core.SessionEvent;
+import keel.core.SessionState;
+import keel.core.SessionStatus;
+import keel.core.StoredEvent;
+import keel.core.ToolCall;
+import keel.data.Append;
+import keel.data.BlobStore;
+import keel.data.Input;
+import keel.data.PendingEvent;
+import keel.data.SessionRecord;
+import keel.data.Store;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+import tools.jackson.databind.JsonNode;
+
+/**
+ * The step executor: runs one session from its stored state until it has nothing to do, then lets
+ * it go. It builds the model's context from the folded state, calls the model, records the
+ * response, runs each requested tool call as a recorded activity, and repeats.
+ *
+ * <p>Durability rules, in one place:
+ *
+ * <ul>
+ *   <li>Events are staged (folded into the local state at once) and flushed to the store in one
+ *       append before anything acts on them: before a tool runs, after a non-idempotent tool
+ *       completes, and before the run returns. A model's response is therefore durable, with the
+ *       {@code ToolCallStarted} of the call it asks for, before that call runs.
+ *   <li>After a crash, a call found started and not completed runs again only if its tool is
+ *       idempotent (same idempotency key); otherwise it becomes {@code ToolOutcomeUnknown}.
+ *   <li>An append that finds another writer ahead of it abandons the run.
+ * </ul>
+ *
+ * <p>Thread-safe: one instance serves every session; each {@link #run} call keeps its state on its
+ * own stack. The scheduler guarantees one run per session at a time on a node; the expected
+ * sequence number of each append guarantees it across nodes.
+ */
+final class SessionRunner {
+
+  private static final Logger LOG = LoggerFactory.getLogger(SessionRunner.class);
+  private static final int SNAPSHOT_EVERY = 64;
+  private static final int MAX_TOOL_OUTPUT_CHARS = 1 << 20;
+  private static final int MODEL_ATTEMPTS = 3;
+  private static final Duration MAX_INLINE_RETRY_WAIT = Duration.ofSeconds(10);
+
+  /** What the scheduler should do after a run. */
+  sealed interface Outcome {
+    /** Nothing left to do until a new input arrives. */
+    record Suspended() implements Outcome {}
+
+    /** Work remains that failed transiently (a provider outage, the store): run again later. */
+    record RetryAfter(Duration delay, String reason) implements Outcome {}
+  }
+
+  /** What the scheduler tells a run while it goes on. */
+  interface Signals {
+    /** True once after new input arrived for the session; the run re-reads the inbox. */
+    boolean takeInboxChanged();
+  }
+
+  private final Store store;
+  private final AgentCatalog catalog;
+  private final ModelProviders models;
+  private final ToolRegistry tools;
+  private final EventBus bus;
+  private final Clock clock;
+  private final String node;
+
+  SessionRunner(
+      Store store,
+      AgentCatalog catalog,
+      ModelProviders models,
+      ToolRegistry tools,
+      EventBus bus,
+      Clock clock,
+      String node) {
+    this.store = store;
+    this.catalog = catalog;
+    this.models = models;
+    this.tools = tools;
+    this.bus = bus;
+    this.clock = clock;
+    this.node = node;
+  }
+
+  Outcome run(String sessionId, Signals signals) {
+    Optional<SessionRecord> record = store.events().session(sessionId);
+    if (record.isEmpty()) {
+      return new Outcome.Suspended();
+    }
+    Run run = new Run(record.get(), SessionLoader.load(store.events(), sessionId), signals);
+    try {
+      return run.loop();
+    } catch (KeelException.Conflict e) {
+      LOG.info("session {}: another writer appended first; this run stops: {}", sessionId, e.getMessage());
+      return new Outcome.Suspended();
+    } catch (KeelException.Unavailable e) {
+      LOG.warn("session {}: the store failed; retrying later: {}", sessionId, e.getMessage());
+      return new Outcome.RetryAfter(Duration.ofSeconds(5), e.getMessage());
+    }
+  }
+
+  /** One run of one session: its state, its staged events, its view of the inbox. */
+  private final class Run {
+    private final SessionRecord record;
+    private final SessionState state;
+    private final Signals signals;
+    private final List<PendingEvent> staged = new ArrayList<>();
+    private final List<StoredEvent> stagedStored = new ArrayList<>();
+    private final List<String> consumed = new ArrayList<>();
+    private long flushedSeq;
+    private Deque<Input> inbox;
+    private AgentDescriptor agent;
+
+    Run(SessionRecord record, SessionState state, Signals signals) {
+      this.record = record;
+      this.state = state;
+      this.signals = signals;
+      this.flushedSeq = state.lastSeq();
+    }
+
+    Outcome loop() {
+      agent = catalog.revision(state.agent(), state.revision());
+      readInbox();
+      while (true) {
+        if (signals.takeInboxChanged()) {
+          flush();
+          readInbox();
+        }
+        SessionStatus status = state.status().orElseThrow();
+        Optional<Input> cancel = take("cancel");
+        if (cancel.isPresent()) {
+          if (status.terminal()) {
+            stage(new SessionEvent.InputRejected(cancel.get().inputId(), "the session is already " + status.wireName()), cancel.get());
+          } else {
+            stage(new SessionEvent.SessionCancelled(cancel.get().sender(), cancel.get().body()), cancel.get());
+            ended();
+          }
+          continue;
+        }
+        if (status.terminal()) {
+          Input in = inbox.pollFirst();
+          if (in == null) {
+            return suspend();
+          }
+          stage(new SessionEvent.InputRejected(in.inputId(), "the session is " + status.wireName()), in);
+          continue;
+        }
+        Outcome outcome =
+            switch (status) {
+              case IDLE -> idle();
+              case RUNNABLE -> runnable();
+              case RUNNING -> running();
+              case AWAITING_APPROVAL -> awaitingHuman();
+              case AWAITING_SUBAGENT, BUDGET_BLOCKED -> suspend();
+              case COMPLETED, FAILED, CANCELLED -> throw new IllegalStateException("terminal handled above");
+            };
+        if (outcome != null) {
+          return outcome;
+        }
+      }
+    }
+
+    private Outcome idle() {
+      Input in = inbox.pollFirst();
+      if (in == null) {
+        return suspend();
+      }
+      if (in.kind().equals("message")) {
+        stage(new SessionEvent.InputReceived(in.inputId(), in.body(), in.sender()), in);
+      } else {
+        stage(new SessionEvent.InputRejected(in.inputId(), "no tool call is waiting for a decision"), in);
+      }
+      return null;
+    }
+
+    private Outcome runnable() {
+      if (interruptIfAsked()) {
+        return null;
+      }
+      if (state.stepsSinceInput() >= agent.spec().maxSteps()) {
+        stage(
+            new SessionEvent.SessionFailed(
+                "step_limit",
+                "the agent made "
+                    + state.stepsSinceInput()
+                    + " model calls for one input without answering (spec.max_steps is "
+                    + agent.spec().maxSteps()
+                    + ")",
+                false));
+        ended();
+        return null;
+      }
+      stage(
+          new SessionEvent.ModelCalled(
+              state.stepsSinceInput(), agent.spec().model().provider(), agent.spec().model().name()));
+      return callModel();
+    }
+
+    private Outcome running() {
+      List<PendingCall> pending = state.pending();
+      if (pending.isEmpty()) {
+        // A model call is in flight: staged just now, or interrupted by a crash. Call (again).
+        return callModel();
+      }
+      if (interruptIfAsked()) {
+        return null;
+      }
+      PendingCall p = pending.getFirst();
+      String span = Spans.tool(record.id(), p.call().id());
+      switch (p.state()) {
+        case REQUESTED -> {
+          switch (tools.authorize(agent, p.call().name())) {
+            case ToolRegistry.Decision.Denied d ->
+                stage(new SessionEvent.ToolCallDenied(p.call().id(), d.reason()), span);
+            case ToolRegistry.Decision.Allowed a -> {
+              stage(new SessionEvent.ToolCallAuthorized(p.call().id(), a.tool().capability(), a.tool().idempotent()), span);
+              stage(new SessionEvent.ToolCallStarted(p.call().id(), 1, idempotencyKey(p.call())), span);
+              execute(a.tool(), p.call(), span);
+            }
+          }
+        }
+        case AUTHORIZED -> {
+          Optional<Tool> tool = tools.tool(p.call().name());
+          if (tool.isEmpty()) {
+            stage(new SessionEvent.ToolCallDenied(p.call().id(), "the tool \"" + p.call().name() + "\" is no longer available"), span);
+          } else {
+            stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, idempotencyKey(p.call())), span);
+            execute(tool.get(), p.call(), span);
+          }
+        }
+        case STARTED -> {
+          // Found started and never completed: the node running it died.
+          Optional<Tool> tool = tools.tool(p.call().name());
+          if (p.idempotent() && tool.isPresent()) {
+            stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, p.idempotencyKey()), span);
+            execute(tool.get(), p.call(), span);
+          } else {
+            stage(
+                new SessionEvent.ToolOutcomeUnknown(
+                    p.call().id(),
+                    "\""
+                        + p.call().name()
+                        + "\" started (attempt "
+                        + p.attempt()
+                        + ") but its node stopped before it completed; it is not idempotent, so it"
+                        + " is not run again. Decide whether it succeeded."),
+                span);
+          }
+        }
+        case OUTCOME_UNKNOWN -> throw new IllegalStateException("an unknown outcome keeps the session awaiting approval");
+      }
+      return null;
+    }
+
+    private Outcome awaitingHuman() {
+      Optional<Input> in = take("resolve");
+      if (in.isEmpty()) {
+        return suspend();
+      }
+      Input input = in.get();
+      JsonNode body;
+      try {
+        body = keel.core.EventCodec.mapper().readTree(input.body());
+      } catch (RuntimeException e) {
+        stage(new SessionEvent.InputRejected(input.inputId(), "the resolution is not valid JSON"), input);
+        return null;
+      }
+      String callId = body.path("call_id").asString("");
+      String resolution = body.path("resolution").asString("");
+      String result = body.path("result").asString("");
+      boolean waiting =
+          state.pending().stream()
+              .anyMatch(p -> p.call().id().equals(callId) && p.state() == PendingCall.CallState.OUTCOME_UNKNOWN);
+      if (!waiting) {
+        stage(new SessionEvent.InputRejected(input.inputId(), "tool call \"" + callId + "\" is not waiting for a decision"), input);
+      } else {
+        String told =
+            !result.isEmpty()
+                ? result
+                : resolution.equals("succeeded")
+                    ? "an operator confirmed that the call succeeded"
+                    : "an operator recorded that the call failed";
+        stage(new SessionEvent.ToolOutcomeResolved(callId, resolution, told, input.sender()), input, Spans.tool(record.id(), callId));
+      }
+      return null;
+    }
+
+    private boolean interruptIfAsked() {
+      if (agent.spec().concurrency().onBusy() != AgentDescriptor.OnBusy.INTERRUPT) {
+        return false;
+      }
+      Optional<Input> msg = take("message");
+      if (msg.isEmpty()) {
+        return false;
+      }
+      Input in = msg.get();
+      stage(new SessionEvent.StepInterrupted("a new message arrived (on_busy: interrupt)"));
+      stage(new SessionEvent.InputReceived(in.inputId(), in.body(), in.sender()), in);
+      return true;
+    }
+
+    private Outcome callModel() {
+      ModelProvider provider;
+      try {
+        provider = models.provider(agent.spec().model().provider());
+      } catch (KeelException.Invalid e) {
+        stage(new SessionEvent.SessionFailed("model_unavailable", e.getMessage(), false));
+        ended();
+        return null;
+      }
+      ModelRequest request =
+          new ModelRequest(
+              agent.name(),
+              record.id(),
+              agent.spec().model(),
+              agent.spec().instructions(),
+              resolve(state.conversation()),
+              tools.granted(agent).stream().map(Tool::spec).toList(),
+              state.stepsSinceInput());
+      String span = Spans.model(record.id(), state.modelCalls() + 1);
+      ModelStream stream =
+          bus.hasListeners(record.id())
+              ? text -> bus.publish(record.id(), new SessionFrame.Delta(record.id(), text))
+              : ModelStream.NONE;
+      ModelFailure last = null;
+      for (int attempt = 1; attempt <= MODEL_ATTEMPTS; attempt++) {
+        long started = System.nanoTime();
+        try {
+          ModelResponse r = provider.complete(request, stream);
+          long latency = (System.nanoTime() - started) / 1_000_000;
+          stage(
+              new SessionEvent.ModelResponded(
+                  state.stepsSinceInput(), r.text(), r.toolCalls(), r.usage(), r.modelVersion(), latency),
+              span);
+          if (r.toolCalls().isEmpty() && state.task()) {
+            stage(new SessionEvent.SessionCompleted(r.text()));
+            ended();
+          }
+          return null;
+        } catch (ModelFailure f) {
+          last = f;
+          if (!f.retryable()) {
+            break;
+          }
+          Duration wait = f.retryAfter().orElse(Duration.ofMillis(200L << attempt));
+          if (attempt == MODEL_ATTEMPTS || wait.compareTo(MAX_INLINE_RETRY_WAIT) > 0) {
+            flush();
+            return new Outcome.RetryAfter(wait.compareTo(Duration.ofSeconds(5)) < 0 ? Duration.ofSeconds(5) : wait, f.getMessage());
+          }
+          sleep(wait);
+        } catch (RuntimeException e) {
+          last = new ModelFailure(ModelFailure.Kind.INVALID_RESPONSE, "model provider \"" + provider.name() + "\" failed: " + e, null, e);
+          break;
+        }
+      }
+      stage(new SessionEvent.SessionFailed("model_error", last.getMessage(), false), span);
+      ended();
+      return null;
+    }
+
+    private void execute(Tool tool, ToolCall call, String span) {
+      flush();
+      long started = System.nanoTime();
+      ToolOutput out;
+      try {
+        out = tool.call(new ToolContext(agent, record.id(), call.id(), idempotencyKey(call)), call.arguments());
+      } catch (RuntimeException e) {
+        LOG.warn("session {}: tool {} threw: {}", record.id(), call.name(), e.toString());
+        out = ToolOutput.error("the tool \"" + call.name() + "\" failed: " + e.getMessage());
+      }
+      String text = out.text();
+      if (text.length() > MAX_TOOL_OUTPUT_CHARS) {
+        text = text.substring(0, MAX_TOOL_OUTPUT_CHARS) + "\n[truncated: the result was " + out.text().length() + " characters]";
+      }
+      Content content = store.blobs().store(text);
+      long duration = (System.nanoTime() - started) / 1_000_000;
+      stage(new SessionEvent.ToolCallCompleted(call.id(), content, out.error(), duration), span);
+      if (state.pending().isEmpty() && state.stepsSinceInput() < agent.spec().maxSteps() && !wantsInterrupt()) {
+        // Stage the next model call with this completion: one append instead of two.
+        stage(new SessionEvent.ModelCalled(state.stepsSinceInput(), agent.spec().model().provider(), agent.spec().model().name()));
+      }
+      if (!tool.idempotent()) {
+        flush();
+      }
+    }
+
+    private boolean wantsInterrupt() {
+      return agent.spec().concurrency().onBusy() == AgentDescriptor.OnBusy.INTERRUPT
+          && inbox.stream().anyMatch(i -> i.kind().equals("message"));
+    }
+
+    private List<Message> resolve(List<Message> conversation) {
+      BlobStore blobs = store.blobs();
+      List<Message> out = new ArrayList<>(conversation.size());
+      for (Message m : conversation) {
+        if (m instanceof Message.ToolResult r && r.content() instanceof Content.Blob) {
+          out.add(new Message.ToolResult(r.callId(), r.toolName(), Content.inline(blobs.text(r.content())), r.error()));
+        } else {
+          out.add(m);
+        }
+      }
+      return out;
+    }
+
+    private String idempotencyKey(ToolCall call) {
+      return record.id() + "/" + call.id();
+    }
+
+    private void ended() {
+      if (agent.spec().memory().type() == AgentDescriptor.MemoryType.SESSION) {
+        flush();
+        store.memory().deleteScope(agent.name(), record.id());
+      }
+    }
+
+    private Outcome suspend() {
+      flush();
+      return new Outcome.Suspended();
+    }
+
+    private Optional<Input> take(String kind) {
+      for (Iterator<Input> it = inbox.iterator(); it.hasNext(); ) {
+        Input in = it.next();
+        if (in.kind().equals(kind)) {
+          it.remove();
+          return Optional.of(in);
+        }
+      }
+      return Optional.empty();
+    }
+
+    private void readInbox() {
+      inbox = new ArrayDeque<>(store.events().pendingInputs(record.id()));
+      inbox.removeIf(i -> consumed.contains(i.inputId()));
+    }
+
+    private void stage(SessionEvent event) {
+      stage(event, Spans.session(record.id()));
+    }
+
+    private void stage(SessionEvent event, Input consumes) {
+      stage(event, consumes, Spans.input(record.id(), consumes.inputId()));
+    }
+
+    private void stage(SessionEvent event, Input consumes, String span) {
+      consumed.add(consumes.inputId());
+      stage(event, span);
+    }
+
+    private void stage(SessionEvent event, String span) {
+      StoredEvent stored =
+          new StoredEvent(record.id(), state.lastSeq() + 1, clock.instant(), node, record.traceId(), span, event);
+      state.apply(stored);
+      staged.add(new PendingEvent(event, span));
+      stagedStored.add(stored);
+    }
+
+    private void flush() {
+      if (staged.isEmpty()) {
+        return;
+      }
+      boolean snapshotDue = flushedSeq / SNAPSHOT_EVERY != state.lastSeq() / SNAPSHOT_EVERY;
+      List<String> consumedNow = List.copyOf(consumed);
+      store.events()
+          .append(
+              new Append(
+                  record.id(),
+                  flushedSeq,
+                  staged,
+                  state.status().orElseThrow(),
+                  consumedNow,
+                  snapshotDue ? Optional.of(state.snapshot()) : Optional.empty()));
+      flushedSeq = state.lastSeq();
+      for (StoredEvent e : stagedStored) {
+        bus.publish(record.id(), new SessionFrame.Event(e));
+      }
+      staged.clear();
+      stagedStored.clear();
+      consumed.clear();
+    }
+  }
+
+  private static void sleep(Duration d) {
+    try {
+      Thread.sleep(d);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new KeelException.Unavailable("interrupted while waiting to retry a model call", e);
+    }
+  }
+}

@@ -1,0 +1,33 @@
+package keel.execution;
+
+/**
+ * A capability the runtime can execute for an agent. Internal tools (memory, time, skills) run
+ * inside the runtime; external ones go through the MCP gateway. Every call is a recorded activity
+ * of the session: authorized, started, completed.
+ *
+ * <p>Implementations must be thread-safe. A tool that throws is caught and its exception becomes an
+ * error result the model sees; it never breaks the runtime.
+ */
+public interface Tool {
+
+  /** The tool as the model sees it. */
+  ToolSpec spec();
+
+  /** The capability URI that grants this tool, e.g. {@code internal://memory}. */
+  String capability();
+
+  /**
+   * Whether running the call twice with the same idempotency key has the same effect as once. Only
+   * idempotent calls are re-run after a crash interrupted them; others wait for a human.
+   */
+  boolean idempotent();
+
+  /**
+   * Runs one call.
+   *
+   * @param context who calls, for which session, with which idempotency key
+   * @param arguments the arguments object as JSON text, as the model wrote it
+   * @return the result the model sees (an error result for bad arguments, with what was wrong)
+   */
+  ToolOutput call(ToolContext context, String arguments);
+}
