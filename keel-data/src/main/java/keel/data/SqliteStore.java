@@ -13,6 +13,8 @@ import java.time.Clock;
 import keel.core.KeelException;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
+import org.sqlite.SQLiteConfig;
+import org.sqlite.SQLiteDataSource;
 
 /**
  * The embedded store: one SQLite database in WAL mode in the data directory. Writes go through a
@@ -61,13 +63,18 @@ final class SqliteStore implements Store {
         st.execute("PRAGMA foreign_keys=ON");
       }
       migrate(url, file);
+      SQLiteConfig readerConfig = new SQLiteConfig();
+      readerConfig.setBusyTimeout(10_000);
+      SQLiteDataSource readerSource = new SQLiteDataSource(readerConfig);
+      readerSource.setUrl(url);
       HikariConfig config = new HikariConfig();
-      config.setJdbcUrl(url);
+      config.setDataSource(readerSource);
       config.setPoolName("keel-sqlite-readers");
       config.setMaximumPoolSize(READERS);
       config.setMinimumIdle(1);
-      config.setConnectionInitSql("PRAGMA busy_timeout=10000");
-      config.setReadOnly(true);
+      // Hikari sets the JDBC read-only flag itself, which SQLite refuses after connecting; the
+      // pragma makes these connections refuse writes instead.
+      config.setConnectionInitSql("PRAGMA query_only = true");
       HikariDataSource readers = new HikariDataSource(config);
       GroupCommitWriter writer = new GroupCommitWriter("sqlite:" + file, writerConnection);
       return new SqliteStore(file, readers, writer, node, clock);

@@ -1,0 +1,302 @@
+package keel.execution;
+
+import java.nio.charset.StandardCharsets;
+import java.security.SecureRandom;
+import java.time.Clock;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Optional;
+import java.util.function.Consumer;
+import keel.core.AgentDescriptor;
+import keel.core.KeelException;
+import keel.core.SessionEvent;
+import keel.core.SessionState;
+import keel.core.SessionStatus;
+import keel.core.StoredEvent;
+import keel.data.Input;
+import keel.data.NewSession;
+import keel.data.PendingEvent;
+import keel.data.SessionQuery;
+import keel.data.SessionRecord;
+import keel.data.Store;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The execution plane's front door: start sessions, send them messages, cancel them, resolve tool
+ * calls whose outcome is unknown, read and follow them. Every input is stored in the session's
+ * inbox before a method returns, so anything acknowledged survives a crash; the scheduler then runs
+ * the session.
+ *
+ * <p>Thread-safe.
+ */
+public final class SessionService implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(SessionService.class);
+  private static final int RECOVERY_BATCH = 10_000;
+
+  private final Store store;
+  private final AgentCatalog catalog;
+  private final EventBus bus;
+  private final Scheduler scheduler;
+  private final Clock clock;
+  private final ExecutionSettings settings;
+  private final SecureRandom random = new SecureRandom();
+
+  private SessionService(
+      Store store,
+      AgentCatalog catalog,
+      EventBus bus,
+      Scheduler scheduler,
+      Clock clock,
+      ExecutionSettings settings) {
+    this.store = store;
+    this.catalog = catalog;
+    this.bus = bus;
+    this.scheduler = scheduler;
+    this.clock = clock;
+    this.settings = settings;
+  }
+
+  /** Wires the execution plane of one node over a store. */
+  public static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings) {
+    AgentCatalog catalog = new AgentCatalog(store.inventory());
+    EventBus bus = new EventBus();
+    SessionRunner runner = new SessionRunner(store, catalog, models, tools, bus, clock, settings.node());
+    Scheduler scheduler =
+        new Scheduler(
+            runner,
+            settings.maxConcurrentSteps(),
+            settings.admissionCapacity(),
+            sessionId -> {
+              SessionRecord r =
+                  store.events()
+                      .session(sessionId)
+                      .orElseThrow(() -> new KeelException.NotFound("session " + sessionId + " does not exist"));
+              AgentDescriptor a = catalog.revision(r.agent(), r.revision());
+              return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
+            });
+    return new SessionService(store, catalog, bus, scheduler, clock, settings);
+  }
+
+  /** What starting a session needs. */
+  public record Start(
+      String agent,
+      String message,
+      String principal,
+      boolean task,
+      Optional<String> idempotencyKey,
+      Optional<String> traceId) {}
+
+  /**
+   * Starts a session of the agent's latest revision with its first message. With an idempotency
+   * key, starting again with the same key (and principal) returns the session started the first
+   * time instead of a new one.
+   */
+  public SessionRecord start(Start start) {
+    checkMessage(start.message());
+    AgentCatalog.Versioned agent = catalog.latest(start.agent());
+    String id =
+        start.idempotencyKey().map(k -> "s_" + digest(start.principal() + "\n" + k, 20)).orElseGet(() -> "s_" + randomHex(20));
+    if (start.idempotencyKey().isPresent()) {
+      Optional<SessionRecord> existing = store.events().session(id);
+      if (existing.isPresent()) {
+        return existing.get();
+      }
+    }
+    scheduler.admit();
+    String traceId = start.traceId().filter(SessionService::validTraceId).orElseGet(() -> randomHex(32));
+    Input first = new Input(id, "in_" + randomHex(16), "message", start.message(), start.principal(), clock.instant());
+    SessionEvent.SessionStarted started =
+        new SessionEvent.SessionStarted(
+            start.agent(), agent.revision(), agent.agent().metadata().owner(), start.principal(), start.task());
+    try {
+      store.events()
+          .create(
+              new NewSession(
+                  id,
+                  start.agent(),
+                  agent.revision(),
+                  agent.agent().metadata().owner(),
+                  traceId,
+                  Optional.empty(),
+                  id,
+                  List.of(new PendingEvent(started, Spans.session(id))),
+                  SessionStatus.IDLE,
+                  Optional.of(first)));
+    } catch (KeelException.Conflict e) {
+      if (start.idempotencyKey().isPresent()) {
+        return store.events().session(id).orElseThrow(() -> e);
+      }
+      throw e;
+    }
+    scheduler.wake(id);
+    return store.events().session(id).orElseThrow();
+  }
+
+  /**
+   * Sends a message to a session. What happens when the session is busy follows its agent's {@code
+   * spec.concurrency.on_busy}: {@code enqueue} (handled after the current step), {@code reject}
+   * (409), {@code interrupt} (the current step stops at its next safe point).
+   */
+  public Input send(String sessionId, String message, String principal, Optional<String> idempotencyKey) {
+    checkMessage(message);
+    SessionRecord r = require(sessionId);
+    if (r.status().terminal()) {
+      throw new KeelException.Conflict(
+          "session " + sessionId + " is " + r.status().wireName() + " and takes no more messages; start a new session");
+    }
+    AgentDescriptor agent = catalog.revision(r.agent(), r.revision());
+    if (agent.spec().concurrency().onBusy() == AgentDescriptor.OnBusy.REJECT
+        && (scheduler.busy(sessionId) || r.effectiveStatus() != SessionStatus.IDLE)) {
+      throw new KeelException.Conflict(
+          "session " + sessionId + " is busy (" + r.effectiveStatus().wireName() + ") and agent \""
+              + r.agent() + "\" has spec.concurrency.on_busy: reject; send again when it is idle");
+    }
+    scheduler.admit();
+    String inputId = idempotencyKey.map(k -> "in_" + digest(principal + "\n" + k, 16)).orElseGet(() -> "in_" + randomHex(16));
+    Input stored = store.events().enqueue(new Input(sessionId, inputId, "message", message, principal, clock.instant()));
+    scheduler.wake(sessionId);
+    return stored;
+  }
+
+  /** Cancels a session at its next safe point. */
+  public void cancel(String sessionId, String principal, String reason) {
+    SessionRecord r = require(sessionId);
+    if (r.status().terminal()) {
+      throw new KeelException.Conflict("session " + sessionId + " is already " + r.status().wireName());
+    }
+    store.events().enqueue(new Input(sessionId, "in_" + randomHex(16), "cancel", reason, principal, clock.instant()));
+    scheduler.wake(sessionId);
+  }
+
+  /**
+   * Records a human's decision about a tool call whose outcome is unknown: {@code succeeded} or
+   * {@code failed} (the model is told {@code result}), or {@code retry} (run it again).
+   */
+  public void resolve(String sessionId, String callId, String resolution, String result, String principal) {
+    if (!List.of("succeeded", "failed", "retry").contains(resolution)) {
+      throw new KeelException.Invalid(
+          "resolution: expected one of succeeded, failed, retry, got \"" + resolution + "\"");
+    }
+    SessionRecord r = require(sessionId);
+    SessionState state = SessionLoader.load(store.events(), sessionId);
+    boolean waiting =
+        state.pending().stream()
+            .anyMatch(p -> p.call().id().equals(callId) && p.state() == keel.core.PendingCall.CallState.OUTCOME_UNKNOWN);
+    if (!waiting) {
+      throw new KeelException.Conflict(
+          "session " + sessionId + " (" + r.effectiveStatus().wireName() + ") has no tool call \"" + callId
+              + "\" waiting for a decision");
+    }
+    String body =
+        keel.core.EventCodec.mapper()
+            .writeValueAsString(java.util.Map.of("call_id", callId, "resolution", resolution, "result", result));
+    store.events().enqueue(new Input(sessionId, "in_" + randomHex(16), "resolve", body, principal, clock.instant()));
+    scheduler.wake(sessionId);
+  }
+
+  public SessionRecord record(String sessionId) {
+    return require(sessionId);
+  }
+
+  /** A session with its folded state. */
+  public SessionView view(String sessionId) {
+    SessionRecord r = require(sessionId);
+    SessionState s = SessionLoader.load(store.events(), sessionId);
+    SessionRecord fresh = r.lastSeq() == s.lastSeq() ? r : store.events().session(sessionId).orElse(r);
+    return new SessionView(
+        fresh,
+        fresh.effectiveStatus(),
+        s.conversation(),
+        s.pending(),
+        s.usage(),
+        s.modelCalls(),
+        s.lastAnswer(),
+        s.failure());
+  }
+
+  public List<SessionRecord> list(SessionQuery query) {
+    return store.events().sessions(query);
+  }
+
+  public List<StoredEvent> events(String sessionId, long afterSeq, int limit) {
+    require(sessionId);
+    return store.events().events(sessionId, afterSeq, limit);
+  }
+
+  /** Follows a session's frames on this node; close the handle to stop. */
+  public AutoCloseable subscribe(String sessionId, Consumer<SessionFrame> listener) {
+    return bus.subscribe(sessionId, listener);
+  }
+
+  /** Follows every session on this node. */
+  public AutoCloseable subscribeAll(Consumer<SessionFrame> listener) {
+    return bus.subscribeAll(listener);
+  }
+
+  /** Resumes every session a crash or a restart left with work; returns how many. */
+  public int recover() {
+    List<String> ids = store.events().sessionsWithWork(RECOVERY_BATCH);
+    for (String id : ids) {
+      scheduler.wake(id);
+    }
+    if (!ids.isEmpty()) {
+      LOG.info("resuming {} sessions that had work when the node stopped", ids.size());
+    }
+    return ids.size();
+  }
+
+  public Scheduler scheduler() {
+    return scheduler;
+  }
+
+  public AgentCatalog catalog() {
+    return catalog;
+  }
+
+  public ExecutionSettings settings() {
+    return settings;
+  }
+
+  private SessionRecord require(String sessionId) {
+    return store.events()
+        .session(sessionId)
+        .orElseThrow(() -> new KeelException.NotFound("there is no session \"" + sessionId + "\""));
+  }
+
+  private void checkMessage(String message) {
+    if (message == null || message.isBlank()) {
+      throw new KeelException.Invalid("message: expected a non-empty text");
+    }
+    if (message.length() > settings.maxInputChars()) {
+      throw new KeelException.Invalid(
+          "message: expected at most " + settings.maxInputChars() + " characters, got " + message.length());
+    }
+  }
+
+  private static boolean validTraceId(String t) {
+    return t.matches("[0-9a-f]{32}") && !t.equals("0".repeat(32));
+  }
+
+  private String randomHex(int chars) {
+    byte[] b = new byte[(chars + 1) / 2];
+    random.nextBytes(b);
+    return HexFormat.of().formatHex(b).substring(0, chars);
+  }
+
+  private static String digest(String text, int chars) {
+    try {
+      byte[] d = java.security.MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8));
+      return HexFormat.of().formatHex(d).substring(0, chars);
+    } catch (java.security.NoSuchAlgorithmException e) {
+      throw new IllegalStateException(e);
+    }
+  }
+
+  @Override
+  public void close() {
+    scheduler.close();
+  }
+}
