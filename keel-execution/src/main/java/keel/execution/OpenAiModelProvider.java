@@ -340,16 +340,16 @@ public final class OpenAiModelProvider implements ModelProvider {
       } else if (t instanceof HttpException h && http == null) {
         http = h;
       }
+      String cls = t.getClass().getName();
       if (t instanceof HttpTimeoutException
           || t instanceof TimeoutException
           || t instanceof dev.langchain4j.exception.TimeoutException) {
         timeout = true;
+      } else if (cls.startsWith("com.fasterxml.jackson.") || cls.startsWith("tools.jackson.")) {
+        // Checked before IOException: Jackson 2's parse errors are IOExceptions.
+        json = true;
       } else if (t instanceof IOException) {
         io = true;
-      }
-      String cls = t.getClass().getName();
-      if (cls.startsWith("com.fasterxml.jackson.") || cls.startsWith("tools.jackson.")) {
-        json = true;
       }
     }
     if (status != null || http != null) {
@@ -383,16 +383,16 @@ public final class OpenAiModelProvider implements ModelProvider {
     if (timeout) {
       return new ModelFailure(ModelFailure.Kind.TRANSIENT, where + ": timed out", null, error);
     }
+    if (json) {
+      return new ModelFailure(
+          ModelFailure.Kind.INVALID_RESPONSE, where + ": the answer is not valid JSON", null, null);
+    }
     if (io) {
       return new ModelFailure(
           ModelFailure.Kind.TRANSIENT,
           where + ": connection failed: " + scrub(String.valueOf(error.getMessage()), key),
           null,
           error);
-    }
-    if (json) {
-      return new ModelFailure(
-          ModelFailure.Kind.INVALID_RESPONSE, where + ": the answer is not valid JSON", null, null);
     }
     return new ModelFailure(
         ModelFailure.Kind.INVALID_RESPONSE,
