@@ -240,6 +240,18 @@ class OpenAiModelProviderTest {
   }
 
   @Test
+  void streamStalledAfterItsHeaders_isTransientAfterTheTimeout() {
+    OpenAiModelProvider impatient =
+        new OpenAiModelProvider(Map.of("OPENAI_API_KEY", KEY), Duration.ofMillis(500));
+    fake.stallStreamNext(1, Duration.ofSeconds(30));
+    long start = System.nanoTime();
+    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
+    assertThat(f.getMessage()).contains("no complete answer within");
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+  }
+
+  @Test
   void connectionRefused_isTransient() {
     String deadUrl = fake.baseUrl();
     fake.close();
