@@ -1,5 +1,6 @@
 package keel.execution;
 
+import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.TreeMap;
@@ -52,7 +53,7 @@ public final class ModelProviders {
   }
 
   /** The registered providers' names, sorted. */
-  public java.util.List<String> names() {
-    return java.util.List.copyOf(new TreeMap<>(providers).keySet());
+  public List<String> names() {
+    return List.copyOf(new TreeMap<>(providers).keySet());
   }
 }

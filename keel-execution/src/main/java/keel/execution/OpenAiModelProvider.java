@@ -159,37 +159,49 @@ public final class OpenAiModelProvider implements ModelProvider {
     StreamingChatModel model = model(baseUrl, modelId, key);
     ModelStream guarded = new GuardedStream(stream, where);
     CompletableFuture<ChatResponse> result = new CompletableFuture<>();
-    try {
-      model.chat(
-          chat.build(),
-          new StreamingChatResponseHandler() {
-            @Override
-            public void onPartialResponse(String partial) {
-              guarded.onText(partial);
-            }
+    StreamingChatResponseHandler handler =
+        new StreamingChatResponseHandler() {
+          @Override
+          public void onPartialResponse(String partial) {
+            guarded.onText(partial);
+          }
 
-            @Override
-            public void onCompleteResponse(ChatResponse response) {
-              result.complete(response);
-            }
+          @Override
+          public void onCompleteResponse(ChatResponse response) {
+            result.complete(response);
+          }
 
-            @Override
-            public void onError(Throwable error) {
-              result.completeExceptionally(error);
-            }
-          });
-    } catch (RuntimeException e) {
-      throw failure(where, e, key);
-    }
+          @Override
+          public void onError(Throwable error) {
+            result.completeExceptionally(error);
+          }
+        };
+    ChatRequest chatRequest = chat.build();
+    // The exchange runs on its own virtual thread so that the whole call, including a stream that
+    // stalls after its headers, is bounded by the timeout: on expiry the thread is interrupted,
+    // which aborts its blocking read.
+    Thread worker =
+        Thread.ofVirtual()
+            .name("keel-openai-call")
+            .start(
+                () -> {
+                  try {
+                    model.chat(chatRequest, handler);
+                  } catch (Throwable e) {
+                    result.completeExceptionally(e);
+                  }
+                });
     ChatResponse response;
     try {
       response = result.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
     } catch (ExecutionException e) {
       throw failure(where, e.getCause(), key);
     } catch (TimeoutException e) {
+      worker.interrupt();
       throw new ModelFailure(
           ModelFailure.Kind.TRANSIENT, where + ": no complete answer within " + timeout, null, null);
     } catch (InterruptedException e) {
+      worker.interrupt();
       Thread.currentThread().interrupt();
       throw new ModelFailure(ModelFailure.Kind.TRANSIENT, where + ": interrupted", null, e);
     }
@@ -340,16 +352,16 @@ public final class OpenAiModelProvider implements ModelProvider {
       } else if (t instanceof HttpException h && http == null) {
         http = h;
       }
+      String cls = t.getClass().getName();
       if (t instanceof HttpTimeoutException
           || t instanceof TimeoutException
           || t instanceof dev.langchain4j.exception.TimeoutException) {
         timeout = true;
+      } else if (cls.startsWith("com.fasterxml.jackson.") || cls.startsWith("tools.jackson.")) {
+        // Checked before IOException: Jackson 2's parse errors are IOExceptions.
+        json = true;
       } else if (t instanceof IOException) {
         io = true;
-      }
-      String cls = t.getClass().getName();
-      if (cls.startsWith("com.fasterxml.jackson.") || cls.startsWith("tools.jackson.")) {
-        json = true;
       }
     }
     if (status != null || http != null) {
@@ -383,16 +395,16 @@ public final class OpenAiModelProvider implements ModelProvider {
     if (timeout) {
       return new ModelFailure(ModelFailure.Kind.TRANSIENT, where + ": timed out", null, error);
     }
+    if (json) {
+      return new ModelFailure(
+          ModelFailure.Kind.INVALID_RESPONSE, where + ": the answer is not valid JSON", null, null);
+    }
     if (io) {
       return new ModelFailure(
           ModelFailure.Kind.TRANSIENT,
           where + ": connection failed: " + scrub(String.valueOf(error.getMessage()), key),
           null,
           error);
-    }
-    if (json) {
-      return new ModelFailure(
-          ModelFailure.Kind.INVALID_RESPONSE, where + ": the answer is not valid JSON", null, null);
     }
     return new ModelFailure(
         ModelFailure.Kind.INVALID_RESPONSE,

@@ -154,6 +154,14 @@ public final class FakeOpenAi implements AutoCloseable {
     return addFaults(n, new Fault.Hang(duration));
   }
 
+  /**
+   * The next {@code n} streamed requests send their first chunk, then stall for {@code duration} (or
+   * until {@link #close()}) before finishing; a request that is not streamed hangs instead.
+   */
+  public FakeOpenAi stallStreamNext(int n, Duration duration) {
+    return addFaults(n, new Fault.Stall(duration));
+  }
+
   /** The next {@code n} requests answer 200 with a body that is not valid JSON. */
   public FakeOpenAi malformedNext(int n) {
     return addFaults(n, new Fault.Malformed());
@@ -306,6 +314,11 @@ public final class FakeOpenAi implements AutoCloseable {
           return;
         }
         case Fault.Hang h -> closing.await(h.duration().toMillis(), TimeUnit.MILLISECONDS);
+        case Fault.Stall st -> {
+          if (!request.stream()) {
+            closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
+          }
+        }
         case Fault.Malformed m -> {
           if (request.stream()) {
             ctx.res().setContentType("text/event-stream");
@@ -332,7 +345,8 @@ public final class FakeOpenAi implements AutoCloseable {
     long promptTokens = request.estimatedTokens();
     long completionTokens = reply.estimatedTokens();
     if (request.stream()) {
-      stream(ctx, request, reply, id, model, promptTokens, completionTokens);
+      Duration stall = fault instanceof Fault.Stall st ? st.duration() : Duration.ZERO;
+      stream(ctx, request, reply, id, model, promptTokens, completionTokens, stall);
     } else {
       ObjectNode body = JSON.createObjectNode();
       body.put("id", id);
@@ -372,8 +386,9 @@ public final class FakeOpenAi implements AutoCloseable {
       String id,
       String model,
       long promptTokens,
-      long completionTokens)
-      throws IOException {
+      long completionTokens,
+      Duration stall)
+      throws IOException, InterruptedException {
     ctx.status(200);
     ctx.res().setContentType("text/event-stream");
     ctx.res().setHeader("Cache-Control", "no-cache");
@@ -383,6 +398,9 @@ public final class FakeOpenAi implements AutoCloseable {
     firstDelta.put("role", "assistant");
     firstDelta.put("content", "");
     send(out, first);
+    if (!stall.isZero()) {
+      closing.await(stall.toMillis(), TimeUnit.MILLISECONDS);
+    }
     for (String piece : Reply.pieces(reply.text())) {
       ObjectNode c = chunk(id, model);
       ((ObjectNode) c.get("choices").get(0)).putObject("delta").put("content", piece);
@@ -738,6 +756,8 @@ public final class FakeOpenAi implements AutoCloseable {
     record Hang(Duration duration) implements Fault {}
 
     record Malformed() implements Fault {}
+
+    record Stall(Duration duration) implements Fault {}
   }
 
   // ---------------------------------------------------------------- command line
