@@ -36,10 +36,10 @@ import keel.core.AgentDescriptor.ScriptTurn;
 import keel.core.McpServerDescriptor.ToolSettings;
 import keel.core.McpServerDescriptor.ValueSource;
 import tools.jackson.core.JacksonException;
+import tools.jackson.core.JsonParser;
 import tools.jackson.core.TokenStreamLocation;
 import tools.jackson.databind.DeserializationFeature;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.MappingIterator;
 import tools.jackson.databind.ObjectMapper;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ObjectNode;
@@ -158,10 +158,14 @@ final class DescriptorParser {
   }
 
   private void readChunk(ObjectMapper mapper, Chunk chunk) {
-    try (MappingIterator<JsonNode> it = mapper.readerFor(JsonNode.class).readValues(chunk.text())) {
-      while (it.hasNext()) {
-        JsonNode node = it.next();
-        if (node == null || node.isNull() || node.isMissingNode()) {
+    // A parser loop rather than readValues(), which would unwrap a document that is a list.
+    try (JsonParser parser = mapper.createParser(chunk.text())) {
+      while (true) {
+        JsonNode node = mapper.readTree(parser);
+        if (node == null || node.isMissingNode()) {
+          break;
+        }
+        if (node.isNull()) {
           continue;
         }
         documents++;
@@ -297,7 +301,7 @@ final class DescriptorParser {
             nameNode);
       }
     }
-    boolean ownerRequired = !"Policy".equals(kind);
+    boolean ownerRequired = "Agent".equals(kind) || "McpServer".equals(kind);
     String owner =
         ownerRequired && node != null
             ? doc.requiredString(f, "owner")
@@ -838,10 +842,10 @@ final class DescriptorParser {
       return quote(n.stringValue());
     }
     if (n.isObject()) {
-      return "a mapping";
+      return n.isEmpty() ? "an empty mapping" : "a mapping";
     }
     if (n.isArray()) {
-      return "a list";
+      return n.isEmpty() ? "an empty list" : "a list";
     }
     if (n.isNumber() || n.isBoolean()) {
       return n.asString();
