@@ -43,7 +43,8 @@ class DescriptorsPropertiesTest {
       }
       if (usdPerDay.isPresent() || callsPerHour.isPresent()) {
         spec.append("  budgets:\n");
-        usdPerDay.ifPresent(u -> spec.append("    usd_per_day: ").append(u.toPlainString()).append('\n'));
+        usdPerDay.ifPresent(
+            u -> spec.append("    usd_per_day: ").append(u.toPlainString()).append('\n'));
         callsPerHour.ifPresent(c -> spec.append("    calls_per_hour: ").append(c).append('\n'));
       }
       spec.append("  mode: ").append(mode).append('\n');
@@ -76,14 +77,22 @@ class DescriptorsPropertiesTest {
             .between(new BigDecimal("0.0001"), new BigDecimal("100000"))
             .ofScale(4);
     return Builders.withBuilder(() -> new Object[11])
-        .use(names).in((a, v) -> set(a, 0, v))
-        .use(texts).in((a, v) -> set(a, 1, v))
-        .use(Arbitraries.of("openai", "anthropic", "scripted", "gemini")).in((a, v) -> set(a, 2, v))
-        .use(Arbitraries.doubles().between(0, 2).optional()).in((a, v) -> set(a, 3, v))
-        .use(money.optional()).in((a, v) -> set(a, 4, v))
-        .use(Arbitraries.integers().between(1, 1_000_000).optional()).in((a, v) -> set(a, 5, v))
-        .use(Arbitraries.of("autonomous", "supervised", "shadow")).in((a, v) -> set(a, 6, v))
-        .use(Arbitraries.of("none", "session", "persistent")).in((a, v) -> set(a, 7, v))
+        .use(names)
+        .in((a, v) -> set(a, 0, v))
+        .use(texts)
+        .in((a, v) -> set(a, 1, v))
+        .use(Arbitraries.of("openai", "anthropic", "scripted", "gemini"))
+        .in((a, v) -> set(a, 2, v))
+        .use(Arbitraries.doubles().between(0, 2).optional())
+        .in((a, v) -> set(a, 3, v))
+        .use(money.optional())
+        .in((a, v) -> set(a, 4, v))
+        .use(Arbitraries.integers().between(1, 1_000_000).optional())
+        .in((a, v) -> set(a, 5, v))
+        .use(Arbitraries.of("autonomous", "supervised", "shadow"))
+        .in((a, v) -> set(a, 6, v))
+        .use(Arbitraries.of("none", "session", "persistent"))
+        .in((a, v) -> set(a, 7, v))
         .use(
             Arbitraries.of(
                     "internal://memory",
@@ -95,8 +104,10 @@ class DescriptorsPropertiesTest {
                 .uniqueElements()
                 .ofMaxSize(5))
         .in((a, v) -> set(a, 8, v))
-        .use(Arbitraries.integers().between(1, 1000)).in((a, v) -> set(a, 9, v))
-        .use(Arbitraries.of(true, false)).in((a, v) -> set(a, 10, v))
+        .use(Arbitraries.integers().between(1, 1000))
+        .in((a, v) -> set(a, 9, v))
+        .use(Arbitraries.of(true, false))
+        .in((a, v) -> set(a, 10, v))
         .build(DescriptorsPropertiesTest::fields);
   }
 

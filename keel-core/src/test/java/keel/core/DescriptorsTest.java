@@ -46,8 +46,7 @@ class DescriptorsTest {
 
   private static List<String> problems(String yaml) {
     KeelException.Invalid e =
-        catchThrowableOfType(
-            KeelException.Invalid.class, () -> Descriptors.parse(yaml, "x.yaml"));
+        catchThrowableOfType(KeelException.Invalid.class, () -> Descriptors.parse(yaml, "x.yaml"));
     assertThat(e).as("expected problems for:\n%s", yaml).isNotNull();
     return e.problems();
   }
@@ -84,7 +83,8 @@ class DescriptorsTest {
     assertThat(spec.model().pinnedRevision()).contains("2026-02-14");
     assertThat(spec.model().onDrift()).isEqualTo(OnDrift.SUSPEND);
     AgentDescriptor.Routing routing = spec.model().routing().orElseThrow();
-    assertThat(routing.small()).isEqualTo(new AgentDescriptor.ModelRef("anthropic", "claude-haiku-4-5"));
+    assertThat(routing.small())
+        .isEqualTo(new AgentDescriptor.ModelRef("anthropic", "claude-haiku-4-5"));
     assertThat(routing.escalateOn())
         .containsExactly(
             "invalid_tool_arguments", "model_error", "empty_answer", "context_over_tokens");
@@ -101,7 +101,10 @@ class DescriptorsTest {
     assertThat(spec.budgets())
         .contains(
             new AgentDescriptor.Budgets(
-                Optional.of(200), Optional.of(new BigDecimal("40")), Optional.empty(), Optional.of(500)));
+                Optional.of(200),
+                Optional.of(new BigDecimal("40")),
+                Optional.empty(),
+                Optional.of(500)));
     AgentDescriptor.ApprovalSpec approval = spec.approval().orElseThrow();
     assertThat(approval.onActionValueUsdGt()).contains(new BigDecimal("1000"));
     assertThat(approval.rules()).hasSize(1);
@@ -134,12 +137,15 @@ class DescriptorsTest {
         .containsExactly(
             Map.entry(
                 "INVOICES_DB",
-                new McpServerDescriptor.ValueSource(Optional.empty(), Optional.of("invoices-db-url"))));
+                new McpServerDescriptor.ValueSource(
+                    Optional.empty(), Optional.of("invoices-db-url"))));
     assertThat(invoices.tools()).containsOnlyKeys("list-open", "get-supplier", "schedule-payment");
     assertThat(invoices.tools().get("schedule-payment"))
         .isEqualTo(
             new McpServerDescriptor.ToolSettings(
-                "side-effecting", Optional.of("args.amount"), Optional.of(new BigDecimal("0.002"))));
+                "side-effecting",
+                Optional.of("args.amount"),
+                Optional.of(new BigDecimal("0.002"))));
     assertThat(invoices.callsPerMinute()).contains(120);
     assertThat(invoices.timeout()).contains(Duration.ofSeconds(30));
 
@@ -174,89 +180,161 @@ class DescriptorsTest {
 
   static Stream<Arguments> agentFieldErrors() {
     return Stream.of(
-        named("usd_per_day not a number", "budgets: {usd_per_day: forty}",
+        named(
+            "usd_per_day not a number",
+            "budgets: {usd_per_day: forty}",
             "spec.budgets.usd_per_day: expected a positive number, got \"forty\""),
-        named("usd_per_day zero", "budgets: {usd_per_day: 0}",
+        named(
+            "usd_per_day zero",
+            "budgets: {usd_per_day: 0}",
             "spec.budgets.usd_per_day: expected a positive number, got 0"),
-        named("calls_per_hour fractional", "budgets: {calls_per_hour: 1.5}",
+        named(
+            "calls_per_hour fractional",
+            "budgets: {calls_per_hour: 1.5}",
             "spec.budgets.calls_per_hour: expected a positive integer, got 1.5"),
-        named("tokens_per_day negative", "budgets: {tokens_per_day: -3}",
+        named(
+            "tokens_per_day negative",
+            "budgets: {tokens_per_day: -3}",
             "spec.budgets.tokens_per_day: expected a positive integer, got -3"),
-        named("tool_calls_per_hour text", "budgets: {tool_calls_per_hour: ten}",
+        named(
+            "tool_calls_per_hour text",
+            "budgets: {tool_calls_per_hour: ten}",
             "spec.budgets.tool_calls_per_hour: expected a positive integer, got \"ten\""),
-        named("instructions not a string", "instructions: [a]",
-            "spec.instructions: expected a non-empty string, got a list", true),
-        named("model missing", "model: null",
+        named(
+            "instructions not a string",
+            "instructions: [a]",
+            "spec.instructions: expected a non-empty string, got a list",
+            true),
+        named(
+            "model missing",
+            "model: null",
             "spec.model: expected a mapping with provider and name (required), got nothing"),
-        named("provider unknown", "model: {provider: openia, name: gpt}",
+        named(
+            "provider unknown",
+            "model: {provider: openia, name: gpt}",
             "spec.model.provider: expected one of openai, scripted, anthropic, gemini,"
                 + " openai-responses, replay, got \"openia\""),
-        named("model name missing", "model: {provider: openai}",
+        named(
+            "model name missing",
+            "model: {provider: openai}",
             "spec.model.name: expected a non-empty string (required), got nothing"),
-        named("temperature too high", "model: {provider: openai, name: g, temperature: 2.5}",
+        named(
+            "temperature too high",
+            "model: {provider: openai, name: g, temperature: 2.5}",
             "spec.model.temperature: expected a number from 0 to 2, got 2.5"),
-        named("on_drift unknown", "model: {provider: openai, name: g, on_drift: ignore}",
+        named(
+            "on_drift unknown",
+            "model: {provider: openai, name: g, on_drift: ignore}",
             "spec.model.on_drift: expected one of warn, fail, suspend, got \"ignore\""),
-        named("base_url not http", "model: {provider: openai, name: g, base_url: ftp://h/x}",
+        named(
+            "base_url not http",
+            "model: {provider: openai, name: g, base_url: ftp://h/x}",
             "spec.model.base_url: expected an http or https URL, got \"ftp://h/x\""),
-        named("pinned_revision a list", "model: {provider: openai, name: g, pinned_revision: [1]}",
+        named(
+            "pinned_revision a list",
+            "model: {provider: openai, name: g, pinned_revision: [1]}",
             "spec.model.pinned_revision: expected a non-empty string, got a list"),
-        named("routing without small", "model: {provider: openai, name: g, routing: {escalate_on: []}}",
-            "spec.model.routing.small: expected a mapping with provider and name (required), got nothing"),
-        named("routing escalation unknown",
+        named(
+            "routing without small",
+            "model: {provider: openai, name: g, routing: {escalate_on: []}}",
+            "spec.model.routing.small: expected a mapping with provider and name (required), got"
+                + " nothing"),
+        named(
+            "routing escalation unknown",
             "model: {provider: openai, name: g, routing: {small: {provider: openai, name: m},"
                 + " escalate_on: [bored]}}",
-            "spec.model.routing.escalate_on[0]: expected one of invalid_tool_arguments, model_error,"
-                + " empty_answer, context_over_tokens, refusal, escalated_step, got \"bored\""),
-        named("routing context_over_tokens missing",
+            "spec.model.routing.escalate_on[0]: expected one of invalid_tool_arguments,"
+                + " model_error, empty_answer, context_over_tokens, refusal, escalated_step, got"
+                + " \"bored\""),
+        named(
+            "routing context_over_tokens missing",
             "model: {provider: openai, name: g, routing: {small: {provider: openai, name: m},"
                 + " escalate_on: [context_over_tokens]}}",
             "spec.model.routing.context_over_tokens: expected a positive integer when escalate_on"
                 + " lists context_over_tokens (required), got nothing"),
-        named("memory type unknown", "memory: {type: forever}",
+        named(
+            "memory type unknown",
+            "memory: {type: forever}",
             "spec.memory.type: expected one of none, session, persistent, got \"forever\""),
-        named("retention_days zero", "memory: {type: persistent, retention_days: 0}",
+        named(
+            "retention_days zero",
+            "memory: {type: persistent, retention_days: 0}",
             "spec.memory.retention_days: expected a positive integer, got 0"),
-        named("retention_days without persistent", "memory: {type: session, retention_days: 7}",
+        named(
+            "retention_days without persistent",
+            "memory: {type: session, retention_days: 7}",
             "spec.memory.retention_days: expected no retention_days unless type is persistent, got"
                 + " retention_days with type session"),
-        named("tool URI unknown scheme", "tools: [internal://memory, 'http://example.com']",
+        named(
+            "tool URI unknown scheme",
+            "tools: [internal://memory, 'http://example.com']",
             "spec.tools[1]: expected a capability URI: mcp://gateway/<server>,"
                 + " mcp://gateway/<server>/<tool>, internal://<name> or agent://<name>, got"
                 + " \"http://example.com\""),
-        named("tool URI other gateway", "tools: ['mcp://other/x']",
+        named(
+            "tool URI other gateway",
+            "tools: ['mcp://other/x']",
             "spec.tools[0]: expected a capability URI: mcp://gateway/<server>,"
                 + " mcp://gateway/<server>/<tool>, internal://<name> or agent://<name>, got"
                 + " \"mcp://other/x\""),
-        named("tool URI duplicate", "tools: [agent://a, internal://time, agent://a]",
-            "spec.tools[2]: expected each entry once, got \"agent://a\" again (first at spec.tools[0])"),
-        named("tools not a list", "tools: internal://memory",
+        named(
+            "tool URI duplicate",
+            "tools: [agent://a, internal://time, agent://a]",
+            "spec.tools[2]: expected each entry once, got \"agent://a\" again (first at"
+                + " spec.tools[0])"),
+        named(
+            "tools not a list",
+            "tools: internal://memory",
             "spec.tools: expected a list, got \"internal://memory\""),
-        named("approval threshold negative", "approval: {on_action_value_usd_gt: -1}",
+        named(
+            "approval threshold negative",
+            "approval: {on_action_value_usd_gt: -1}",
             "spec.approval.on_action_value_usd_gt: expected a number zero or greater, got -1"),
-        named("approval expiry unreadable", "approval: {expires_after: soon}",
+        named(
+            "approval expiry unreadable",
+            "approval: {expires_after: soon}",
             "spec.approval.expires_after: expected a positive duration like 30s, 15m, 24h, 7d or"
                 + " PT24H, got \"soon\""),
-        named("approval rule without when", "approval: {rules: [{reason: r}]}",
+        named(
+            "approval rule without when",
+            "approval: {rules: [{reason: r}]}",
             "spec.approval.rules[0].when: expected a non-empty string (required), got nothing"),
-        named("approver empty", "approval: {approvers: ['']}",
+        named(
+            "approver empty",
+            "approval: {approvers: ['']}",
             "spec.approval.approvers[0]: expected a non-empty string, got \"\""),
-        named("concurrency mode unknown", "concurrency: {mode: global}",
+        named(
+            "concurrency mode unknown",
+            "concurrency: {mode: global}",
             "spec.concurrency.mode: expected one of per-session, per-partition, got \"global\""),
-        named("concurrency partition_key missing", "concurrency: {mode: per-partition}",
+        named(
+            "concurrency partition_key missing",
+            "concurrency: {mode: per-partition}",
             "spec.concurrency.partition_key: expected the input field that names the partition, for"
                 + " per-partition (required), got nothing"),
-        named("concurrency max_active_sessions zero", "concurrency: {max_active_sessions: 0}",
+        named(
+            "concurrency max_active_sessions zero",
+            "concurrency: {max_active_sessions: 0}",
             "spec.concurrency.max_active_sessions: expected a positive integer, got 0"),
-        named("concurrency on_busy unknown", "concurrency: {on_busy: drop}",
+        named(
+            "concurrency on_busy unknown",
+            "concurrency: {on_busy: drop}",
             "spec.concurrency.on_busy: expected one of enqueue, reject, interrupt, got \"drop\""),
-        named("mode unknown", "mode: yolo",
+        named(
+            "mode unknown",
+            "mode: yolo",
             "spec.mode: expected one of autonomous, supervised, shadow, got \"yolo\""),
-        named("max_steps zero", "max_steps: 0",
+        named(
+            "max_steps zero",
+            "max_steps: 0",
             "spec.max_steps: expected a positive integer no greater than 1000, got 0"),
-        named("max_steps over limit", "max_steps: 1001",
+        named(
+            "max_steps over limit",
+            "max_steps: 1001",
             "spec.max_steps: expected a positive integer no greater than 1000, got 1001"),
-        named("budgets not a mapping", "budgets: 40",
+        named(
+            "budgets not a mapping",
+            "budgets: 40",
             "spec.budgets: expected a mapping with calls_per_hour, usd_per_day, tokens_per_day or"
                 + " tool_calls_per_hour, got 40"));
   }
@@ -301,8 +379,10 @@ class DescriptorsTest {
 
   @Test
   void parse_unknownTopLevelAndMetadataFields_areReported() {
-    String yaml = agent("").replace("kind: Agent\n", "kind: Agent\nstatus: {}\n")
-        .replace("owner: team}", "owner: team, tags: [a]}");
+    String yaml =
+        agent("")
+            .replace("kind: Agent\n", "kind: Agent\nstatus: {}\n")
+            .replace("owner: team}", "owner: team, tags: [a]}");
     assertThat(problems(yaml))
         .containsExactlyInAnyOrder(
             "x.yaml: document 1: agent \"x\": status: unknown field; expected one of apiVersion,"
@@ -323,14 +403,16 @@ class DescriptorsTest {
   void parse_wrongApiVersion_isReported() {
     assertThat(problems(agent("").replace("agent.os/v1", "agent.os/v2")))
         .containsExactly(
-            "x.yaml: document 1: agent \"x\": apiVersion: expected \"agent.os/v1\", got \"agent.os/v2\"");
+            "x.yaml: document 1: agent \"x\": apiVersion: expected \"agent.os/v1\", got"
+                + " \"agent.os/v2\"");
   }
 
   @Test
   void parse_missingApiVersion_isReported() {
     assertThat(problems(agent("").replace("apiVersion: agent.os/v1\n", "")))
         .containsExactly(
-            "x.yaml: document 1: agent \"x\": apiVersion: expected \"agent.os/v1\" (required), got nothing");
+            "x.yaml: document 1: agent \"x\": apiVersion: expected \"agent.os/v1\" (required), got"
+                + " nothing");
   }
 
   @Test
@@ -394,10 +476,15 @@ class DescriptorsTest {
 
   @Test
   void parse_yamlSyntaxError_givesLineAndColumn_andOtherDocumentsAreStillChecked() {
-    String yaml = agent("") + "---\nkind: Agent\nmetadata: {name: [x\n" + "---\n" + agent("mode: yolo").replace("name: x,", "name: z,");
+    String yaml =
+        agent("")
+            + "---\nkind: Agent\nmetadata: {name: [x\n"
+            + "---\n"
+            + agent("mode: yolo").replace("name: x,", "name: z,");
     List<String> problems = problems(yaml);
     assertThat(problems).hasSize(2);
-    assertThat(problems.get(0)).matches("x\\.yaml: document 2: line 9, column \\d+: YAML syntax error: .+");
+    assertThat(problems.get(0))
+        .matches("x\\.yaml: document 2: line 9, column \\d+: YAML syntax error: .+");
     assertThat(problems.get(1))
         .isEqualTo(
             "x.yaml: document 3: agent \"z\": spec.mode: expected one of autonomous, supervised,"
@@ -416,7 +503,8 @@ class DescriptorsTest {
   void parse_documentThatIsNotAMapping_isReported() {
     assertThat(problems("- a\n- b\n"))
         .containsExactly(
-            "x.yaml: document 1: expected a mapping with apiVersion, kind, metadata and spec, got a list");
+            "x.yaml: document 1: expected a mapping with apiVersion, kind, metadata and spec, got a"
+                + " list");
   }
 
   @Test
@@ -427,8 +515,10 @@ class DescriptorsTest {
 
   @Test
   void parse_sourceStartsEveryProblem() {
-    assertThat(catchThrowableOfType(
-            KeelException.Invalid.class, () -> Descriptors.parse(agent("mode: x"), "-")).problems())
+    assertThat(
+            catchThrowableOfType(
+                    KeelException.Invalid.class, () -> Descriptors.parse(agent("mode: x"), "-"))
+                .problems())
         .allSatisfy(p -> assertThat(p).startsWith("-: document 1: "));
   }
 
@@ -455,7 +545,8 @@ class DescriptorsTest {
     assertThat(script.get(0).when()).contains("(?i)remember");
     assertThat(script.get(0).turns().get(0).say()).isEmpty();
     assertThat(script.get(0).turns().get(0).calls())
-        .containsExactly(new ScriptCall("memory_put", "{\"key\":\"note\",\"n\":1.50,\"value\":\"{{input}}\"}"));
+        .containsExactly(
+            new ScriptCall("memory_put", "{\"key\":\"note\",\"n\":1.50,\"value\":\"{{input}}\"}"));
     assertThat(script.get(0).turns().get(1).say()).isEqualTo("Noted.");
     assertThat(script.get(1).when()).isEmpty();
     assertThat(script.get(1).turns().get(0).calls()).isEmpty();
@@ -472,7 +563,8 @@ class DescriptorsTest {
 
   @Test
   void parse_scriptWithOtherProvider_isReported() {
-    assertThat(problems(agent("model: {provider: openai, name: g, script: [{turns: [{say: hi}]}]}")))
+    assertThat(
+            problems(agent("model: {provider: openai, name: g, script: [{turns: [{say: hi}]}]}")))
         .containsExactly(
             "x.yaml: document 1: agent \"x\": spec.model.script: expected no script unless"
                 + " provider is scripted, got a script with provider \"openai\"");
@@ -514,11 +606,11 @@ class DescriptorsTest {
 
   private static String server(String spec) {
     return """
-        apiVersion: agent.os/v1
-        kind: McpServer
-        metadata: {name: s, owner: team}
-        spec:
-        """
+    apiVersion: agent.os/v1
+    kind: McpServer
+    metadata: {name: s, owner: team}
+    spec:
+    """
         + spec.indent(2);
   }
 
@@ -541,23 +633,30 @@ class DescriptorsTest {
     String p = "x.yaml: document 1: mcpserver \"s\": ";
     assertThat(problems(yaml))
         .containsExactly(
-            p + "spec.command: expected a non-empty list of strings for transport stdio (required),"
-                + " got nothing",
-            p + "spec.url: expected no url unless transport is streamable-http, got a url with"
+            p
+                + "spec.command: expected a non-empty list of strings for transport stdio"
+                + " (required), got nothing",
+            p
+                + "spec.url: expected no url unless transport is streamable-http, got a url with"
                 + " transport stdio",
             p + "spec.env[\"BAD NAME\"]: expected an environment variable name, got \"BAD NAME\"",
             p + "spec.env.B: expected a string or {secret: <name>}, got a list",
             p + "spec.env.C.extra: unknown field; expected one of secret",
             p + "spec.headers.X-Token.name: unknown field; expected one of secret",
-            p + "spec.headers.X-Token.secret: expected the name of a secret (required), got nothing",
-            p + "spec.tools.bad.side_effects: expected one of read-only, idempotent,"
+            p
+                + "spec.headers.X-Token.secret: expected the name of a secret (required), got"
+                + " nothing",
+            p
+                + "spec.tools.bad.side_effects: expected one of read-only, idempotent,"
                 + " side-effecting, got \"maybe\"",
             p + "spec.tools.bad.value_usd: expected a non-empty string, got \"\"",
             p + "spec.tools.bad.price_usd_per_call: expected a number zero or greater, got -1",
-            p + "spec.tools.none.side_effects: expected one of read-only, idempotent,"
+            p
+                + "spec.tools.none.side_effects: expected one of read-only, idempotent,"
                 + " side-effecting (required), got nothing",
             p + "spec.rate_limit.calls_per_minute: expected a positive integer, got 0",
-            p + "spec.timeout: expected a positive duration like 30s, 15m, 24h, 7d or PT24H, got"
+            p
+                + "spec.timeout: expected a positive duration like 30s, 15m, 24h, 7d or PT24H, got"
                 + " \"forever\"");
   }
 
@@ -576,7 +675,11 @@ class DescriptorsTest {
     McpServerDescriptor s =
         (McpServerDescriptor)
             Descriptors.parse(
-                    server("transport: stdio\ncommand: [srv]\nenv: {PORT: 8080, NAME: x}\ntimeout: PT1M"),
+                    server(
+                        "transport: stdio\n"
+                            + "command: [srv]\n"
+                            + "env: {PORT: 8080, NAME: x}\n"
+                            + "timeout: PT1M"),
                     "x.yaml")
                 .get(0);
     assertThat(s.spec().env().get("PORT").value()).contains("8080");
