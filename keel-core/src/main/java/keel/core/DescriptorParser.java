@@ -43,6 +43,7 @@ import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.ObjectMapper;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ObjectNode;
+import tools.jackson.dataformat.yaml.YAMLAnchorReplayingFactory;
 import tools.jackson.dataformat.yaml.YAMLMapper;
 
 /**
@@ -58,8 +59,10 @@ import tools.jackson.dataformat.yaml.YAMLMapper;
  */
 final class DescriptorParser {
 
+  // The anchor-replaying factory resolves aliases (the plain one reads "*a" as the string "a");
+  // it caps replayed events, which bounds alias expansion ("billion laughs").
   static final YAMLMapper YAML =
-      YAMLMapper.builder()
+      YAMLMapper.builder(new YAMLAnchorReplayingFactory())
           .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
           .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
           .build();
