@@ -503,14 +503,14 @@ class DescriptorsTest {
   void parse_yamlAliases_areResolved_andUnknownAliasesReported() {
     String yaml = agent("budgets: &b {usd_per_day: 5}") + "---\n" + agent("budgets: *b");
     assertThat(problems(yaml.replace("name: x,", "name: y,")))
-        .containsExactly("x.yaml: document 2: line 15, column 10: YAML syntax error: invalid alias: b");
+        .containsExactly(
+            "x.yaml: document 2: line 15, column 10: YAML syntax error: invalid alias: b");
     AgentDescriptor a =
         (AgentDescriptor)
             Descriptors.parse(
-                    agent("tools: &t [internal://memory]\nmodel: {provider: openai, name: *t}"),
-                    "x.yaml")
+                    agent("tools: &t [internal://memory]\napproval: {approvers: *t}"), "x.yaml")
                 .get(0);
-    assertThat(a.spec().tools()).containsExactly("internal://memory");
+    assertThat(a.spec().approval().orElseThrow().approvers()).containsExactly("internal://memory");
   }
 
   @Test
