@@ -36,13 +36,14 @@ import keel.core.AgentDescriptor.ScriptTurn;
 import keel.core.McpServerDescriptor.ToolSettings;
 import keel.core.McpServerDescriptor.ValueSource;
 import tools.jackson.core.JacksonException;
+import tools.jackson.core.JsonParser;
 import tools.jackson.core.TokenStreamLocation;
 import tools.jackson.databind.DeserializationFeature;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.MappingIterator;
 import tools.jackson.databind.ObjectMapper;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ObjectNode;
+import tools.jackson.dataformat.yaml.YAMLAnchorReplayingFactory;
 import tools.jackson.dataformat.yaml.YAMLMapper;
 
 /**
@@ -58,8 +59,10 @@ import tools.jackson.dataformat.yaml.YAMLMapper;
  */
 final class DescriptorParser {
 
+  // The anchor-replaying factory resolves aliases (the plain one reads "*a" as the string "a");
+  // it caps replayed events, which bounds alias expansion ("billion laughs").
   static final YAMLMapper YAML =
-      YAMLMapper.builder()
+      YAMLMapper.builder(new YAMLAnchorReplayingFactory())
           .enable(DeserializationFeature.USE_BIG_DECIMAL_FOR_FLOATS)
           .enable(DeserializationFeature.FAIL_ON_READING_DUP_TREE_KEY)
           .build();
@@ -158,10 +161,14 @@ final class DescriptorParser {
   }
 
   private void readChunk(ObjectMapper mapper, Chunk chunk) {
-    try (MappingIterator<JsonNode> it = mapper.readerFor(JsonNode.class).readValues(chunk.text())) {
-      while (it.hasNext()) {
-        JsonNode node = it.next();
-        if (node == null || node.isNull() || node.isMissingNode()) {
+    // A parser loop rather than readValues(), which would unwrap a document that is a list.
+    try (JsonParser parser = mapper.createParser(chunk.text())) {
+      while (true) {
+        JsonNode node = mapper.readTree(parser);
+        if (node == null || node.isMissingNode()) {
+          break;
+        }
+        if (node.isNull()) {
           continue;
         }
         documents++;
@@ -297,7 +304,7 @@ final class DescriptorParser {
             nameNode);
       }
     }
-    boolean ownerRequired = !"Policy".equals(kind);
+    boolean ownerRequired = "Agent".equals(kind) || "McpServer".equals(kind);
     String owner =
         ownerRequired && node != null
             ? doc.requiredString(f, "owner")
@@ -345,10 +352,8 @@ final class DescriptorParser {
     List<String> tools = readTools(doc, f.get("tools"), f.at("tools"));
     Optional<Budgets> budgets = readBudgets(doc, f.get("budgets"), f.at("budgets"));
     Optional<ApprovalSpec> approval = readApproval(doc, f.get("approval"), f.at("approval"));
-    ConcurrencySpec concurrency =
-        readConcurrency(doc, f.get("concurrency"), f.at("concurrency"));
-    Mode mode =
-        doc.enumValue(f.get("mode"), f.at("mode"), Mode.class).orElse(Mode.AUTONOMOUS);
+    ConcurrencySpec concurrency = readConcurrency(doc, f.get("concurrency"), f.at("concurrency"));
+    Mode mode = doc.enumValue(f.get("mode"), f.at("mode"), Mode.class).orElse(Mode.AUTONOMOUS);
     int maxSteps =
         doc.positiveInt(f.get("max_steps"), f.at("max_steps"), MAX_STEPS_LIMIT)
             .orElse(DEFAULT_MAX_STEPS);
@@ -410,8 +415,7 @@ final class DescriptorParser {
               + provider
               + "\"");
     }
-    return new ModelSpec(
-        provider, name, pinned, baseUrl, temperature, onDrift, routing, script);
+    return new ModelSpec(provider, name, pinned, baseUrl, temperature, onDrift, routing, script);
   }
 
   private Routing readRouting(Doc doc, JsonNode node, String path) {
@@ -425,7 +429,9 @@ final class DescriptorParser {
     } else {
       Fields sf = doc.fields(smallNode, f.at("small"), "provider", "name");
       if (smallNode.isObject()) {
-        small = new ModelRef(doc.requiredChoice(sf, "provider", PROVIDERS), doc.requiredString(sf, "name"));
+        small =
+            new ModelRef(
+                doc.requiredChoice(sf, "provider", PROVIDERS), doc.requiredString(sf, "name"));
       }
     }
     List<String> escalateOn =
@@ -435,8 +441,10 @@ final class DescriptorParser {
             true,
             (n, p) -> doc.choice(n, p, ESCALATIONS).orElse(null));
     Optional<Integer> contextOverTokens =
-        doc.positiveInt(f.get("context_over_tokens"), f.at("context_over_tokens"), Integer.MAX_VALUE);
-    if (escalateOn.contains("context_over_tokens") && contextOverTokens.isEmpty()
+        doc.positiveInt(
+            f.get("context_over_tokens"), f.at("context_over_tokens"), Integer.MAX_VALUE);
+    if (escalateOn.contains("context_over_tokens")
+        && contextOverTokens.isEmpty()
         && f.get("context_over_tokens") == null) {
       doc.missing(
           f.at("context_over_tokens"),
@@ -555,7 +563,9 @@ final class DescriptorParser {
     }
     Optional<Integer> retention =
         doc.positiveInt(f.get("retention_days"), f.at("retention_days"), Integer.MAX_VALUE);
-    if (retention.isPresent() && type != MemoryType.PERSISTENT && f.get("type") != null
+    if (retention.isPresent()
+        && type != MemoryType.PERSISTENT
+        && f.get("type") != null
         && doc.enumValue(f.get("type"), "", MemoryType.class, false).isPresent()) {
       doc.problem(
           f.at("retention_days"),
@@ -625,7 +635,8 @@ final class DescriptorParser {
               if (!n.isObject()) {
                 return null;
               }
-              return new ApprovalRule(doc.requiredString(rf, "when"), doc.requiredString(rf, "reason"));
+              return new ApprovalRule(
+                  doc.requiredString(rf, "when"), doc.requiredString(rf, "reason"));
             });
     List<String> approvers =
         doc.list(f.get("approvers"), f.at("approvers"), true, doc::nonEmptyString);
@@ -642,10 +653,12 @@ final class DescriptorParser {
         doc.enumValue(f.get("mode"), f.at("mode"), ConcurrencyMode.class)
             .orElse(ConcurrencyMode.PER_SESSION);
     Optional<String> partitionKey = doc.optionalString(f, "partition_key");
-    boolean modeValid = f.get("mode") == null
-        || doc.enumValue(f.get("mode"), "", ConcurrencyMode.class, false).isPresent();
+    boolean modeValid =
+        f.get("mode") == null
+            || doc.enumValue(f.get("mode"), "", ConcurrencyMode.class, false).isPresent();
     if (modeValid && mode == ConcurrencyMode.PER_PARTITION && f.get("partition_key") == null) {
-      doc.missing(f.at("partition_key"), "the input field that names the partition, for per-partition");
+      doc.missing(
+          f.at("partition_key"), "the input field that names the partition, for per-partition");
     } else if (modeValid && mode == ConcurrencyMode.PER_SESSION && partitionKey.isPresent()) {
       doc.problem(
           f.at("partition_key"),
@@ -654,7 +667,8 @@ final class DescriptorParser {
               + " with mode per-session");
     }
     Optional<Integer> maxActive =
-        doc.positiveInt(f.get("max_active_sessions"), f.at("max_active_sessions"), Integer.MAX_VALUE);
+        doc.positiveInt(
+            f.get("max_active_sessions"), f.at("max_active_sessions"), Integer.MAX_VALUE);
     OnBusy onBusy =
         doc.enumValue(f.get("on_busy"), f.at("on_busy"), OnBusy.class).orElse(OnBusy.ENQUEUE);
     return new ConcurrencySpec(mode, partitionKey, maxActive, onBusy);
@@ -666,7 +680,15 @@ final class DescriptorParser {
   private McpServerDescriptor.Spec readMcpServerSpec(Doc doc, JsonNode node) {
     Fields f =
         doc.fields(
-            node, "spec", "transport", "command", "url", "env", "headers", "tools", "rate_limit",
+            node,
+            "spec",
+            "transport",
+            "command",
+            "url",
+            "env",
+            "headers",
+            "tools",
+            "rate_limit",
             "timeout");
     String transport = node == null ? "" : doc.requiredChoice(f, "transport", TRANSPORTS);
     List<String> command = List.of();
@@ -699,10 +721,11 @@ final class DescriptorParser {
           "expected no url unless transport is streamable-http, got a url with transport "
               + transport);
     }
-    Map<String, ValueSource> env = readValueSources(doc, f.get("env"), f.at("env"), ENV_NAME,
-        "an environment variable name");
-    Map<String, ValueSource> headers = readValueSources(doc, f.get("headers"), f.at("headers"),
-        HEADER_NAME, "an HTTP header name");
+    Map<String, ValueSource> env =
+        readValueSources(doc, f.get("env"), f.at("env"), ENV_NAME, "an environment variable name");
+    Map<String, ValueSource> headers =
+        readValueSources(
+            doc, f.get("headers"), f.at("headers"), HEADER_NAME, "an HTTP header name");
     Map<String, ToolSettings> tools = new LinkedHashMap<>();
     JsonNode toolsNode = f.get("tools");
     if (toolsNode != null) {
@@ -710,7 +733,10 @@ final class DescriptorParser {
       for (String key : tf.keys()) {
         String p = tf.at(key);
         if (!MCP_NAME.matcher(key).matches()) {
-          doc.problem(p, "expected a tool name of letters, digits, dots, underscores and dashes, got " + quote(key));
+          doc.problem(
+              p,
+              "expected a tool name of letters, digits, dots, underscores and dashes, got "
+                  + quote(key));
         }
         JsonNode settings = toolsNode.get(key);
         if (settings == null || settings.isNull()) {
@@ -838,10 +864,10 @@ final class DescriptorParser {
       return quote(n.stringValue());
     }
     if (n.isObject()) {
-      return "a mapping";
+      return n.isEmpty() ? "an empty mapping" : "a mapping";
     }
     if (n.isArray()) {
-      return "a list";
+      return n.isEmpty() ? "an empty list" : "a list";
     }
     if (n.isNumber() || n.isBoolean()) {
       return n.asString();
@@ -909,7 +935,9 @@ final class DescriptorParser {
         Set<String> known = Set.of(allowed);
         for (String key : node.propertyNames()) {
           if (!known.contains(key)) {
-            problem(childPath(path, key), "unknown field; expected one of " + String.join(", ", allowed));
+            problem(
+                childPath(path, key),
+                "unknown field; expected one of " + String.join(", ", allowed));
           }
         }
       }

@@ -20,7 +20,6 @@ import keel.core.AgentDescriptor.ScriptTurn;
 import keel.core.McpServerDescriptor.ToolSettings;
 import keel.core.McpServerDescriptor.ValueSource;
 import tools.jackson.core.StreamWriteFeature;
-import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
@@ -30,9 +29,9 @@ import tools.jackson.databind.node.ObjectNode;
  *
  * <p>The canonical form has the shape of the YAML ({@code apiVersion}, {@code kind}, {@code
  * metadata}, {@code spec}, snake_case field names, enum values as written), with every default
- * applied, every object's keys sorted and decimals without insignificant zeros. Two descriptors that
- * mean the same thing therefore have the same canonical JSON, which is what makes {@code apply}
- * idempotent; revisions are stored in it, and it is itself a valid descriptor.
+ * applied, every object's keys sorted and decimals without insignificant zeros. Two descriptors
+ * that mean the same thing therefore have the same canonical JSON, which is what makes {@code
+ * apply} idempotent; revisions are stored in it, and it is itself a valid descriptor.
  *
  * <p>Thread-safe: every method is a pure function of its arguments.
  */
@@ -51,8 +50,8 @@ public final class Descriptors {
    * @param source where the text came from, a file name or {@code -} for standard input; it begins
    *     every problem message
    * @return the descriptors in the order they appear
-   * @throws KeelException.Invalid listing every problem of every document, each as {@code
-   *     <source>: document <n>: <kind> "<name>": <field path>: expected <what>, got <what>}
+   * @throws KeelException.Invalid listing every problem of every document, each as {@code <source>:
+   *     document <n>: <kind> "<name>": <field path>: expected <what>, got <what>}
    */
   public static List<Descriptor> parse(String yaml, String source) {
     Objects.requireNonNull(yaml, "yaml");
@@ -63,7 +62,9 @@ public final class Descriptors {
   /**
    * Writes a descriptor's canonical JSON: sorted keys, defaults applied, no whitespace. Equal
    * descriptors give equal strings, and {@link #fromCanonicalJson} reads the string back to an
-   * equal descriptor.
+   * equal descriptor. That round trip is exact for every descriptor {@link #parse} returns; a record
+   * built by hand round-trips only if it is in the parser's normal form (decimals without trailing
+   * zeros, a budgets or approval section present only when it declares something).
    */
   public static String canonicalJson(Descriptor descriptor) {
     Objects.requireNonNull(descriptor, "descriptor");
