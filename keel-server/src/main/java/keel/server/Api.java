@@ -1,0 +1,417 @@
+package keel.server;
+
+import io.javalin.config.JavalinConfig;
+import io.javalin.http.Context;
+import io.javalin.http.Handler;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Optional;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import keel.core.AgentDescriptor;
+import keel.core.KeelException;
+import keel.core.SessionStatus;
+import keel.core.StoredEvent;
+import keel.data.InventoryStore;
+import keel.data.SessionQuery;
+import keel.data.SessionRecord;
+import keel.data.Store;
+import keel.execution.SessionFrame;
+import keel.execution.SessionService;
+import keel.execution.Trace;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ArrayNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * The HTTP API under {@code /v1}. Routes are declared once, in {@link #routes()}: the same table
+ * registers the handlers and writes the OpenAPI document, so the document always matches the code.
+ * Every route under {@code /v1} requires a bearer token.
+ */
+final class Api {
+
+  /** One route: method, path, what it does, its handler, and (for the document) its body. */
+  record Route(String method, String path, String summary, Handler handler, Optional<String> requestSchema, int okStatus) {}
+
+  private static final int SSE_QUEUE = 4096;
+  private static final long SSE_HEARTBEAT_SECONDS = 15;
+
+  private final SessionService sessions;
+  private final Store store;
+  private final Inventory inventory;
+  private final AdminToken token;
+  private final Health health;
+
+  /** What the probes report. */
+  interface Health {
+    boolean ready();
+
+    String describe();
+  }
+
+  Api(SessionService sessions, Store store, Inventory inventory, AdminToken token, Health health) {
+    this.sessions = sessions;
+    this.store = store;
+    this.inventory = inventory;
+    this.token = token;
+    this.health = health;
+  }
+
+  List<Route> routes() {
+    return List.of(
+        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision.", this::apply,
+            Optional.of("{\"type\":\"object\",\"required\":[\"yaml\"],\"properties\":{\"yaml\":{\"type\":\"string\"},\"source\":{\"type\":\"string\"},\"dry_run\":{\"type\":\"boolean\"}}}"), 200),
+        new Route("GET", "/v1/agents", "List agents: latest revision, model, mode, sessions by status.", this::listAgents, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}", "Describe an agent: its latest descriptor and its revisions.", this::describeAgent, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/revisions/{revision}", "One immutable revision of an agent.", this::agentRevision, Optional.empty(), 200),
+        new Route("GET", "/v1/inventory", "Every descriptor's latest revision, of every kind.", this::listInventory, Optional.empty(), 200),
+        new Route("POST", "/v1/sessions", "Start a session of an agent with a first message. Honours Idempotency-Key and traceparent headers.", this::startSession,
+            Optional.of("{\"type\":\"object\",\"required\":[\"agent\",\"message\"],\"properties\":{\"agent\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},\"task\":{\"type\":\"boolean\",\"description\":\"complete the session after its first answer\"}}}"), 201),
+        new Route("GET", "/v1/sessions", "List sessions, newest first; filter by agent and status; page with before.", this::listSessions, Optional.empty(), 200),
+        new Route("GET", "/v1/sessions/{id}", "A session with its conversation, pending tool calls and usage.", this::getSession, Optional.empty(), 200),
+        new Route("POST", "/v1/sessions/{id}/messages", "Send a message; it is stored before this answers. Honours Idempotency-Key.", this::sendMessage,
+            Optional.of("{\"type\":\"object\",\"required\":[\"message\"],\"properties\":{\"message\":{\"type\":\"string\"}}}"), 202),
+        new Route("POST", "/v1/sessions/{id}/cancel", "Cancel a session at its next safe point.", this::cancel,
+            Optional.of("{\"type\":\"object\",\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 202),
+        new Route("POST", "/v1/sessions/{id}/resolve", "Decide a tool call whose outcome is unknown: succeeded, failed or retry.", this::resolve,
+            Optional.of("{\"type\":\"object\",\"required\":[\"call_id\",\"resolution\"],\"properties\":{\"call_id\":{\"type\":\"string\"},\"resolution\":{\"enum\":[\"succeeded\",\"failed\",\"retry\"]},\"result\":{\"type\":\"string\"}}}"), 202),
+        new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", this::events, Optional.empty(), 200),
+        new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", this::stream, Optional.empty(), 200),
+        new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", this::trace, Optional.empty(), 200),
+        new Route("GET", "/v1/openapi.json", "This document.", this::openapi, Optional.empty(), 200));
+  }
+
+  void install(JavalinConfig cfg) {
+    cfg.routes.before("/v1/*", this::authenticate);
+    for (Route r : routes()) {
+      switch (r.method()) {
+        case "GET" -> cfg.routes.get(r.path(), r.handler());
+        case "POST" -> cfg.routes.post(r.path(), r.handler());
+        default -> throw new IllegalStateException("unsupported method " + r.method());
+      }
+    }
+    cfg.routes.get("/healthz", ctx -> ctx.json(Views.JSON.createObjectNode().put("status", "ok")));
+    cfg.routes.get("/readyz", ctx -> {
+      boolean ready = health.ready();
+      ctx.status(ready ? 200 : 503).contentType("application/json")
+          .result(Views.JSON.createObjectNode().put("status", ready ? "ready" : "not ready").put("store", health.describe()).toString());
+    });
+    cfg.routes.exception(KeelException.class, (e, ctx) -> Problems.write(ctx, e));
+    cfg.routes.exception(Exception.class, (e, ctx) -> Problems.unexpected(ctx, e));
+  }
+
+  private void authenticate(Context ctx) {
+    String header = ctx.header("Authorization");
+    if (header == null || !header.regionMatches(true, 0, "Bearer ", 0, 7)) {
+      throw new KeelException.Unauthenticated(
+          "this route needs an Authorization: Bearer <token> header; a local server's admin token is in its data directory's "
+              + AdminToken.FILE_NAME);
+    }
+    if (!token.matches(header.substring(7).strip())) {
+      throw new KeelException.Unauthenticated("the bearer token is not valid for this server");
+    }
+    ctx.attribute("principal", "operator:admin");
+  }
+
+  private static String principal(Context ctx) {
+    String p = ctx.attribute("principal");
+    return p == null ? "anonymous" : p;
+  }
+
+  private static ObjectNode body(Context ctx) {
+    String text = ctx.body();
+    if (text.isBlank()) {
+      return Views.JSON.createObjectNode();
+    }
+    try {
+      JsonNode n = Views.JSON.readTree(text);
+      if (n instanceof ObjectNode o) {
+        return o;
+      }
+      throw new KeelException.Invalid("request body: expected a JSON object");
+    } catch (JacksonException e) {
+      throw new KeelException.Invalid("request body: not valid JSON: " + e.getOriginalMessage());
+    }
+  }
+
+  private static String requiredString(ObjectNode body, String field) {
+    JsonNode v = body.get(field);
+    if (v == null || !v.isString()) {
+      throw new KeelException.Invalid(field + ": expected a string" + (v == null ? " (required)" : ", got " + v));
+    }
+    return v.asString();
+  }
+
+  private static int intParam(Context ctx, String name, int def, int min, int max) {
+    String v = ctx.queryParam(name);
+    if (v == null || v.isBlank()) {
+      return def;
+    }
+    try {
+      int i = Integer.parseInt(v);
+      if (i < min || i > max) {
+        throw new KeelException.Invalid(name + ": expected a number from " + min + " to " + max + ", got " + v);
+      }
+      return i;
+    } catch (NumberFormatException e) {
+      throw new KeelException.Invalid(name + ": expected a number, got \"" + v + "\"");
+    }
+  }
+
+  private static long longParam(String name, String v) {
+    try {
+      long l = Long.parseLong(v.strip());
+      if (l < 0) {
+        throw new NumberFormatException();
+      }
+      return l;
+    } catch (NumberFormatException e) {
+      throw new KeelException.Invalid(name + ": expected a non-negative number, got \"" + v + "\"");
+    }
+  }
+
+  private static void json(Context ctx, int status, JsonNode node) {
+    ctx.status(status).contentType("application/json").result(Views.JSON.writeValueAsString(node));
+  }
+
+  // ---- inventory
+
+  private void apply(Context ctx) {
+    String yaml;
+    String source = "request";
+    boolean dryRun = "true".equals(ctx.queryParam("dry_run"));
+    String type = Optional.ofNullable(ctx.contentType()).orElse("").toLowerCase(Locale.ROOT);
+    if (type.contains("yaml") || type.startsWith("text/")) {
+      yaml = ctx.body();
+    } else {
+      ObjectNode b = body(ctx);
+      yaml = requiredString(b, "yaml");
+      if (b.has("source")) {
+        source = requiredString(b, "source");
+      }
+      dryRun = dryRun || b.path("dry_run").asBoolean(false);
+    }
+    List<Inventory.Result> results = inventory.apply(yaml, source, principal(ctx), dryRun);
+    ObjectNode out = Views.JSON.createObjectNode();
+    out.put("dry_run", dryRun);
+    ArrayNode arr = out.putArray("results");
+    for (Inventory.Result r : results) {
+      ObjectNode o = arr.addObject();
+      o.put("kind", r.kind());
+      o.put("name", r.name());
+      o.put("revision", r.revision());
+      o.put("result", r.created() ? (r.revision() == 1 ? "created" : "changed") : "unchanged");
+      ArrayNode w = o.putArray("warnings");
+      r.warnings().forEach(w::add);
+    }
+    json(ctx, 200, out);
+  }
+
+  private void listAgents(Context ctx) {
+    List<ObjectNode> out = new ArrayList<>();
+    for (InventoryStore.Revision r : store.inventory().latestOfKind("Agent")) {
+      AgentDescriptor a = sessions.catalog().revision(r.name(), r.number());
+      out.add(Views.agent(a, r, store.events().countByStatus(r.name())));
+    }
+    json(ctx, 200, Views.JSON.createObjectNode().set("agents", Views.array(out)));
+  }
+
+  private void describeAgent(Context ctx) {
+    String name = ctx.pathParam("name");
+    InventoryStore.Revision r = store.inventory().latest("Agent", name)
+        .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""));
+    AgentDescriptor a = sessions.catalog().revision(name, r.number());
+    ObjectNode o = Views.agent(a, r, store.events().countByStatus(name));
+    o.set("descriptor", Views.JSON.readTree(r.spec()));
+    o.set("revisions", Views.array(store.inventory().history("Agent", name).stream().map(x -> Views.revision(x, false)).toList()));
+    json(ctx, 200, o);
+  }
+
+  private void agentRevision(Context ctx) {
+    String name = ctx.pathParam("name");
+    int number = (int) longParam("revision", ctx.pathParam("revision"));
+    InventoryStore.Revision r = store.inventory().revision("Agent", name, number)
+        .orElseThrow(() -> new KeelException.NotFound("agent \"" + name + "\" has no revision " + number));
+    json(ctx, 200, Views.revision(r, true));
+  }
+
+  private void listInventory(Context ctx) {
+    List<ObjectNode> out = new ArrayList<>();
+    for (String kind : List.of("Agent", "McpServer", "Policy")) {
+      store.inventory().latestOfKind(kind).forEach(r -> out.add(Views.revision(r, false)));
+    }
+    json(ctx, 200, Views.JSON.createObjectNode().set("descriptors", Views.array(out)));
+  }
+
+  // ---- sessions
+
+  private void startSession(Context ctx) {
+    ObjectNode b = body(ctx);
+    String agent = requiredString(b, "agent");
+    String message = requiredString(b, "message");
+    boolean task = b.path("task").asBoolean(false);
+    SessionRecord r = sessions.start(new SessionService.Start(
+        agent, message, principal(ctx), task, Optional.ofNullable(ctx.header("Idempotency-Key")), traceIdOf(ctx.header("traceparent"))));
+    json(ctx, 201, Views.session(r));
+  }
+
+  /** The trace id of a W3C traceparent header ({@code 00-<trace>-<span>-<flags>}), if valid. */
+  static Optional<String> traceIdOf(String traceparent) {
+    if (traceparent == null) {
+      return Optional.empty();
+    }
+    String[] parts = traceparent.strip().split("-");
+    if (parts.length >= 4 && parts[0].matches("[0-9a-f]{2}") && parts[1].matches("[0-9a-f]{32}") && !parts[0].equals("ff")) {
+      return Optional.of(parts[1]);
+    }
+    return Optional.empty();
+  }
+
+  private void listSessions(Context ctx) {
+    Optional<SessionStatus> status = Optional.ofNullable(ctx.queryParam("status")).filter(s -> !s.isBlank()).map(SessionStatus::fromWire);
+    SessionQuery q = new SessionQuery(
+        Optional.ofNullable(ctx.queryParam("agent")).filter(s -> !s.isBlank()),
+        status,
+        intParam(ctx, "limit", 50, 1, 1000),
+        Optional.ofNullable(ctx.queryParam("before")).filter(s -> !s.isBlank()));
+    json(ctx, 200, Views.JSON.createObjectNode().set("sessions", Views.array(sessions.list(q).stream().map(Views::session).toList())));
+  }
+
+  private void getSession(Context ctx) {
+    json(ctx, 200, Views.sessionView(sessions.view(ctx.pathParam("id"))));
+  }
+
+  private void sendMessage(Context ctx) {
+    ObjectNode b = body(ctx);
+    var in = sessions.send(ctx.pathParam("id"), requiredString(b, "message"), principal(ctx), Optional.ofNullable(ctx.header("Idempotency-Key")));
+    json(ctx, 202, Views.input(in));
+  }
+
+  private void cancel(Context ctx) {
+    ObjectNode b = body(ctx);
+    String reason = b.has("reason") ? requiredString(b, "reason") : "cancelled through the API";
+    sessions.cancel(ctx.pathParam("id"), principal(ctx), reason);
+    json(ctx, 202, Views.JSON.createObjectNode().put("session_id", ctx.pathParam("id")).put("status", "cancelling"));
+  }
+
+  private void resolve(Context ctx) {
+    ObjectNode b = body(ctx);
+    String result = b.has("result") ? requiredString(b, "result") : "";
+    sessions.resolve(ctx.pathParam("id"), requiredString(b, "call_id"), requiredString(b, "resolution"), result, principal(ctx));
+    json(ctx, 202, Views.JSON.createObjectNode().put("session_id", ctx.pathParam("id")).put("call_id", requiredString(b, "call_id")));
+  }
+
+  private void events(Context ctx) {
+    String id = ctx.pathParam("id");
+    long after = ctx.queryParam("after") == null ? 0 : longParam("after", ctx.queryParam("after"));
+    int limit = intParam(ctx, "limit", 1000, 1, 10_000);
+    List<StoredEvent> events = sessions.events(id, after, limit);
+    json(ctx, 200, Views.JSON.createObjectNode().set("events", Views.array(events.stream().map(Views::event).toList())));
+  }
+
+  private void trace(Context ctx) {
+    String id = ctx.pathParam("id");
+    List<StoredEvent> all = new ArrayList<>();
+    long after = 0;
+    while (true) {
+      List<StoredEvent> page = sessions.events(id, after, 5000);
+      all.addAll(page);
+      if (page.size() < 5000) {
+        break;
+      }
+      after = page.getLast().seq();
+    }
+    json(ctx, 200, Views.span(Trace.of(id, all)));
+  }
+
+  /**
+   * Streams a session as server-sent events: first the stored events after {@code Last-Event-ID}
+   * (or {@code ?after=}), then live ones. The handler blocks on its own virtual thread until the
+   * client goes away; a subscriber that falls too far behind is told to reconnect.
+   */
+  private void stream(Context ctx) throws IOException, InterruptedException {
+    String id = ctx.pathParam("id");
+    sessions.record(id);
+    String lastId = Optional.ofNullable(ctx.header("Last-Event-ID")).orElse(ctx.queryParam("after"));
+    long after = lastId == null || lastId.isBlank() ? 0 : longParam("Last-Event-ID", lastId);
+    BlockingQueue<SessionFrame> queue = new ArrayBlockingQueue<>(SSE_QUEUE);
+    AtomicBoolean overflow = new AtomicBoolean();
+    ctx.res().setStatus(200);
+    ctx.res().setContentType("text/event-stream");
+    ctx.res().setCharacterEncoding("UTF-8");
+    ctx.res().setHeader("Cache-Control", "no-cache");
+    ctx.res().setHeader("X-Accel-Buffering", "no");
+    OutputStream out = ctx.res().getOutputStream();
+    try (AutoCloseable sub = sessions.subscribe(id, f -> {
+      if (!queue.offer(f)) {
+        overflow.set(true);
+      }
+    })) {
+      write(out, ": stream of session " + id + "\n\n");
+      while (true) {
+        List<StoredEvent> page = sessions.events(id, after, 1000);
+        for (StoredEvent e : page) {
+          writeEvent(out, e);
+          after = e.seq();
+        }
+        if (page.size() < 1000) {
+          break;
+        }
+      }
+      while (true) {
+        SessionFrame f = queue.poll(SSE_HEARTBEAT_SECONDS, TimeUnit.SECONDS);
+        if (overflow.get()) {
+          write(out, "event: overflow\ndata: {\"reconnect_after\":" + after + "}\n\n");
+          return;
+        }
+        if (f == null) {
+          write(out, ": keep-alive\n\n");
+          continue;
+        }
+        switch (f) {
+          case SessionFrame.Event e -> {
+            if (e.event().seq() > after) {
+              // a gap means frames were published before this subscriber caught up: read them
+              if (e.event().seq() > after + 1) {
+                for (StoredEvent missed : sessions.events(id, after, (int) (e.event().seq() - after - 1))) {
+                  writeEvent(out, missed);
+                  after = missed.seq();
+                }
+              }
+              writeEvent(out, e.event());
+              after = e.event().seq();
+            }
+          }
+          case SessionFrame.Delta d ->
+              write(out, "event: delta\ndata: " + Views.JSON.createObjectNode().put("text", d.text()) + "\n\n");
+        }
+      }
+    } catch (IOException gone) {
+      // the client disconnected
+    } catch (Exception e) {
+      if (e instanceof InterruptedException) {
+        Thread.currentThread().interrupt();
+      }
+    }
+  }
+
+  private static void writeEvent(OutputStream out, StoredEvent e) throws IOException {
+    write(out, "id: " + e.seq() + "\nevent: " + e.event().type() + "\ndata: " + Views.JSON.writeValueAsString(Views.event(e)) + "\n\n");
+  }
+
+  private static void write(OutputStream out, String s) throws IOException {
+    out.write(s.getBytes(StandardCharsets.UTF_8));
+    out.flush();
+  }
+
+  private void openapi(Context ctx) {
+    json(ctx, 200, OpenApi.document(routes()));
+  }
+}

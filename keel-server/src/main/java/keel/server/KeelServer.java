@@ -1,0 +1,126 @@
+package keel.server;
+
+import io.javalin.Javalin;
+import java.nio.file.Path;
+import java.time.Clock;
+import keel.data.Store;
+import keel.execution.ModelProviders;
+import keel.execution.SessionService;
+import keel.execution.ToolEnvironment;
+import keel.execution.ToolRegistry;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A running Keel node: the store, the execution plane and the HTTP API, wired by constructors. On
+ * start it locks its data directory, opens (and migrates) the store, makes sure an admin token
+ * exists, resumes every session a previous run left with work, and starts listening.
+ *
+ * <p>Thread-safe.
+ */
+public final class KeelServer implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(KeelServer.class);
+
+  private final ServerConfig config;
+  private final DataDirLock lock;
+  private final Store store;
+  private final SessionService sessions;
+  private final AdminToken token;
+  private final Javalin app;
+  private volatile boolean ready;
+
+  private KeelServer(ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Javalin app) {
+    this.config = config;
+    this.lock = lock;
+    this.store = store;
+    this.sessions = sessions;
+    this.token = token;
+    this.app = app;
+  }
+
+  /** Starts a node; returns once it is listening and has resumed unfinished sessions. */
+  public static KeelServer start(ServerConfig config) {
+    DataDirLock lock = DataDirLock.acquire(config.dataDir());
+    Store store = null;
+    try {
+      Clock clock = Clock.systemUTC();
+      store = Store.sqlite(config.dataDir(), config.execution().node(), clock, config.durable());
+      AdminToken token = AdminToken.loadOrCreate(config.dataDir());
+      ModelProviders models = ModelProviders.create(config.environment());
+      ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), config.environment()));
+      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution());
+      Inventory inventory = new Inventory(store.inventory(), tools, models);
+      KeelServer[] self = new KeelServer[1];
+      Store opened = store;
+      Api api = new Api(sessions, store, inventory, token, new Api.Health() {
+        @Override
+        public boolean ready() {
+          return self[0] != null && self[0].ready && opened.healthy();
+        }
+
+        @Override
+        public String describe() {
+          return opened.describe();
+        }
+      });
+      Javalin app = Javalin.create(cfg -> {
+        cfg.concurrency.useVirtualThreads = true;
+        cfg.startup.showJavalinBanner = false;
+        cfg.http.maxRequestSize = 16L * 1024 * 1024;
+        cfg.jetty.host = config.host();
+        cfg.jetty.port = config.port();
+        api.install(cfg);
+      });
+      app.start();
+      KeelServer server = new KeelServer(config, lock, store, sessions, token, app);
+      self[0] = server;
+      sessions.recover();
+      server.ready = true;
+      LOG.info("Keel is listening on {} (store {}, node {})", server.url(), store.describe(), config.execution().node());
+      return server;
+    } catch (RuntimeException e) {
+      if (store != null) {
+        store.close();
+      }
+      lock.close();
+      throw e;
+    }
+  }
+
+  public int port() {
+    return app.port();
+  }
+
+  /** The base URL, e.g. {@code http://127.0.0.1:8420}. */
+  public String url() {
+    String host = config.host().contains(":") ? "[" + config.host() + "]" : config.host();
+    return "http://" + (host.equals("0.0.0.0") ? "127.0.0.1" : host) + ":" + port();
+  }
+
+  public Path adminTokenFile() {
+    return token.file();
+  }
+
+  public SessionService sessions() {
+    return sessions;
+  }
+
+  public Store store() {
+    return store;
+  }
+
+  public ServerConfig config() {
+    return config;
+  }
+
+  /** Stops listening, lets runs reach their next write, and closes the store. */
+  @Override
+  public void close() {
+    ready = false;
+    sessions.close();
+    app.stop();
+    store.close();
+    lock.close();
+  }
+}

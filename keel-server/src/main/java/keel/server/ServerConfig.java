@@ -1,0 +1,70 @@
+package keel.server;
+
+import java.nio.file.Path;
+import java.util.Map;
+import java.util.Objects;
+import keel.execution.ExecutionSettings;
+
+/**
+ * How a server runs.
+ *
+ * @param host the address to listen on (loopback by default)
+ * @param port the port, or 0 for any free port
+ * @param dataDir where the store, the admin token and the lock live
+ * @param durable whether every acknowledged write is flushed to disk before it is acknowledged
+ * @param execution the execution plane's settings
+ * @param environment environment variables for model providers and tools (credentials come from
+ *     here, never from descriptors)
+ */
+public record ServerConfig(
+    String host,
+    int port,
+    Path dataDir,
+    boolean durable,
+    ExecutionSettings execution,
+    Map<String, String> environment) {
+
+  public static final int DEFAULT_PORT = 8420;
+  public static final String DEFAULT_DATA_DIR = ".keel";
+
+  public ServerConfig {
+    Objects.requireNonNull(host, "host");
+    Objects.requireNonNull(dataDir, "dataDir");
+    Objects.requireNonNull(execution, "execution");
+    environment = Map.copyOf(environment);
+    if (port < 0 || port > 65535) {
+      throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
+    }
+  }
+
+  /** Loopback, the given port and data directory, durable, default execution settings. */
+  public static ServerConfig of(int port, Path dataDir) {
+    return new ServerConfig(
+        "127.0.0.1", port, dataDir, true, ExecutionSettings.defaults(nodeName()), System.getenv());
+  }
+
+  /** This node's default name: the host name and the process id. */
+  public static String nodeName() {
+    String host = System.getenv().getOrDefault("HOSTNAME", "");
+    if (host.isBlank()) {
+      try {
+        host = java.net.InetAddress.getLocalHost().getHostName();
+      } catch (java.io.IOException e) {
+        host = "node";
+      }
+    }
+    return host + "-" + ProcessHandle.current().pid();
+  }
+
+  public ServerConfig withExecution(ExecutionSettings settings) {
+    return new ServerConfig(host, port, dataDir, durable, settings, environment);
+  }
+
+  public ServerConfig withEnvironment(Map<String, String> env) {
+    return new ServerConfig(host, port, dataDir, durable, execution, env);
+  }
+
+  public ServerConfig withDurable(boolean d) {
+    return new ServerConfig(host, port, dataDir, d, execution, environment);
+  }
+}

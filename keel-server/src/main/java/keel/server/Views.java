@@ -1,0 +1,192 @@
+package keel.server;
+
+import java.util.List;
+import java.util.Map;
+import keel.core.AgentDescriptor;
+import keel.core.Content;
+import keel.core.EventCodec;
+import keel.core.Message;
+import keel.core.PendingCall;
+import keel.core.SessionStatus;
+import keel.core.StoredEvent;
+import keel.core.ToolCall;
+import keel.core.Usage;
+import keel.data.Input;
+import keel.data.InventoryStore;
+import keel.data.SessionRecord;
+import keel.execution.SessionView;
+import keel.execution.Trace;
+import tools.jackson.databind.json.JsonMapper;
+import tools.jackson.databind.node.ArrayNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/** How the API writes Keel's objects as JSON: snake_case fields, ISO-8601 times. */
+final class Views {
+
+  static final JsonMapper JSON = EventCodec.mapper();
+
+  private Views() {}
+
+  static ObjectNode session(SessionRecord r) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("id", r.id());
+    o.put("agent", r.agent());
+    o.put("revision", r.revision());
+    o.put("owner", r.owner());
+    o.put("status", r.effectiveStatus().wireName());
+    o.put("last_seq", r.lastSeq());
+    o.put("pending_inputs", r.pendingInputs());
+    o.put("trace_id", r.traceId());
+    r.parentId().ifPresent(p -> o.put("parent_id", p));
+    o.put("root_id", r.rootId());
+    o.put("created_at", r.createdAt().toString());
+    o.put("updated_at", r.updatedAt().toString());
+    return o;
+  }
+
+  static ObjectNode sessionView(SessionView v) {
+    ObjectNode o = session(v.record());
+    o.put("status", v.status().wireName());
+    o.put("model_calls", v.modelCalls());
+    o.set("usage", usage(v.usage()));
+    o.put("last_answer", v.lastAnswer());
+    if (!v.failure().isEmpty()) {
+      o.put("failure", v.failure());
+    }
+    ArrayNode conv = o.putArray("conversation");
+    for (Message m : v.conversation()) {
+      conv.add(message(m));
+    }
+    ArrayNode pending = o.putArray("pending_tool_calls");
+    for (PendingCall p : v.pending()) {
+      ObjectNode c = pending.addObject();
+      c.put("call_id", p.call().id());
+      c.put("name", p.call().name());
+      c.put("arguments", p.call().arguments());
+      c.put("state", p.state().name().toLowerCase(java.util.Locale.ROOT));
+      c.put("attempt", p.attempt());
+    }
+    return o;
+  }
+
+  static ObjectNode message(Message m) {
+    ObjectNode o = JSON.createObjectNode();
+    switch (m) {
+      case Message.User u -> {
+        o.put("role", "user");
+        o.put("text", u.text());
+      }
+      case Message.Assistant a -> {
+        o.put("role", "assistant");
+        o.put("text", a.text());
+        ArrayNode calls = o.putArray("tool_calls");
+        for (ToolCall c : a.toolCalls()) {
+          calls.addObject().put("id", c.id()).put("name", c.name()).put("arguments", c.arguments());
+        }
+      }
+      case Message.ToolResult r -> {
+        o.put("role", "tool");
+        o.put("call_id", r.callId());
+        o.put("name", r.toolName());
+        o.put("error", r.error());
+        switch (r.content()) {
+          case Content.Inline i -> o.put("text", i.text());
+          case Content.Blob b -> {
+            o.put("text", b.preview());
+            o.put("blob_sha256", b.sha256());
+            o.put("blob_bytes", b.bytes());
+          }
+        }
+      }
+    }
+    return o;
+  }
+
+  static ObjectNode usage(Usage u) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("input_tokens", u.inputTokens());
+    o.put("output_tokens", u.outputTokens());
+    o.put("cache_write_tokens", u.cacheWriteTokens());
+    o.put("cache_read_tokens", u.cacheReadTokens());
+    return o;
+  }
+
+  static ObjectNode event(StoredEvent e) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("session_id", e.sessionId());
+    o.put("seq", e.seq());
+    o.put("at", e.at().toString());
+    o.put("type", e.event().type());
+    o.put("node", e.node());
+    o.put("trace_id", e.traceId());
+    o.put("span_id", e.spanId());
+    o.set("data", JSON.valueToTree(e.event()));
+    return o;
+  }
+
+  static ObjectNode input(Input in) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("session_id", in.sessionId());
+    o.put("input_id", in.inputId());
+    o.put("kind", in.kind());
+    o.put("received_at", in.receivedAt().toString());
+    return o;
+  }
+
+  static ObjectNode span(Trace.Span s) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("span_id", s.id());
+    o.put("name", s.name());
+    o.put("kind", s.kind());
+    o.put("start", s.start().toString());
+    s.end().ifPresent(e -> o.put("end", e.toString()));
+    s.duration().ifPresent(d -> o.put("duration_ms", d.toMillis()));
+    o.put("error", s.error());
+    ObjectNode attrs = o.putObject("attributes");
+    s.attributes().forEach(attrs::put);
+    ArrayNode children = o.putArray("children");
+    for (Trace.Span c : s.children()) {
+      children.add(span(c));
+    }
+    return o;
+  }
+
+  static ObjectNode agent(AgentDescriptor a, InventoryStore.Revision r, Map<SessionStatus, Long> counts) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("name", a.name());
+    o.put("owner", a.metadata().owner());
+    o.put("revision", r.number());
+    o.put("mode", a.spec().mode().name().toLowerCase(java.util.Locale.ROOT));
+    ObjectNode model = o.putObject("model");
+    model.put("provider", a.spec().model().provider());
+    model.put("name", a.spec().model().name());
+    a.spec().model().pinnedRevision().ifPresent(p -> model.put("pinned_revision", p));
+    ArrayNode tools = o.putArray("tools");
+    a.spec().tools().forEach(tools::add);
+    ObjectNode sessions = o.putObject("sessions");
+    counts.forEach((k, v) -> sessions.put(k.wireName(), v));
+    o.put("applied_by", r.appliedBy());
+    o.put("applied_at", r.appliedAt().toString());
+    return o;
+  }
+
+  static ObjectNode revision(InventoryStore.Revision r, boolean withSpec) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("kind", r.kind());
+    o.put("name", r.name());
+    o.put("revision", r.number());
+    o.put("owner", r.owner());
+    o.put("applied_by", r.appliedBy());
+    o.put("applied_at", r.appliedAt().toString());
+    if (withSpec) {
+      o.set("descriptor", JSON.readTree(r.spec()));
+    }
+    return o;
+  }
+
+  static ArrayNode array(List<ObjectNode> items) {
+    ArrayNode a = JSON.createArrayNode();
+    items.forEach(a::add);
+    return a;
+  }
+}

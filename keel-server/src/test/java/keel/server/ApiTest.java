@@ -1,0 +1,142 @@
+package keel.server;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.awaitility.Awaitility.await;
+
+import java.io.BufferedReader;
+import java.io.InputStream;
+import java.io.InputStreamReader;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.attribute.PosixFilePermission;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import keel.core.EventCodec;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import tools.jackson.databind.JsonNode;
+
+class ApiTest {
+
+  static final String AGENT =
+      """
+      apiVersion: agent.os/v1
+      kind: Agent
+      metadata: {name: notes, owner: team-a}
+      spec:
+        instructions: Keep notes.
+        model:
+          provider: scripted
+          name: notes-script
+          script:
+            - when: "remember"
+              turns:
+                - call: [{tool: memory_put, args: {key: note, value: "{{input}}"}}]
+                - say: "Saved."
+            - turns:
+                - say: "Hello."
+        memory: {type: persistent}
+        tools: [internal://memory]
+      """;
+
+  @TempDir Path dir;
+  KeelServer server;
+  HttpClient http = HttpClient.newHttpClient();
+  String token;
+
+  @BeforeEach
+  void start() throws Exception {
+    server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()));
+    token = Files.readString(server.adminTokenFile()).strip();
+  }
+
+  @AfterEach
+  void stop() {
+    server.close();
+  }
+
+  HttpResponse<String> call(String method, String path, String body) throws Exception {
+    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(server.url() + path)).header("Authorization", "Bearer " + token);
+    b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
+    if (body != null) {
+      b.header("Content-Type", "application/json");
+    }
+    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+  }
+
+  static JsonNode json(HttpResponse<String> r) {
+    return EventCodec.mapper().readTree(r.body());
+  }
+
+  static String applyBody(String yaml) {
+    return EventCodec.mapper().createObjectNode().put("yaml", yaml).put("source", "agents.yaml").toString();
+  }
+
+  @Test
+  void adminToken_isOwnerOnly() throws Exception {
+    assertThat(Files.getPosixFilePermissions(server.adminTokenFile()))
+        .containsExactlyInAnyOrder(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE);
+  }
+
+  @Test
+  void routes_withoutToken_areRefusedAsProblems() throws Exception {
+    HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/agents")).build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.statusCode()).isEqualTo(401);
+    assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/problem+json"));
+    assertThat(json(r).get("detail").asString()).contains("Authorization: Bearer");
+  }
+
+  @Test
+  void session_runsAndStreamsAndTraces() throws Exception {
+    HttpResponse<String> applied = call("POST", "/v1/apply", applyBody(AGENT));
+    assertThat(applied.statusCode()).as(applied.body()).isEqualTo(200);
+    assertThat(json(applied).get("results").get(0).get("result").asString()).isEqualTo("created");
+    assertThat(json(call("POST", "/v1/apply", applyBody(AGENT))).get("results").get(0).get("result").asString()).isEqualTo("unchanged");
+
+    HttpResponse<String> started = call("POST", "/v1/sessions", "{\"agent\":\"notes\",\"message\":\"remember milk\"}");
+    assertThat(started.statusCode()).as(started.body()).isEqualTo(201);
+    String id = json(started).get("id").asString();
+
+    HttpRequest sse = HttpRequest.newBuilder(URI.create(server.url() + "/v1/sessions/" + id + "/stream"))
+        .header("Authorization", "Bearer " + token).build();
+    HttpResponse<InputStream> stream = http.send(sse, HttpResponse.BodyHandlers.ofInputStream());
+    List<String> types = new ArrayList<>();
+    try (BufferedReader reader = new BufferedReader(new InputStreamReader(stream.body(), StandardCharsets.UTF_8))) {
+      String line;
+      while ((line = reader.readLine()) != null) {
+        if (line.startsWith("event: ")) {
+          types.add(line.substring(7));
+          if (types.getLast().equals("ModelResponded") && types.stream().filter(t -> t.equals("ModelResponded")).count() == 2) {
+            break;
+          }
+        }
+      }
+    }
+    assertThat(types).startsWith("SessionStarted", "InputReceived", "ModelCalled", "ModelResponded");
+
+    await().atMost(Duration.ofSeconds(10)).until(() -> json(call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("idle"));
+    JsonNode view = json(call("GET", "/v1/sessions/" + id, null));
+    assertThat(view.get("last_answer").asString()).isEqualTo("Saved.");
+    JsonNode trace = json(call("GET", "/v1/sessions/" + id + "/trace", null));
+    assertThat(trace.get("children").get(0).get("kind").asString()).isEqualTo("turn");
+    assertThat(call("GET", "/v1/openapi.json", null).body()).contains("/v1/sessions/{id}/stream");
+  }
+
+  @Test
+  void apply_invalidDescriptor_listsEveryProblem() throws Exception {
+    HttpResponse<String> r = call("POST", "/v1/apply", applyBody(AGENT.replace("memory: {type: persistent}", "memory: {type: forever}\n  budgets: {usd_per_day: forty}")));
+    assertThat(r.statusCode()).isEqualTo(400);
+    assertThat(json(r).get("errors")).hasSize(2);
+    assertThat(r.body()).contains("agents.yaml: document 1: agent \\\"notes\\\": spec.budgets.usd_per_day: expected a positive number, got \\\"forty\\\"");
+    assertThat(json(call("GET", "/v1/agents", null)).get("agents")).isEmpty();
+  }
+}
