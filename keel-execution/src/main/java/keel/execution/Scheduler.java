@@ -50,6 +50,8 @@ public final class Scheduler implements AutoCloseable {
   private final java.util.function.Function<String, AgentLimit> limits;
   private final Map<String, Slot> active = new ConcurrentHashMap<>();
   private final Map<String, Semaphore> agentPermits = new ConcurrentHashMap<>();
+  /** Sessions waiting for a retry timer (a provider outage, a store failure); sweeps skip them. */
+  private final java.util.Set<String> deferred = ConcurrentHashMap.newKeySet();
   private final AtomicInteger waiting = new AtomicInteger();
   private final AtomicInteger running = new AtomicInteger();
   private final ScheduledExecutorService timer;
@@ -117,6 +119,33 @@ public final class Scheduler implements AutoCloseable {
         });
   }
 
+  /**
+   * Wakes the given sessions unless they are already active or waiting for a retry timer. Used by
+   * the periodic sweep that finds sessions with work a wake did not reach (more than one recovery
+   * batch at start-up, a timer lost with a restart).
+   */
+  public int sweep(java.util.List<String> sessionsWithWork) {
+    int woken = 0;
+    for (String id : sessionsWithWork) {
+      if (!active.containsKey(id) && !deferred.contains(id)) {
+        wake(id);
+        woken++;
+      }
+    }
+    return woken;
+  }
+
+  /** Runs a task periodically on the scheduler's timer, guarded so that a failure is logged. */
+  void every(Duration period, Runnable task) {
+    timer.scheduleWithFixedDelay(() -> {
+      try {
+        task.run();
+      } catch (RuntimeException e) {
+        LOG.warn("periodic task failed: {}", e.toString());
+      }
+    }, period.toMillis(), period.toMillis(), TimeUnit.MILLISECONDS);
+  }
+
   /** Whether a run of this session is queued or in progress on this node. */
   public boolean busy(String sessionId) {
     return active.containsKey(sessionId);
@@ -181,7 +210,11 @@ public final class Scheduler implements AutoCloseable {
     }
     if (outcome instanceof SessionRunner.Outcome.RetryAfter r && !closed) {
       LOG.info("session {}: will run again in {} s ({})", sessionId, r.delay().toSeconds(), r.reason());
-      timer.schedule(() -> wake(sessionId), r.delay().toMillis(), TimeUnit.MILLISECONDS);
+      deferred.add(sessionId);
+      timer.schedule(() -> {
+        deferred.remove(sessionId);
+        wake(sessionId);
+      }, r.delay().toMillis(), TimeUnit.MILLISECONDS);
     }
   }
 

@@ -34,6 +34,7 @@ public final class SessionService implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(SessionService.class);
   private static final int RECOVERY_BATCH = 10_000;
+  private static final java.time.Duration SWEEP_PERIOD = java.time.Duration.ofSeconds(10);
 
   private final Store store;
   private final AgentCatalog catalog;
@@ -77,7 +78,17 @@ public final class SessionService implements AutoCloseable {
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
             });
-    return new SessionService(store, catalog, bus, scheduler, clock, settings);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings);
+    scheduler.every(SWEEP_PERIOD, service::sweep);
+    return service;
+  }
+
+  /** Wakes sessions that have work but no run: the safety net behind every wake. */
+  private void sweep() {
+    int woken = scheduler.sweep(store.events().sessionsWithWork(RECOVERY_BATCH));
+    if (woken > 0) {
+      LOG.info("sweep: resumed {} sessions that had work and no run", woken);
+    }
   }
 
   /** What starting a session needs. */

@@ -1,0 +1,302 @@
+package keel.cli;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Random;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.function.Function;
+import java.util.stream.Collectors;
+import keel.core.EventCodec;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.api.io.TempDir;
+import tools.jackson.databind.JsonNode;
+
+/**
+ * Kills real {@code keel serve} processes with SIGKILL at random moments while many sessions run
+ * tool steps, restarts them on the same data directory, and checks what DESIGN.md promises: every
+ * acknowledged input is processed exactly once, every session ends, no event is lost or duplicated,
+ * and no non-idempotent tool call ran twice.
+ */
+class CrashRecoveryTest {
+
+  static final String AGENT =
+      """
+      apiVersion: agent.os/v1
+      kind: Agent
+      metadata: {name: crashy, owner: test}
+      spec:
+        instructions: Record the effect, check the time, record again, answer.
+        model:
+          provider: scripted
+          name: crash-script
+          script:
+            - turns:
+                - call: [{tool: effect_record, args: {note: "{{input}}"}}]
+                - call: [{tool: time_now}]
+                - call: [{tool: effect_record, args: {note: "again {{input}}"}}]
+                - say: "done: {{input}}"
+        tools: [internal://effects, internal://time]
+      """;
+
+  static final int SESSIONS = 40;
+  static final int MESSAGES_PER_SESSION = 4;
+  static final int CRASHES = 6;
+
+  @TempDir Path dir;
+  final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
+  Process server;
+  int port;
+  String token;
+
+  @AfterEach
+  void stop() {
+    if (server != null) {
+      server.destroyForcibly();
+    }
+  }
+
+  @Test
+  @Timeout(value = 6, unit = TimeUnit.MINUTES)
+  void killNine_atRandomPoints_losesNothingAndNeverRepeatsAnEffect() throws Exception {
+    Path data = dir.resolve("data");
+    Path effects = dir.resolve("effects.log");
+    Path log = dir.resolve("server.log");
+    port = freePort();
+    Random random = new Random(Long.getLong("keel.crash.seed", System.nanoTime()));
+    server = startServer(data, effects, log);
+    token = Files.readString(data.resolve("admin.token")).strip();
+    JsonNode applied = post("/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", AGENT).toString(), null);
+    assertThat(applied.path("results").get(0).path("result").asString()).isEqualTo("created");
+
+    // Clients: each session gets its messages one after another; a request is retried with the
+    // same idempotency key until it is acknowledged, whatever the server is doing.
+    Map<Integer, String> sessionIds = new ConcurrentHashMap<>();
+    AtomicInteger acknowledged = new AtomicInteger();
+    AtomicBoolean clientsDone = new AtomicBoolean();
+    ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor();
+    List<Future<?>> work = new ArrayList<>();
+    for (int s = 0; s < SESSIONS; s++) {
+      int session = s;
+      work.add(clients.submit(() -> {
+        for (int m = 0; m < MESSAGES_PER_SESSION; m++) {
+          String text = "s" + session + "-m" + m;
+          if (m == 0) {
+            String body = EventCodec.mapper().createObjectNode().put("agent", "crashy").put("message", text).toString();
+            JsonNode r = postUntilAcknowledged("/v1/sessions", body, "start-" + session);
+            sessionIds.put(session, r.get("id").asString());
+          } else {
+            String body = EventCodec.mapper().createObjectNode().put("message", text).toString();
+            postUntilAcknowledged("/v1/sessions/" + sessionIds.get(session) + "/messages", body, "msg-" + session + "-" + m);
+          }
+          acknowledged.incrementAndGet();
+          sleepQuietly(random.nextInt(0, 150));
+        }
+        return null;
+      }));
+    }
+
+    // The killer: SIGKILL at random moments, restart on the same data directory.
+    int kills = 0;
+    while (kills < CRASHES) {
+      Thread.sleep(300 + random.nextInt(1200));
+      server.destroyForcibly();
+      server.waitFor(20, TimeUnit.SECONDS);
+      kills++;
+      server = startServer(data, effects, log);
+    }
+    for (Future<?> f : work) {
+      f.get(3, TimeUnit.MINUTES);
+    }
+    clientsDone.set(true);
+    assertThat(acknowledged.get()).isEqualTo(SESSIONS * MESSAGES_PER_SESSION);
+
+    // A human decides the calls whose outcome a crash made unknown, until every session is idle.
+    int unknownResolved = settle();
+
+    // Every acknowledged input processed exactly once, in a gapless log, with exactly one answer.
+    Map<String, Long> effectRuns = Files.readAllLines(effects).stream()
+        .filter(l -> !l.isBlank())
+        .collect(Collectors.groupingBy(Function.identity(), Collectors.counting()));
+    int completedEffects = 0;
+    for (int s = 0; s < SESSIONS; s++) {
+      String id = sessionIds.get(s);
+      JsonNode events = get("/v1/sessions/" + id + "/events?limit=10000").get("events");
+      List<String> inputs = new ArrayList<>();
+      List<String> answers = new ArrayList<>();
+      Map<String, String> effectCallsCompleted = new HashMap<>();
+      for (int i = 0; i < events.size(); i++) {
+        JsonNode e = events.get(i);
+        assertThat(e.get("seq").asLong()).as("session %s event %d", id, i).isEqualTo(i + 1);
+        JsonNode d = e.get("data");
+        switch (e.get("type").asString()) {
+          case "InputReceived" -> inputs.add(d.get("text").asString());
+          case "ModelResponded" -> {
+            if (d.get("toolCalls").isEmpty()) {
+              answers.add(d.get("text").asString());
+            }
+          }
+          case "ToolCallAuthorized" -> {
+            if (d.get("capability").asString().equals("internal://effects")) {
+              effectCallsCompleted.put(d.get("callId").asString(), "authorized");
+            }
+          }
+          case "ToolCallCompleted" -> effectCallsCompleted.computeIfPresent(d.get("callId").asString(), (k, v) -> "completed");
+          default -> {}
+        }
+      }
+      List<String> expected = new ArrayList<>();
+      for (int m = 0; m < MESSAGES_PER_SESSION; m++) {
+        expected.add("s" + s + "-m" + m);
+      }
+      assertThat(inputs).as("inputs of session %s", id).containsExactlyElementsOf(expected);
+      assertThat(answers).as("answers of session %s", id).containsExactlyElementsOf(expected.stream().map(t -> "done: " + t).toList());
+      for (Map.Entry<String, String> call : effectCallsCompleted.entrySet()) {
+        long runs = effectRuns.getOrDefault(id + "/" + call.getKey(), 0L);
+        if (call.getValue().equals("completed")) {
+          completedEffects++;
+          assertThat(runs).as("completed effect %s/%s ran exactly once", id, call.getKey()).isEqualTo(1L);
+        }
+      }
+    }
+    assertThat(effectRuns.values()).as("no effect ran twice").allMatch(n -> n == 1L);
+    System.out.printf("crash test: %d kills, %d inputs, %d completed effects, %d outcomes resolved by a human%n",
+        kills, acknowledged.get(), completedEffects, unknownResolved);
+    clients.shutdownNow();
+  }
+
+  private int settle() throws Exception {
+    int resolved = 0;
+    long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+    while (System.nanoTime() < deadline) {
+      JsonNode sessions = get("/v1/sessions?limit=1000").get("sessions");
+      boolean allIdle = true;
+      for (JsonNode s : sessions) {
+        String status = s.get("status").asString();
+        if (status.equals("awaiting_approval")) {
+          JsonNode view = get("/v1/sessions/" + s.get("id").asString());
+          for (JsonNode p : view.get("pending_tool_calls")) {
+            if (p.get("state").asString().equals("outcome_unknown")) {
+              String body = EventCodec.mapper().createObjectNode()
+                  .put("call_id", p.get("call_id").asString()).put("resolution", "succeeded").toString();
+              post("/v1/sessions/" + s.get("id").asString() + "/resolve", body, null);
+              resolved++;
+            }
+          }
+        }
+        if (!status.equals("idle") || s.get("pending_inputs").asInt() > 0) {
+          allIdle = false;
+        }
+      }
+      if (allIdle && sessions.size() == SESSIONS) {
+        return resolved;
+      }
+      Thread.sleep(200);
+    }
+    throw new AssertionError("sessions did not all settle: " + get("/v1/sessions?limit=1000"));
+  }
+
+  private Process startServer(Path data, Path effects, Path log) throws Exception {
+    String java = ProcessHandle.current().info().command().orElse("java");
+    ProcessBuilder pb = new ProcessBuilder(
+        java, "--enable-native-access=ALL-UNNAMED", "-Xmx512m", "-cp", System.getProperty("java.class.path"),
+        "keel.cli.Main", "serve", "--port", Integer.toString(port), "--data-dir", data.toString());
+    pb.environment().put("KEEL_TEST_EFFECTS_FILE", effects.toString());
+    pb.redirectErrorStream(true);
+    pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
+    Process p = pb.start();
+    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+    while (System.nanoTime() < deadline) {
+      if (!p.isAlive()) {
+        throw new AssertionError("the server exited with " + p.exitValue() + ":\n" + Files.readString(log));
+      }
+      try {
+        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/readyz"))
+            .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() == 200) {
+          return p;
+        }
+      } catch (IOException notYet) {
+        // not listening yet
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError("the server did not become ready:\n" + Files.readString(log));
+  }
+
+  private JsonNode postUntilAcknowledged(String path, String body, String key) {
+    while (true) {
+      try {
+        HttpResponse<String> r = http.send(request(path).header("Idempotency-Key", key).header("Content-Type", "application/json")
+            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        if (r.statusCode() / 100 == 2) {
+          return EventCodec.mapper().readTree(r.body());
+        }
+        if (r.statusCode() != 429 && r.statusCode() != 503) {
+          throw new AssertionError(path + " answered " + r.statusCode() + ": " + r.body());
+        }
+      } catch (IOException serverDown) {
+        // the server was killed or is restarting: try again with the same key
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new AssertionError(e);
+      }
+      sleepQuietly(100);
+    }
+  }
+
+  private HttpRequest.Builder request(String path) {
+    return HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
+        .timeout(Duration.ofSeconds(10)).header("Authorization", "Bearer " + token);
+  }
+
+  private JsonNode get(String path) throws Exception {
+    HttpResponse<String> r = http.send(request(path).GET().build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.statusCode()).as(path + ": " + r.body()).isEqualTo(200);
+    return EventCodec.mapper().readTree(r.body());
+  }
+
+  private JsonNode post(String path, String body, String key) throws Exception {
+    HttpRequest.Builder b = request(path).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body));
+    if (key != null) {
+      b.header("Idempotency-Key", key);
+    }
+    HttpResponse<String> r = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.statusCode() / 100).as(path + ": " + r.body()).isEqualTo(2);
+    return EventCodec.mapper().readTree(r.body());
+  }
+
+  private static int freePort() throws IOException {
+    try (ServerSocket s = new ServerSocket(0)) {
+      return s.getLocalPort();
+    }
+  }
+
+  private static void sleepQuietly(long ms) {
+    try {
+      Thread.sleep(ms);
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+}
