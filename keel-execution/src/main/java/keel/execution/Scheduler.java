@@ -43,7 +43,13 @@ public final class Scheduler implements AutoCloseable {
     }
   }
 
-  private final SessionRunner runner;
+  /** Runs one session until it has nothing to do. */
+  @FunctionalInterface
+  interface Runner {
+    SessionRunner.Outcome run(String sessionId, SessionRunner.Signals signals);
+  }
+
+  private final Runner runner;
   private final Semaphore nodePermits;
   private final int maxConcurrentSteps;
   private final int admissionCapacity;
@@ -65,7 +71,7 @@ public final class Scheduler implements AutoCloseable {
    *     once (below 1: no limit of the agent's own)
    */
   Scheduler(
-      SessionRunner runner,
+      Runner runner,
       int maxConcurrentSteps,
       int admissionCapacity,
       java.util.function.Function<String, AgentLimit> limits) {

@@ -49,7 +49,7 @@ import tools.jackson.databind.JsonNode;
  * own stack. The scheduler guarantees one run per session at a time on a node; the expected
  * sequence number of each append guarantees it across nodes.
  */
-final class SessionRunner {
+final class SessionRunner implements Scheduler.Runner {
 
   private static final Logger LOG = LoggerFactory.getLogger(SessionRunner.class);
   private static final int SNAPSHOT_EVERY = 64;
@@ -97,7 +97,8 @@ final class SessionRunner {
     this.node = node;
   }
 
-  Outcome run(String sessionId, Signals signals) {
+  @Override
+  public Outcome run(String sessionId, Signals signals) {
     Optional<SessionRecord> record = store.events().session(sessionId);
     if (record.isEmpty()) {
       return new Outcome.Suspended();
