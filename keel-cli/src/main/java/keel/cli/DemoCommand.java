@@ -93,18 +93,21 @@ final class DemoCommand implements Callable<Integer> {
       TraceTree.print(client.get(path + "/trace"), io.out());
       io.out().println();
 
-      String dataOption = data.equals(Path.of(ServerConfig.DEFAULT_DATA_DIR).toAbsolutePath().normalize())
-          ? "" : " --data-dir " + data;
+      boolean defaultDir = data.equals(Path.of(ServerConfig.DEFAULT_DATA_DIR).toAbsolutePath().normalize());
       io.out().println("== What to try next");
-      io.out().println("  ./keel serve" + dataOption + "                 run a server with this data (keep it running)");
-      io.out().println("  then, in another terminal in this directory:");
-      io.out().println("  ./keel get agents");
-      io.out().println("  ./keel get sessions");
-      io.out().println("  ./keel run " + AGENT + " \"remember that the audit is in March\" --follow");
-      io.out().println("  ./keel send <session id> \"" + RECALL + "\" --follow");
-      io.out().println("  ./keel trace " + id);
-      io.out().println("  ./keel apply -f " + dir + "       the other examples too (they warn about what this server cannot reach yet)");
-      io.out().println("  ./keel --help                     every command; ./keel <command> --help for its options");
+      if (!defaultDir) {
+        io.out().println("  export KEEL_DATA_DIR=" + data + "   (so that serve and the client commands use the demo's data)");
+      }
+      Table next = new Table("  COMMAND", "WHAT IT DOES");
+      next.row("  ./keel serve", "run a server with this data; leave it running, use another terminal in this directory");
+      next.row("  ./keel get agents", "the agents and their sessions");
+      next.row("  ./keel get sessions", "the sessions, newest first");
+      next.row("  ./keel run " + AGENT + " \"remember that the audit is in March\" --follow", "a new session, turn by turn");
+      next.row("  ./keel send " + id + " \"" + RECALL + "\" --follow", "more of this conversation");
+      next.row("  ./keel trace " + id, "this session's trace");
+      next.row("  ./keel apply -f " + dir, "every example (they warn about what this server cannot reach yet)");
+      next.row("  ./keel --help", "every command; ./keel COMMAND --help for its options");
+      next.print(io.out());
       return ExitCodes.OK;
     }
   }

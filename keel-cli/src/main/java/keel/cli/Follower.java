@@ -34,6 +34,7 @@ final class Follower {
   private String waitFor;
   private final StringBuilder streamed = new StringBuilder();
   private boolean midLine;
+  private boolean inModelCall;
   private final Map<String, String> toolNames = new HashMap<>();
 
   Follower(KeelClient client, Io io, boolean json, Duration timeout) {
@@ -117,7 +118,9 @@ final class Follower {
       return Optional.empty();
     }
     if (f.event().equals("delta")) {
-      if (!json && armed) {
+      // deltas that arrive while the stream is still catching up belong to a model call whose
+      // start has not been printed yet; its final text is printed when its response arrives
+      if (!json && armed && inModelCall) {
         String text = Text.of(frame, "text");
         if (!midLine) {
           io.out().print("assistant: ");
@@ -143,9 +146,13 @@ final class Follower {
         }
         say("you: " + Text.of(data, "text"));
       }
-      case "ModelCalled" -> streamed.setLength(0);
+      case "ModelCalled" -> {
+        streamed.setLength(0);
+        inModelCall = true;
+      }
       case "ModelResponded" -> {
         String text = Text.of(data, "text");
+        inModelCall = false;
         if (!json) {
           if (midLine) {
             io.out().println();
