@@ -95,6 +95,9 @@ public final class Trace {
         }
         case SessionEvent.InputReceived e -> {
           closeTurn(turn, se.at());
+          // call ids are unique within a turn only (the scripted model restarts them per input)
+          toolSpans.clear();
+          calls.clear();
           turn = new Builder(se.spanId(), "turn: " + abbreviate(e.text(), 60), "turn", se.at());
           turn.attributes.put("keel.input.id", e.inputId());
           turn.attributes.put("keel.input.sender", e.sender());

@@ -1,0 +1,128 @@
+package keel.cli;
+
+import java.net.BindException;
+import java.nio.file.Path;
+import java.util.concurrent.Callable;
+import java.util.concurrent.CountDownLatch;
+import keel.core.KeelException;
+import keel.execution.ExecutionSettings;
+import keel.server.KeelServer;
+import keel.server.ServerConfig;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/** {@code keel serve}: runs a Keel server in this process until SIGTERM or SIGINT. */
+@Command(
+    name = "serve",
+    mixinStandardHelpOptions = true,
+    description = {
+      "Run a Keel server: the HTTP API, the scheduler and the store (SQLite in the data directory).",
+      "It runs until it gets SIGTERM or SIGINT (Ctrl+C), then stops cleanly: running steps reach",
+      "their next write, and sessions resume where they were on the next start."
+    },
+    footerHeading = "%nExamples:%n",
+    footer = {
+      "  keel serve                                  127.0.0.1:8420, data in ./.keel",
+      "  keel serve --port 9000 --data-dir /var/lib/keel",
+      "  KEEL_PORT=9000 keel serve"
+    })
+final class ServeCommand implements Callable<Integer> {
+
+  private final Io io;
+
+  @Option(names = "--port", paramLabel = "PORT", description = "The port to listen on, 0 for any free port (env KEEL_PORT; default 8420).")
+  Integer port;
+
+  @Option(names = "--host", paramLabel = "ADDRESS", description = "The address to listen on (env KEEL_HOST; default 127.0.0.1, this machine only).")
+  String host;
+
+  @Option(names = "--data-dir", paramLabel = "DIR", description = "Where the store, the admin token and the lock live (env KEEL_DATA_DIR; default .keel in the current directory).")
+  Path dataDir;
+
+  @Option(names = "--max-concurrent-steps", paramLabel = "N", description = "The most sessions running a step at once (default ${DEFAULT-VALUE}).")
+  int maxConcurrentSteps = ExecutionSettings.defaults("x").maxConcurrentSteps();
+
+  @Option(names = "--admission-capacity", paramLabel = "N", description = "The most sessions waiting for a slot before new work is refused with 429 (default ${DEFAULT-VALUE}).")
+  int admissionCapacity = ExecutionSettings.defaults("x").admissionCapacity();
+
+  @Option(
+      names = "--no-fsync",
+      description =
+          "Acknowledge writes before they are flushed to disk. Faster, but a power loss or an"
+              + " operating-system crash can lose the last acknowledged events (a crash of Keel"
+              + " alone loses nothing). For development and benchmarks only.")
+  boolean noFsync;
+
+  ServeCommand(Io io) {
+    this.io = io;
+  }
+
+  @Override
+  public Integer call() throws InterruptedException {
+    int p = port != null ? port : parsePort(io.env("KEEL_PORT").orElse(Integer.toString(ServerConfig.DEFAULT_PORT)));
+    String h = host != null ? host : io.env("KEEL_HOST").orElse("127.0.0.1");
+    ServerConfig config;
+    try {
+      ExecutionSettings defaults = ExecutionSettings.defaults(ServerConfig.nodeName());
+      config = new ServerConfig(
+          h, p, io.dataDir(dataDir), !noFsync,
+          new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars()),
+          io.env());
+    } catch (IllegalArgumentException e) {
+      throw new CliException(ExitCodes.USAGE, e.getMessage());
+    }
+    KeelServer server = start(config);
+    CountDownLatch stopped = new CountDownLatch(1);
+    Thread hook = new Thread(() -> {
+      io.err().println("keel: stopping…");
+      server.close();
+      stopped.countDown();
+    }, "keel-shutdown");
+    Runtime.getRuntime().addShutdownHook(hook);
+    io.out().println("Keel is listening on " + server.url());
+    io.out().println("  data directory: " + config.dataDir());
+    io.out().println("  admin token:    " + server.adminTokenFile()
+        + " (client commands run from " + config.dataDir().getParent() + " find it; elsewhere pass --data-dir or KEEL_TOKEN)");
+    if (noFsync) {
+      io.out().println("  --no-fsync: writes are acknowledged before they reach the disk");
+    }
+    io.out().println("Stop it with Ctrl+C.");
+    io.out().flush();
+    stopped.await();
+    return ExitCodes.OK;
+  }
+
+  private static int parsePort(String s) {
+    try {
+      return Integer.parseInt(s.strip());
+    } catch (NumberFormatException e) {
+      throw new CliException(ExitCodes.USAGE, "KEEL_PORT: expected a port number, got \"" + s + "\"");
+    }
+  }
+
+  /** Starts a server, turning the usual start-up failures into messages a person can act on. */
+  static KeelServer start(ServerConfig config) {
+    try {
+      return KeelServer.start(config);
+    } catch (KeelException.Conflict e) {
+      throw new CliException(ExitCodes.CONFLICT, e.getMessage());
+    } catch (KeelException e) {
+      throw new CliException(ExitCodes.FAILED, e.getMessage());
+    } catch (RuntimeException e) {
+      for (Throwable t = e; t != null; t = t.getCause()) {
+        if (t instanceof BindException) {
+          throw new CliException(
+              ExitCodes.CONFLICT,
+              "cannot listen on " + config.host() + ":" + config.port() + " (" + t.getMessage()
+                  + "); another process uses the port: stop it or pass --port");
+        }
+      }
+      if (e.getClass().getSimpleName().contains("Bind")) {
+        throw new CliException(
+            ExitCodes.CONFLICT,
+            "cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage() + "; pass --port");
+      }
+      throw e;
+    }
+  }
+}
