@@ -144,7 +144,10 @@ class CrashRecoveryTest {
       JsonNode events = get("/v1/sessions/" + id + "/events?limit=10000").get("events");
       List<String> inputs = new ArrayList<>();
       List<String> answers = new ArrayList<>();
-      Map<String, String> effectCallsCompleted = new HashMap<>();
+      // Call ids are unique per model response only; the idempotency key of each effect call comes
+      // from its ToolCallStarted event.
+      Map<String, String> effectCallKeys = new HashMap<>();
+      List<String> completedEffectKeys = new ArrayList<>();
       for (int i = 0; i < events.size(); i++) {
         JsonNode e = events.get(i);
         assertThat(e.get("seq").asLong()).as("session %s event %d", id, i).isEqualTo(i + 1);
@@ -152,16 +155,24 @@ class CrashRecoveryTest {
         switch (e.get("type").asString()) {
           case "InputReceived" -> inputs.add(d.get("text").asString());
           case "ModelResponded" -> {
+            effectCallKeys.clear();
             if (d.get("toolCalls").isEmpty()) {
               answers.add(d.get("text").asString());
             }
           }
           case "ToolCallAuthorized" -> {
             if (d.get("capability").asString().equals("internal://effects")) {
-              effectCallsCompleted.put(d.get("callId").asString(), "authorized");
+              effectCallKeys.put(d.get("callId").asString(), "");
             }
           }
-          case "ToolCallCompleted" -> effectCallsCompleted.computeIfPresent(d.get("callId").asString(), (k, v) -> "completed");
+          case "ToolCallStarted" ->
+              effectCallKeys.computeIfPresent(d.get("callId").asString(), (k, v) -> d.get("idempotencyKey").asString());
+          case "ToolCallCompleted" -> {
+            String key = effectCallKeys.get(d.get("callId").asString());
+            if (key != null) {
+              completedEffectKeys.add(key);
+            }
+          }
           default -> {}
         }
       }
@@ -171,12 +182,10 @@ class CrashRecoveryTest {
       }
       assertThat(inputs).as("inputs of session %s", id).containsExactlyElementsOf(expected);
       assertThat(answers).as("answers of session %s", id).containsExactlyElementsOf(expected.stream().map(t -> "done: " + t).toList());
-      for (Map.Entry<String, String> call : effectCallsCompleted.entrySet()) {
-        long runs = effectRuns.getOrDefault(id + "/" + call.getKey(), 0L);
-        if (call.getValue().equals("completed")) {
-          completedEffects++;
-          assertThat(runs).as("completed effect %s/%s ran exactly once", id, call.getKey()).isEqualTo(1L);
-        }
+      assertThat(completedEffectKeys).as("effect keys of session %s", id).doesNotHaveDuplicates();
+      for (String key : completedEffectKeys) {
+        completedEffects++;
+        assertThat(effectRuns.getOrDefault(key, 0L)).as("completed effect %s ran exactly once", key).isEqualTo(1L);
       }
     }
     assertThat(effectRuns.values()).as("no effect ran twice").allMatch(n -> n == 1L);

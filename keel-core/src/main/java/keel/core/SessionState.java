@@ -172,7 +172,12 @@ public final class SessionState {
         pending.set(
             i,
             new PendingCall(
-                p.call(), PendingCall.CallState.AUTHORIZED, e.capability(), e.idempotent(), 0, ""));
+                p.call(),
+                PendingCall.CallState.AUTHORIZED,
+                e.capability(),
+                e.idempotent(),
+                p.attempt(),
+                p.idempotencyKey()));
       }
       case SessionEvent.ToolCallDenied e -> {
         PendingCall p = pending.remove(indexOf(sessionId, e.callId()));

@@ -222,7 +222,7 @@ final class SessionRunner implements Scheduler.Runner {
         return null;
       }
       PendingCall p = pending.getFirst();
-      String span = Spans.tool(record.id(), p.call().id());
+      String span = toolSpan(p.call().id());
       switch (p.state()) {
         case REQUESTED -> {
           switch (tools.authorize(agent, p.call().name())) {
@@ -230,8 +230,9 @@ final class SessionRunner implements Scheduler.Runner {
                 stage(new SessionEvent.ToolCallDenied(p.call().id(), d.reason()), span);
             case ToolRegistry.Decision.Allowed a -> {
               stage(new SessionEvent.ToolCallAuthorized(p.call().id(), a.tool().capability(), a.tool().idempotent()), span);
-              stage(new SessionEvent.ToolCallStarted(p.call().id(), 1, idempotencyKey(p.call())), span);
-              execute(a.tool(), p.call(), span);
+              String key = idempotencyKey(p.call());
+              stage(new SessionEvent.ToolCallStarted(p.call().id(), 1, key), span);
+              execute(a.tool(), p.call(), span, key);
             }
           }
         }
@@ -240,8 +241,10 @@ final class SessionRunner implements Scheduler.Runner {
           if (tool.isEmpty()) {
             stage(new SessionEvent.ToolCallDenied(p.call().id(), "the tool \"" + p.call().name() + "\" is no longer available"), span);
           } else {
-            stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, idempotencyKey(p.call())), span);
-            execute(tool.get(), p.call(), span);
+            // a retry a human asked for keeps the call's key, so the tool can recognise it
+            String key = p.idempotencyKey().isEmpty() ? idempotencyKey(p.call()) : p.idempotencyKey();
+            stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, key), span);
+            execute(tool.get(), p.call(), span, key);
           }
         }
         case STARTED -> {
@@ -249,7 +252,7 @@ final class SessionRunner implements Scheduler.Runner {
           Optional<Tool> tool = tools.tool(p.call().name());
           if (p.idempotent() && tool.isPresent()) {
             stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, p.idempotencyKey()), span);
-            execute(tool.get(), p.call(), span);
+            execute(tool.get(), p.call(), span, p.idempotencyKey());
           } else {
             stage(
                 new SessionEvent.ToolOutcomeUnknown(
@@ -296,7 +299,7 @@ final class SessionRunner implements Scheduler.Runner {
                 : resolution.equals("succeeded")
                     ? "an operator confirmed that the call succeeded"
                     : "an operator recorded that the call failed";
-        stage(new SessionEvent.ToolOutcomeResolved(callId, resolution, told, input.sender()), input, Spans.tool(record.id(), callId));
+        stage(new SessionEvent.ToolOutcomeResolved(callId, resolution, told, input.sender()), input, toolSpan(callId));
       }
       return null;
     }
@@ -374,12 +377,12 @@ final class SessionRunner implements Scheduler.Runner {
       return null;
     }
 
-    private void execute(Tool tool, ToolCall call, String span) {
+    private void execute(Tool tool, ToolCall call, String span, String key) {
       flush();
       long started = System.nanoTime();
       ToolOutput out;
       try {
-        out = tool.call(new ToolContext(agent, record.id(), call.id(), idempotencyKey(call)), call.arguments());
+        out = tool.call(new ToolContext(agent, record.id(), call.id(), key), call.arguments());
       } catch (RuntimeException e) {
         LOG.warn("session {}: tool {} threw: {}", record.id(), call.name(), e.toString());
         out = ToolOutput.error("the tool \"" + call.name() + "\" failed: " + e.getMessage());
@@ -418,8 +421,16 @@ final class SessionRunner implements Scheduler.Runner {
       return out;
     }
 
+    /**
+     * The key a call keeps on every attempt. Call ids are unique only within one model response
+     * (models reuse them across steps), so the key also names the response: its model call number.
+     */
     private String idempotencyKey(ToolCall call) {
-      return record.id() + "/" + call.id();
+      return record.id() + "/" + state.modelCalls() + "/" + call.id();
+    }
+
+    private String toolSpan(String callId) {
+      return Spans.tool(record.id(), state.modelCalls() + "/" + callId);
     }
 
     private void ended() {

@@ -95,9 +95,6 @@ public final class Trace {
         }
         case SessionEvent.InputReceived e -> {
           closeTurn(turn, se.at());
-          // call ids are unique within a turn only (the scripted model restarts them per input)
-          toolSpans.clear();
-          calls.clear();
           turn = new Builder(se.spanId(), "turn: " + abbreviate(e.text(), 60), "turn", se.at());
           turn.attributes.put("keel.input.id", e.inputId());
           turn.attributes.put("keel.input.sender", e.sender());
@@ -123,6 +120,10 @@ public final class Trace {
           if (!e.text().isEmpty()) {
             m.attributes.put("keel.model.text", abbreviate(e.text(), 200));
           }
+          // Call ids are unique only within one response (models and the scripted provider reuse
+          // them across steps), and only the latest response's calls can still be pending.
+          toolSpans.clear();
+          calls.clear();
           for (ToolCall c : e.toolCalls()) {
             calls.put(c.id(), c);
           }
