@@ -142,6 +142,8 @@ public final class Main implements Callable<Integer> {
     setDefault("org.slf4j.simpleLogger.defaultLogLevel", command.equals("serve") ? "info" : "warn");
     setDefault("org.slf4j.simpleLogger.log.org.eclipse.jetty", "warn");
     setDefault("org.slf4j.simpleLogger.log.io.javalin", "warn");
+    setDefault("org.slf4j.simpleLogger.log.org.flywaydb", "warn");
+    setDefault("org.slf4j.simpleLogger.log.com.zaxxer.hikari", "warn");
     setDefault("org.slf4j.simpleLogger.showDateTime", "true");
     setDefault("org.slf4j.simpleLogger.dateTimeFormat", "yyyy-MM-dd'T'HH:mm:ss.SSSZ");
   }

@@ -58,7 +58,7 @@ final class ServeCommand implements Callable<Integer> {
   }
 
   @Override
-  public Integer call() throws InterruptedException {
+  public Integer call() {
     int p = port != null ? port : parsePort(io.env("KEEL_PORT").orElse(Integer.toString(ServerConfig.DEFAULT_PORT)));
     String h = host != null ? host : io.env("KEEL_HOST").orElse("127.0.0.1");
     ServerConfig config;
@@ -81,14 +81,33 @@ final class ServeCommand implements Callable<Integer> {
     Runtime.getRuntime().addShutdownHook(hook);
     io.out().println("Keel is listening on " + server.url());
     io.out().println("  data directory: " + config.dataDir());
-    io.out().println("  admin token:    " + server.adminTokenFile()
-        + " (client commands run from " + config.dataDir().getParent() + " find it; elsewhere pass --data-dir or KEEL_TOKEN)");
+    io.out().println("  admin token:    " + server.adminTokenFile());
+    boolean defaultDir = config.dataDir().equals(Path.of(ServerConfig.DEFAULT_DATA_DIR).toAbsolutePath().normalize());
+    boolean defaultUrl = server.url().equals("http://127.0.0.1:" + ServerConfig.DEFAULT_PORT);
+    if (defaultDir && defaultUrl) {
+      io.out().println("Client commands run from this directory find this server and its token by themselves.");
+    } else {
+      io.out().println("Client commands find this server and its token with:");
+      if (!defaultUrl) {
+        io.out().println("  export KEEL_SERVER=" + server.url());
+      }
+      if (!defaultDir) {
+        io.out().println("  export KEEL_DATA_DIR=" + config.dataDir());
+      }
+    }
     if (noFsync) {
       io.out().println("  --no-fsync: writes are acknowledged before they reach the disk");
     }
     io.out().println("Stop it with Ctrl+C.");
     io.out().flush();
-    stopped.await();
+    try {
+      stopped.await();
+    } catch (InterruptedException e) {
+      // embedded use (tests): the caller stops the server by interrupting this thread
+      Runtime.getRuntime().removeShutdownHook(hook);
+      server.close();
+      Thread.currentThread().interrupt();
+    }
     return ExitCodes.OK;
   }
 

@@ -392,4 +392,28 @@ class CliTest {
     assertThat(r.out()).contains("agent/demo-assistant created", "→ memory_put", "→ time_now", "→ memory_search",
         "Here is what I remember:", "invoice run is on Fridays", "== keel trace", "What to try next", "./keel serve");
   }
+
+  @Test
+  void serve_listens_printsWhereTheTokenIs_andStopsCleanly() throws Exception {
+    Path data = files.resolve("served");
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    int[] code = {-1};
+    Thread serving = Thread.ofVirtual().start(() -> code[0] = Main.run(
+        new String[] {"serve", "--port", "0", "--data-dir", data.toString(), "--no-fsync"},
+        new ByteArrayInputStream(new byte[0]), new PrintStream(out, true, StandardCharsets.UTF_8),
+        new PrintStream(new ByteArrayOutputStream(), true, StandardCharsets.UTF_8), Map.of()));
+    await().atMost(Duration.ofSeconds(20)).until(() -> out.toString(StandardCharsets.UTF_8).contains("Stop it with Ctrl+C"));
+    String printed = out.toString(StandardCharsets.UTF_8);
+    assertThat(printed).contains("admin token:    " + data.resolve("admin.token"), "export KEEL_SERVER=", "export KEEL_DATA_DIR=" + data);
+    String url = printed.lines().filter(l -> l.startsWith("Keel is listening on ")).findFirst().orElseThrow().substring(21);
+
+    env.remove("KEEL_TOKEN");
+    Result r = cli("get", "agents", "--server", url, "--data-dir", data.toString());
+    assertThat(r.code()).as(r.err()).isZero();
+
+    serving.interrupt();
+    serving.join(20_000);
+    assertThat(code[0]).isZero();
+    assertThat(cli("get", "agents", "--server", url, "--data-dir", data.toString()).code()).isEqualTo(ExitCodes.UNREACHABLE);
+  }
 }
