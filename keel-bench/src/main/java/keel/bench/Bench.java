@@ -66,8 +66,8 @@ public final class Bench {
           scenario,
           quick,
           sessions != null ? sessions : quick ? 20 : 100,
-          steps != null ? steps : quick ? 10 : 20,
-          quick ? 1 : 2,
+          steps != null ? steps : quick ? 10 : 40,
+          quick ? 1 : 3,
           reps != null ? reps : quick ? 3 : 5,
           suspended != null ? suspended : quick ? 2_000 : 100_000,
           turns != null ? turns : quick ? 100 : 1_000,
@@ -187,13 +187,15 @@ public final class Bench {
       b.append("### Durable steps: N = ").append(t.get("sessions")).append(" sessions × K = ").append(t.get("steps"))
           .append(" tool steps (").append(t.get("warmups")).append(" warm-ups, ").append(t.get("reps"))
           .append(" measured repetitions, interleaved; median (min–max))\n\n");
-      b.append("| variant | durable steps/s | per-step overhead p50 / p99 (ms) |\n| --- | --- | --- |\n");
+      b.append("| variant | durable steps/s | process CPU per step (µs) | per-step overhead p50 / p99 (ms) |\n| --- | --- | --- | --- |\n");
       Map<String, Object> sps = (Map<String, Object>) t.get("steps_per_second");
-      b.append("| floor: plain HttpClient loop, no persistence | ").append(spread(sps.get("floor"), 0)).append(" | — |\n");
+      Map<String, Object> cpu = (Map<String, Object>) t.get("cpu_micros_per_step");
+      b.append("| floor: plain HttpClient loop, no persistence | ").append(spread(sps.get("floor"), 0)).append(" | ")
+          .append(spread(cpu.get("floor"), 0)).append(" | — |\n");
       b.append("| Keel, `openai` provider → FakeOpenAi | ").append(spread(sps.get("keel-openai"), 0)).append(" | ")
-          .append(pp(t.get("overhead_ms_openai"))).append(" |\n");
+          .append(spread(cpu.get("keel-openai"), 0)).append(" | ").append(pp(t.get("overhead_ms_openai"))).append(" |\n");
       b.append("| Keel, `scripted` model | ").append(spread(sps.get("keel-scripted"), 0)).append(" | ")
-          .append(pp(t.get("overhead_ms_scripted"))).append(" |\n\n");
+          .append(spread(cpu.get("keel-scripted"), 0)).append(" | ").append(pp(t.get("overhead_ms_scripted"))).append(" |\n\n");
       b.append("Keel (openai) / floor: **").append(spread(t.get("keel_openai_over_floor"), 2)).append("**; ")
           .append("Keel (scripted) / floor: ").append(spread(t.get("keel_scripted_over_floor"), 2)).append(".\n\n");
       Map<String, Object> u = (Map<String, Object>) d.get("uncontended");

@@ -116,6 +116,8 @@ final class DurableSteps {
     List<Long> overheadOpenai = new ArrayList<>();
     List<Long> overheadScripted = new ArrayList<>();
     List<Long> stepOpenai = new ArrayList<>();
+    Map<String, List<Double>> cpu = new LinkedHashMap<>();
+    variants.forEach(v -> cpu.put(v, new ArrayList<>()));
     List<Map<String, Object>> reps = new ArrayList<>();
     int total = options.warmups() + options.reps();
     for (int rep = 0; rep < total; rep++) {
@@ -125,6 +127,7 @@ final class DurableSteps {
       for (int j = 0; j < variants.size(); j++) {
         String v = variants.get((rep + j) % variants.size());
         double sps;
+        long cpu0 = processCpuNanos();
         switch (v) {
           case "floor" -> {
             Floor.Run r = floor.run(n, k);
@@ -148,6 +151,10 @@ final class DurableSteps {
           }
         }
         thisRep.put(v, sps);
+        if (!warm) {
+          // CPU of the whole process (server, fake, clients) per tool step: stable on a busy machine
+          cpu.get(v).add((processCpuNanos() - cpu0) / 1000.0 / ((double) n * k));
+        }
         progress.line(String.format("%s rep %d/%d %-13s %8.0f steps/s", warm ? "warm-up" : "measure", rep + 1, total, v, sps));
       }
       if (!warm) {
@@ -167,6 +174,9 @@ final class DurableSteps {
     Map<String, Object> sps = new LinkedHashMap<>();
     rate.forEach((v, l) -> sps.put(v, Stats.Spread.of(l).json()));
     out.put("steps_per_second", sps);
+    Map<String, Object> cpuJson = new LinkedHashMap<>();
+    cpu.forEach((v, l) -> cpuJson.put(v, Stats.Spread.of(l).json()));
+    out.put("cpu_micros_per_step", cpuJson);
     out.put("keel_openai_over_floor", Stats.Spread.of(ratioOpenai).json());
     out.put("keel_scripted_over_floor", Stats.Spread.of(ratioScripted).json());
     out.put("overhead_ms_openai", percentiles(overheadOpenai));
@@ -353,6 +363,11 @@ final class DurableSteps {
     check(toolSteps == (long) n * k, agent + ": " + toolSteps + " tool steps recorded, expected " + n * k);
     double wall = Math.max(1, lastAt - startMillis);
     return new KeelRun(variant, n, k, wall, polled, toolSteps, overhead, stepMillis, modelMillis, bytes, stepBytes);
+  }
+
+  private static long processCpuNanos() {
+    return ((com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean())
+        .getProcessCpuTime();
   }
 
   /** The bytes {@code EventStore.eventBytes} counts for one event. */

@@ -76,12 +76,13 @@ final class Suspended {
       progress.line("suspended: " + count + " sessions, server idle: " + out.get("idle"));
       if (count > 0) {
         KeelApi api = new KeelApi(child.url, Files.readString(dir.resolve(child.tokenFile)).strip());
-        Random random = new Random(42);
+        List<String> picked = new ArrayList<>(ids);
+        java.util.Collections.shuffle(picked, new Random(42));
         List<Long> micros = new ArrayList<>();
         int samples = Math.min(options.resumeSamples(), count);
         for (int i = 0; i < samples; i++) {
-          String id = ids.get(random.nextInt(ids.size()));
-          try (KeelApi.Follower f = api.follow(id, 100_000)) { // only events from now on
+          String id = picked.get(i); // distinct sessions, each with only its SessionStarted (seq 1)
+          try (KeelApi.Follower f = api.follow(id, 1)) {
             long s = System.nanoTime();
             api.send(id, "wake up " + i);
             DurableSteps.check(f.awaitFinalAnswer(Duration.ofSeconds(30)), "session " + id + " did not answer");
