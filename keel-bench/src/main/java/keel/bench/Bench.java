@@ -1,0 +1,279 @@
+package keel.bench;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Comparator;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Stream;
+import keel.core.EventCodec;
+
+/**
+ * The benchmark driver: {@code Bench [durable-steps|suspended|all] [--quick] [--sessions N]
+ * [--steps K] [--reps R] [--suspended S] [--out DIR]}. It prints progress on standard error and
+ * writes {@code results.json} and {@code results.md} (a Markdown section for {@code BENCHMARKS.md})
+ * to the output directory ({@code bench-results} by default).
+ *
+ * <p>Not thread-safe; one run per JVM.
+ */
+public final class Bench {
+
+  private Bench() {}
+
+  /** Parsed command line. */
+  record Settings(
+      String scenario,
+      boolean quick,
+      int sessions,
+      int steps,
+      int warmups,
+      int reps,
+      int suspended,
+      int turns,
+      Path out,
+      Path workDir) {
+
+    static Settings parse(String[] args) {
+      String scenario = "all";
+      boolean quick = false;
+      Integer sessions = null;
+      Integer steps = null;
+      Integer reps = null;
+      Integer suspended = null;
+      Integer turns = null;
+      Path out = Path.of("bench-results");
+      Path work = Path.of(System.getProperty("java.io.tmpdir"));
+      for (int i = 0; i < args.length; i++) {
+        String a = args[i];
+        switch (a) {
+          case "durable-steps", "suspended", "all" -> scenario = a;
+          case "--quick" -> quick = true;
+          case "--sessions" -> sessions = positive(a, args, ++i);
+          case "--steps" -> steps = positive(a, args, ++i);
+          case "--reps" -> reps = positive(a, args, ++i);
+          case "--suspended" -> suspended = positive(a, args, ++i);
+          case "--turns" -> turns = positive(a, args, ++i);
+          case "--out" -> out = Path.of(value(a, args, ++i));
+          case "--work-dir" -> work = Path.of(value(a, args, ++i));
+          default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
+        }
+      }
+      return new Settings(
+          scenario,
+          quick,
+          sessions != null ? sessions : quick ? 20 : 100,
+          steps != null ? steps : quick ? 10 : 40,
+          quick ? 1 : 3,
+          reps != null ? reps : quick ? 3 : 5,
+          suspended != null ? suspended : quick ? 2_000 : 100_000,
+          turns != null ? turns : quick ? 100 : 1_000,
+          out,
+          work);
+    }
+
+    private static String value(String name, String[] args, int i) {
+      if (i >= args.length) {
+        throw new IllegalArgumentException(name + " needs a value; " + USAGE);
+      }
+      return args[i];
+    }
+
+    private static int positive(String name, String[] args, int i) {
+      String v = value(name, args, i);
+      try {
+        int n = Integer.parseInt(v);
+        if (n > 0) {
+          return n;
+        }
+      } catch (NumberFormatException e) {
+        // reported below
+      }
+      throw new IllegalArgumentException(name + ": expected a positive number, got \"" + v + "\"");
+    }
+  }
+
+  static final String USAGE =
+      "usage: Bench [durable-steps|suspended|all] [--quick] [--sessions N] [--steps K] [--reps R]"
+          + " [--suspended S] [--turns T] [--out DIR] [--work-dir DIR]";
+
+  public static void main(String[] args) throws Exception {
+    if (args.length == 2 && args[0].equals("serve-probe")) {
+      Suspended.serveProbe(Path.of(args[1]));
+      return;
+    }
+    Settings s;
+    try {
+      s = Settings.parse(args);
+    } catch (IllegalArgumentException e) {
+      System.err.println(e.getMessage());
+      System.exit(2);
+      return;
+    }
+    Map<String, Object> results = run(s, new Progress(false));
+    Files.createDirectories(s.out());
+    Files.writeString(s.out().resolve("results.json"), EventCodec.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(results));
+    Files.writeString(s.out().resolve("results.md"), markdown(results));
+    System.err.println("wrote " + s.out().resolve("results.json") + " and " + s.out().resolve("results.md"));
+    System.exit(0); // the fake's and clients' threads are daemons or closed; exit promptly anyway
+  }
+
+  /** Runs the chosen scenarios; returns their results as a JSON-ready tree. */
+  static Map<String, Object> run(Settings s, Progress progress) throws Exception {
+    Map<String, Object> results = new LinkedHashMap<>();
+    results.put("machine", machine());
+    results.put("settings", settingsJson(s));
+    if (!s.scenario().equals("suspended")) {
+      List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
+      DurableSteps.Options o =
+          new DurableSteps.Options(
+              s.sessions(), s.steps(), s.warmups(), s.reps(), s.quick() ? 5 : 20, ks, s.turns(), s.quick() ? 10 : 80, s.workDir());
+      Map<String, Object> r = new DurableSteps(o, progress).run();
+      Object dir = r.remove("data_dir");
+      deleteTree(Path.of(dir.toString()));
+      results.put("durable_steps", r);
+    }
+    if (!s.scenario().equals("durable-steps")) {
+      results.put("suspended", new Suspended(new Suspended.Options(s.suspended(), s.quick() ? 50 : 200, "1g", s.workDir()), progress).run());
+    }
+    return results;
+  }
+
+  private static Map<String, Object> settingsJson(Settings s) {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("scenario", s.scenario());
+    m.put("quick", s.quick());
+    m.put("sessions", s.sessions());
+    m.put("steps", s.steps());
+    m.put("warmups", s.warmups());
+    m.put("reps", s.reps());
+    m.put("suspended", s.suspended());
+    m.put("turns", s.turns());
+    return m;
+  }
+
+  static Map<String, Object> machine() {
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("cores", Runtime.getRuntime().availableProcessors());
+    m.put("jdk", System.getProperty("java.vm.name") + " " + Runtime.version());
+    m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"));
+    try {
+      for (String l : Files.readAllLines(Path.of("/proc/meminfo"))) {
+        if (l.startsWith("MemTotal:")) {
+          m.put("memory_mib", Long.parseLong(l.replaceAll("[^0-9]", "")) / 1024);
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      m.put("memory_mib", -1);
+    }
+    m.put("max_heap_mib", Runtime.getRuntime().maxMemory() / 1048576);
+    return m;
+  }
+
+  // ---------------------------------------------------------------- Markdown
+
+  @SuppressWarnings("unchecked")
+  static String markdown(Map<String, Object> r) {
+    StringBuilder b = new StringBuilder();
+    Map<String, Object> m = (Map<String, Object>) r.get("machine");
+    b.append("Machine: ").append(m.get("cores")).append(" cores, ").append(m.get("memory_mib")).append(" MiB, ")
+        .append(m.get("jdk")).append(", ").append(m.get("os")).append(".\n\n");
+    Map<String, Object> d = (Map<String, Object>) r.get("durable_steps");
+    if (d != null) {
+      Map<String, Object> t = (Map<String, Object>) d.get("throughput");
+      b.append("### Durable steps: N = ").append(t.get("sessions")).append(" sessions × K = ").append(t.get("steps"))
+          .append(" tool steps (").append(t.get("warmups")).append(" warm-ups, ").append(t.get("reps"))
+          .append(" measured repetitions, interleaved; median (min–max))\n\n");
+      b.append("| variant | durable steps/s | process CPU per step (µs) | per-step overhead p50 / p99 (ms) |\n| --- | --- | --- | --- |\n");
+      Map<String, Object> sps = (Map<String, Object>) t.get("steps_per_second");
+      Map<String, Object> cpu = (Map<String, Object>) t.get("cpu_micros_per_step");
+      b.append("| floor: plain HttpClient loop, no persistence | ").append(spread(sps.get("floor"), 0)).append(" | ")
+          .append(spread(cpu.get("floor"), 0)).append(" | — |\n");
+      b.append("| Keel, `openai` provider → FakeOpenAi | ").append(spread(sps.get("keel-openai"), 0)).append(" | ")
+          .append(spread(cpu.get("keel-openai"), 0)).append(" | ").append(pp(t.get("overhead_ms_openai"))).append(" |\n");
+      b.append("| Keel, `scripted` model | ").append(spread(sps.get("keel-scripted"), 0)).append(" | ")
+          .append(spread(cpu.get("keel-scripted"), 0)).append(" | ").append(pp(t.get("overhead_ms_scripted"))).append(" |\n\n");
+      b.append("Keel (openai) / floor: **").append(spread(t.get("keel_openai_over_floor"), 2)).append("**; ")
+          .append("Keel (scripted) / floor: ").append(spread(t.get("keel_scripted_over_floor"), 2)).append(".\n\n");
+      Map<String, Object> u = (Map<String, Object>) d.get("uncontended");
+      b.append("One session alone (N = 1, K = ").append(u.get("steps")).append("): per-step overhead p50 / p99 ")
+          .append(pp(u.get("overhead_ms_openai"))).append(" ms (openai), ").append(pp(u.get("overhead_ms_scripted")))
+          .append(" ms (scripted); whole step p50 / p99 ").append(pp(u.get("step_ms_openai"))).append(" ms (openai).\n\n");
+      Map<String, Object> by = (Map<String, Object>) d.get("bytes_per_step");
+      b.append("### Bytes stored per step (scripted; openai in the last column)\n\n");
+      b.append("| K | sessions | event bytes / step (all events) | step events / step | fixed per session | SQLite growth / step | openai: step events / step |\n");
+      b.append("| --- | --- | --- | --- | --- | --- | --- |\n");
+      for (Map<String, Object> row : (List<Map<String, Object>>) by.get("rows")) {
+        b.append("| ").append(row.get("steps")).append(" | ").append(row.get("sessions")).append(" | ")
+            .append(num(row.get("event_bytes_per_step"), 0)).append(" | ").append(num(row.get("step_event_bytes_per_step"), 0))
+            .append(" | ").append(num(row.get("fixed_event_bytes_per_session"), 0)).append(" | ")
+            .append(num(row.get("db_growth_bytes_per_step"), 0)).append(" | ")
+            .append(num(row.get("openai_step_event_bytes_per_step"), 0)).append(" |\n");
+      }
+      Map<String, Object> l = (Map<String, Object>) d.get("long_session");
+      b.append("\n### One session, ").append(l.get("turns")).append(" turns (one tool step each)\n\n");
+      b.append("| turns | event bytes / turn | SQLite growth / turn | turn time p50 (ms) |\n| --- | --- | --- | --- |\n");
+      b.append("| first ").append(l.get("window")).append(" | ").append(num(l.get("event_bytes_per_turn_first"), 0)).append(" | ")
+          .append(num(l.get("db_growth_per_turn_first"), 0)).append(" | ").append(num(((Number) l.get("turn_micros_median_first")).doubleValue() / 1000, 2)).append(" |\n");
+      b.append("| last ").append(l.get("window")).append(" | ").append(num(l.get("event_bytes_per_turn_last"), 0)).append(" | ")
+          .append(num(l.get("db_growth_per_turn_last"), 0)).append(" | ").append(num(((Number) l.get("turn_micros_median_last")).doubleValue() / 1000, 2)).append(" |\n\n");
+    }
+    Map<String, Object> s = (Map<String, Object>) r.get("suspended");
+    if (s != null) {
+      Map<String, Object> e = (Map<String, Object>) s.get("empty");
+      Map<String, Object> f = (Map<String, Object>) s.get("suspended");
+      b.append("### Suspended sessions (server in its own JVM, ").append(s.get("child_jvm_options")).append(")\n\n");
+      b.append("| sessions in the store | server start (ms) | heap used after GC (MiB) | heap committed (MiB) | RSS (MiB) |\n| --- | --- | --- | --- | --- |\n");
+      memRow(b, e.get("sessions") + " (idle after start)", e.get("server_start_millis"), (Map<String, Object>) e.get("idle"));
+      memRow(b, f.get("sessions") + " (idle after start)", f.get("server_start_millis"), (Map<String, Object>) f.get("idle"));
+      if (f.containsKey("after_resumes")) {
+        Map<String, Object> rm = (Map<String, Object>) f.get("resume_millis");
+        memRow(b, f.get("sessions") + " (after " + rm.get("n") + " resumes)", "", (Map<String, Object>) f.get("after_resumes"));
+        b.append("\nResuming a random suspended session (message in → answer durable, one tool step): p50 ")
+            .append(num(rm.get("p50"), 2)).append(" ms, p99 ").append(num(rm.get("p99"), 2)).append(" ms, max ")
+            .append(num(rm.get("max"), 2)).append(" ms over ").append(rm.get("n")).append(" samples.\n");
+      }
+    }
+    return b.toString();
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void memRow(StringBuilder b, String label, Object start, Map<String, Object> m) {
+    b.append("| ").append(label).append(" | ").append(start).append(" | ").append(num(m.get("heap_used_mib"), 1)).append(" | ")
+        .append(num(m.get("heap_committed_mib"), 1)).append(" | ").append(num(m.get("rss_mib"), 1)).append(" |\n");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static String spread(Object o, int decimals) {
+    Map<String, Object> m = (Map<String, Object>) o;
+    String f = "%,." + decimals + "f";
+    return String.format(Locale.ROOT, f + " (" + f + "–" + f + ")", m.get("median"), m.get("min"), m.get("max"));
+  }
+
+  @SuppressWarnings("unchecked")
+  private static String pp(Object o) {
+    Map<String, Object> m = (Map<String, Object>) o;
+    return num(m.get("p50"), 0) + " / " + num(m.get("p99"), 0);
+  }
+
+  private static String num(Object o, int decimals) {
+    return String.format(Locale.ROOT, "%,." + decimals + "f", ((Number) o).doubleValue());
+  }
+
+  static void deleteTree(Path dir) throws IOException {
+    if (!Files.exists(dir)) {
+      return;
+    }
+    List<Path> all = new ArrayList<>();
+    try (Stream<Path> s = Files.walk(dir)) {
+      s.forEach(all::add);
+    }
+    all.sort(Comparator.reverseOrder());
+    for (Path p : all) {
+      Files.deleteIfExists(p);
+    }
+  }
+}
