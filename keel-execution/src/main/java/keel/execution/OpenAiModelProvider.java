@@ -91,6 +91,7 @@ public final class OpenAiModelProvider implements ModelProvider {
    * @param timeout the time allowed for one call, from sending to the last byte of the answer
    */
   public OpenAiModelProvider(Map<String, String> env, Duration timeout) {
+    CompactRequests.enable();
     Objects.requireNonNull(env, "env");
     Objects.requireNonNull(timeout, "timeout");
     if (timeout.isNegative() || timeout.isZero()) {

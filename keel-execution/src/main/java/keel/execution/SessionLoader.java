@@ -12,16 +12,24 @@ final class SessionLoader {
 
   private SessionLoader() {}
 
+  /** A rehydrated state and the sequence number of the snapshot it started from (0 if none). */
+  record Loaded(SessionState state, long snapshotSeq) {}
+
   static SessionState load(EventStore events, String sessionId) {
+    return loadWithSnapshot(events, sessionId).state();
+  }
+
+  static Loaded loadWithSnapshot(EventStore events, String sessionId) {
     SessionState state =
         events.snapshot(sessionId).map(SessionState::restore).orElseGet(SessionState::empty);
+    long snapshotSeq = state.lastSeq();
     while (true) {
       List<StoredEvent> page = events.events(sessionId, state.lastSeq(), PAGE);
       for (StoredEvent e : page) {
         state.apply(e);
       }
       if (page.size() < PAGE) {
-        return state;
+        return new Loaded(state, snapshotSeq);
       }
     }
   }

@@ -52,7 +52,14 @@ import tools.jackson.databind.JsonNode;
 final class SessionRunner implements Scheduler.Runner {
 
   private static final Logger LOG = LoggerFactory.getLogger(SessionRunner.class);
-  private static final int SNAPSHOT_EVERY = 64;
+  /**
+   * A snapshot is taken once the events since the last one number at least this many and at least
+   * as many as the messages in the conversation. A snapshot holds the whole conversation, so taking
+   * one every fixed number of events would make the bytes written grow with the square of a
+   * session's length; tying the interval to the state's size keeps snapshot writes proportional to
+   * event writes, and replay bounded by the state's size.
+   */
+  private static final int SNAPSHOT_MIN_EVENTS = 64;
   private static final int MAX_TOOL_OUTPUT_CHARS = 1 << 20;
   private static final int MODEL_ATTEMPTS = 3;
   private static final Duration MAX_INLINE_RETRY_WAIT = Duration.ofSeconds(10);
@@ -103,7 +110,8 @@ final class SessionRunner implements Scheduler.Runner {
     if (record.isEmpty()) {
       return new Outcome.Suspended();
     }
-    Run run = new Run(record.get(), SessionLoader.load(store.events(), sessionId), signals);
+    SessionLoader.Loaded loaded = SessionLoader.loadWithSnapshot(store.events(), sessionId);
+    Run run = new Run(record.get(), loaded.state(), loaded.snapshotSeq(), signals);
     try {
       return run.loop();
     } catch (KeelException.Conflict e) {
@@ -124,14 +132,16 @@ final class SessionRunner implements Scheduler.Runner {
     private final List<StoredEvent> stagedStored = new ArrayList<>();
     private final List<String> consumed = new ArrayList<>();
     private long flushedSeq;
+    private long snapshotSeq;
     private Deque<Input> inbox;
     private AgentDescriptor agent;
 
-    Run(SessionRecord record, SessionState state, Signals signals) {
+    Run(SessionRecord record, SessionState state, long snapshotSeq, Signals signals) {
       this.record = record;
       this.state = state;
       this.signals = signals;
       this.flushedSeq = state.lastSeq();
+      this.snapshotSeq = snapshotSeq;
     }
 
     Outcome loop() {
@@ -486,7 +496,9 @@ final class SessionRunner implements Scheduler.Runner {
       if (staged.isEmpty()) {
         return;
       }
-      boolean snapshotDue = flushedSeq / SNAPSHOT_EVERY != state.lastSeq() / SNAPSHOT_EVERY;
+      long sinceSnapshot = state.lastSeq() - snapshotSeq;
+      boolean snapshotDue =
+          sinceSnapshot >= SNAPSHOT_MIN_EVENTS && sinceSnapshot >= state.conversation().size();
       List<String> consumedNow = List.copyOf(consumed);
       store.events()
           .append(
@@ -498,6 +510,9 @@ final class SessionRunner implements Scheduler.Runner {
                   consumedNow,
                   snapshotDue ? Optional.of(state.snapshot()) : Optional.empty()));
       flushedSeq = state.lastSeq();
+      if (snapshotDue) {
+        snapshotSeq = flushedSeq;
+      }
       for (StoredEvent e : stagedStored) {
         bus.publish(record.id(), new SessionFrame.Event(e));
       }

@@ -86,6 +86,14 @@ class OpenAiModelProviderTest {
   }
 
   @Test
+  void requests_areSentCompact_notPrettyPrinted() {
+    fake.script(FakeOpenAi.Script.text("ok"));
+    provider.complete(hello(), ModelStream.NONE);
+    String body = fake.lastRequest().orElseThrow().json();
+    assertThat(body).doesNotContain("\n  ").doesNotContain(": ");
+  }
+
+  @Test
   void toolCalls_roundTrip_inTheOpenAiWireShape() throws Exception {
     String schema =
         """

@@ -12,8 +12,11 @@ import java.util.concurrent.TimeUnit;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
-/** Runs the real {@code ./keel} launcher as a process, as a user would on a fresh checkout. */
-class LauncherTest {
+/**
+ * Runs the real {@code ./keel} launcher as a process, as a user would on a fresh checkout. An
+ * integration test: it runs after {@code package}, on the distribution the build just made.
+ */
+class LauncherIT {
 
   @TempDir Path data;
 
@@ -40,6 +43,7 @@ class LauncherTest {
     assertThat(text).contains("Here is what I remember:", "invoice run is on Fridays", "What to try next", "./keel serve",
         "./keel get sessions", "./keel run demo-assistant", "./keel trace s_");
     assertThat(Files.exists(data.resolve("admin.token"))).isTrue();
+    assertThat(text).as("the distribution the build made is used as it is").doesNotContain("building Keel");
   }
 
   private static void copy(InputStream in, ByteArrayOutputStream out) {
