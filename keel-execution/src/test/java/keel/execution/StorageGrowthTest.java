@@ -54,7 +54,7 @@ class StorageGrowthTest {
         long[] bytesAt = new long[4];
         int turns = 300;
         for (int t = 1; t <= turns; t++) {
-          await().atMost(Duration.ofSeconds(20)).until(() -> s.record(r.id()).effectiveStatus() == SessionStatus.IDLE);
+          await().atMost(Duration.ofSeconds(20)).pollInterval(Duration.ofMillis(2)).until(() -> s.record(r.id()).effectiveStatus() == SessionStatus.IDLE);
           if (t % 100 == 0) {
             bytesAt[t / 100] = store.events().eventBytes(r.id());
           }
