@@ -13,6 +13,7 @@ import java.util.Optional;
 import javax.sql.DataSource;
 import keel.core.EventCodec;
 import keel.core.KeelException;
+import keel.core.SessionEvent;
 import keel.core.SessionState;
 import keel.core.SessionStatus;
 import keel.core.StoredEvent;
@@ -165,11 +166,6 @@ final class SqliteEventStore implements EventStore {
           up.executeUpdate();
           if (a.snapshot().isPresent()) {
             SessionState.Snapshot snap = a.snapshot().get();
-            if (snap.lastSeq() != newLast) {
-              throw new IllegalArgumentException(
-                  "snapshot of session " + a.sessionId() + " is at " + snap.lastSeq()
-                      + " but the append ends at " + newLast);
-            }
             PreparedStatement put =
                 tx.prepare("INSERT OR REPLACE INTO snapshots (session_id, seq, state) VALUES (?,?,?)");
             put.setString(1, a.sessionId());
@@ -207,15 +203,23 @@ final class SqliteEventStore implements EventStore {
             ps.setInt(3, limit);
             try (ResultSet rs = ps.executeQuery()) {
               while (rs.next()) {
+                long seq = rs.getLong(1);
+                SessionEvent event;
+                try {
+                  event = EventCodec.decode(rs.getString(4), rs.getString(6));
+                } catch (IllegalArgumentException e) {
+                  throw new KeelException.Unavailable(
+                      "session " + sessionId + ": stored event " + seq + " is corrupt: " + e.getMessage(), e);
+                }
                 out.add(
                     new StoredEvent(
                         sessionId,
-                        rs.getLong(1),
+                        seq,
                         Instant.ofEpochMilli(rs.getLong(2)),
                         rs.getString(3),
                         traceId,
                         rs.getString(5),
-                        EventCodec.decode(rs.getString(4), rs.getString(6))));
+                        event));
               }
             }
           }

@@ -13,6 +13,7 @@ import java.time.Clock;
 import keel.core.KeelException;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
+import org.sqlite.SQLiteConfig;
 
 /**
  * The embedded store: one SQLite database in WAL mode in the data directory. Writes go through a
@@ -45,6 +46,10 @@ final class SqliteStore implements Store {
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
     Path file = dataDir.resolve("keel.db").toAbsolutePath();
+    if (Files.exists(dataDir) && !Files.isDirectory(dataDir)) {
+      throw new KeelException.Unavailable(
+          "cannot use " + dataDir.toAbsolutePath() + " as the data directory: it is not a directory", null);
+    }
     try {
       Files.createDirectories(dataDir);
     } catch (IOException e) {
@@ -66,7 +71,12 @@ final class SqliteStore implements Store {
       config.setPoolName("keel-sqlite-readers");
       config.setMaximumPoolSize(READERS);
       config.setMinimumIdle(1);
-      config.setConnectionInitSql("PRAGMA busy_timeout=10000");
+      // sqlite-jdbc cannot make an open connection read-only (Hikari's setReadOnly fails on every
+      // connection), so the readers are opened read-only, with their busy timeout, by the driver.
+      SQLiteConfig readOnly = new SQLiteConfig();
+      readOnly.setReadOnly(true);
+      readOnly.setBusyTimeout(10_000);
+      config.setDataSourceProperties(readOnly.toProperties());
       config.setReadOnly(true);
       HikariDataSource readers = new HikariDataSource(config);
       GroupCommitWriter writer = new GroupCommitWriter("sqlite:" + file, writerConnection);
