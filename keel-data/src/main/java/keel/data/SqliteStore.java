@@ -57,8 +57,10 @@ final class SqliteStore implements Store {
           "cannot create the data directory " + dataDir + ": " + e.getMessage(), e);
     }
     String url = "jdbc:sqlite:" + file;
+    Connection writerConnection = null;
+    HikariDataSource readers = null;
     try {
-      Connection writerConnection = DriverManager.getConnection(url);
+      writerConnection = DriverManager.getConnection(url);
       try (Statement st = writerConnection.createStatement()) {
         st.execute("PRAGMA journal_mode=WAL");
         st.execute("PRAGMA synchronous=" + (durable ? "FULL" : "NORMAL"));
@@ -78,10 +80,24 @@ final class SqliteStore implements Store {
       readOnly.setBusyTimeout(10_000);
       config.setDataSourceProperties(readOnly.toProperties());
       config.setReadOnly(true);
-      HikariDataSource readers = new HikariDataSource(config);
+      readers = new HikariDataSource(config);
       GroupCommitWriter writer = new GroupCommitWriter("sqlite:" + file, writerConnection);
       return new SqliteStore(file, readers, writer, node, clock);
-    } catch (SQLException e) {
+    } catch (SQLException | RuntimeException e) {
+      // a store that fails to open holds no file handles and no threads
+      if (readers != null) {
+        readers.close();
+      }
+      if (writerConnection != null) {
+        try {
+          writerConnection.close();
+        } catch (SQLException closing) {
+          e.addSuppressed(closing);
+        }
+      }
+      if (e instanceof KeelException k) {
+        throw k;
+      }
       throw new KeelException.Unavailable("cannot open the store " + file + ": " + e.getMessage(), e);
     }
   }

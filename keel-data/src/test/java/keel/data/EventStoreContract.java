@@ -886,7 +886,7 @@ public abstract class EventStoreContract {
   class Concurrency {
 
     @Test
-    @Timeout(value = 120, unit = TimeUnit.SECONDS)
+    @Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
     void manyThreads_appendingToManySessions_allSucceed_withGaplessLogs() throws Exception {
       int threads = 32;
       int sessionsPerThread = 4;
@@ -934,7 +934,7 @@ public abstract class EventStoreContract {
     }
 
     @Test
-    @Timeout(value = 120, unit = TimeUnit.SECONDS)
+    @Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
     void racingWriters_onOneSession_exactlyOneWinsEachRound() throws Exception {
       int writers = 16;
       int rounds = 40;
@@ -973,7 +973,7 @@ public abstract class EventStoreContract {
     }
 
     @Test
-    @Timeout(value = 60, unit = TimeUnit.SECONDS)
+    @Timeout(value = 60, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
     void concurrentEnqueues_ofTheSameInput_storeItOnce() throws Exception {
       create("s1", "helper");
       int threads = 16;
