@@ -354,10 +354,17 @@ final class SqliteEventStore implements EventStore {
         tx -> {
           PreparedStatement exists = tx.prepare("SELECT status FROM sessions WHERE id = ?");
           exists.setString(1, input.sessionId());
+          SessionStatus status;
           try (ResultSet rs = exists.executeQuery()) {
             if (!rs.next()) {
               throw new KeelException.NotFound("session " + input.sessionId() + " does not exist");
             }
+            status = SessionStatus.fromWire(rs.getString(1));
+          }
+          if (status.terminal()) {
+            // nothing would ever consume it, and the session would look as if it had work forever
+            throw new KeelException.Conflict(
+                "session " + input.sessionId() + " is " + status.wireName() + " and accepts no more input");
           }
           if (insertInput(tx, input)) {
             return input;
@@ -418,7 +425,8 @@ final class SqliteEventStore implements EventStore {
           try (PreparedStatement ps =
               c.prepareStatement(
                   "SELECT id FROM sessions WHERE status IN ('runnable', 'running')"
-                      + " UNION SELECT id FROM sessions WHERE pending_inputs > 0 LIMIT ?")) {
+                      + " UNION SELECT id FROM sessions WHERE pending_inputs > 0"
+                      + " AND status NOT IN ('completed', 'failed', 'cancelled') LIMIT ?")) {
             ps.setInt(1, limit);
             List<String> out = new ArrayList<>();
             try (ResultSet rs = ps.executeQuery()) {

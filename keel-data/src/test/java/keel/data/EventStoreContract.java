@@ -363,6 +363,35 @@ public abstract class EventStoreContract {
     }
 
     @Test
+    void enqueue_toAnEndedSession_isRejected() {
+      // regression: the input was accepted, never consumed, and the session had "work" forever
+      create("s1", "helper");
+      events.append(append("s1", 1, SessionStatus.CANCELLED, new SessionEvent.SessionCancelled("op:bob", "done")));
+      assertThatThrownBy(() -> events.enqueue(input("s1", "in-1", "hello?")))
+          .isInstanceOf(KeelException.Conflict.class)
+          .hasMessageContaining("s1")
+          .hasMessageContaining("cancelled");
+      assertThat(events.pendingInputs("s1")).isEmpty();
+      assertThat(events.sessionsWithWork(10)).isEmpty();
+    }
+
+    @Test
+    void sessionThatEndedWithInputsLeft_hasNoWork() {
+      // an input accepted while the last step ran, which then completed the task
+      createRunning("s1", "helper");
+      events.enqueue(input("s1", "in-2", "one more thing"));
+      events.append(append("s1", 3, SessionStatus.COMPLETED, answer(1, "done"), new SessionEvent.SessionCompleted("done")));
+      assertThat(events.sessionsWithWork(10)).isEmpty();
+    }
+
+    @Test
+    void firstInput_forAnotherSession_isRejected() {
+      assertThatThrownBy(() -> newSession("s1", "helper", Optional.of(input("s2", "in-1", "hi"))))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("s2");
+    }
+
+    @Test
     void create_withAFirstInput_putsItInTheInbox() {
       clock.advance(Duration.ofSeconds(1));
       events.create(newSession("s1", "helper", Optional.of(input("s1", "in-1", "hello"))));
@@ -889,8 +918,8 @@ public abstract class EventStoreContract {
     @Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
     void manyThreads_appendingToManySessions_allSucceed_withGaplessLogs() throws Exception {
       int threads = 32;
-      int sessionsPerThread = 4;
-      int appendsPerSession = 25;
+      int sessionsPerThread = 8;
+      int appendsPerSession = 40;
       CyclicBarrier start = new CyclicBarrier(threads);
       try (ExecutorService pool = Executors.newFixedThreadPool(threads)) {
         List<Future<?>> futures = new ArrayList<>();

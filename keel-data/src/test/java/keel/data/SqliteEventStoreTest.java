@@ -58,6 +58,26 @@ class SqliteEventStoreTest extends EventStoreContract {
   }
 
   @Test
+  void store_opens_andReadsThroughItsReadOnlyPool() throws Exception {
+    // regression: sqlite-jdbc refused Hikari's setReadOnly on open connections, so no store opened
+    create("s1", "helper");
+    assertThat(events.session("s1")).isPresent();
+    restart();
+    assertThat(events.session("s1")).isPresent();
+  }
+
+  @Test
+  void failedOpen_canBeRetriedOnceTheFileIsFixed() throws Exception {
+    Path other = Files.createDirectory(dir.resolve("other"));
+    Path db = Files.writeString(other.resolve("keel.db"), "garbage".repeat(1000));
+    assertThatThrownBy(() -> Store.sqlite(other, NODE, clock, true)).isInstanceOf(KeelException.Unavailable.class);
+    Files.delete(db);
+    try (Store fixed = Store.sqlite(other, NODE, clock, true)) {
+      assertThat(fixed.healthy()).isTrue();
+    }
+  }
+
+  @Test
   void onlyTheLatestSnapshotRow_isKept() throws Exception {
     create("s1", "helper");
     SessionState state = SessionState.fold(all("s1"));
