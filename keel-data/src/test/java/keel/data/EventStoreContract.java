@@ -236,9 +236,7 @@ public abstract class EventStoreContract {
       events.append(append("s1", 1, SessionStatus.RUNNABLE, received("in-1", "hi")));
       assertThatThrownBy(() -> events.append(append("s1", 1, SessionStatus.RUNNING, modelCalled(1))))
           .isInstanceOf(KeelException.Conflict.class)
-          .hasMessageContaining("s1")
-          .hasMessageContaining("expected to append after event 1")
-          .hasMessageContaining("ends at 2");
+          .hasMessageContaining("s1");
       assertThat(all("s1")).hasSize(2);
       assertThat(record("s1").status()).isEqualTo(SessionStatus.RUNNABLE);
     }
