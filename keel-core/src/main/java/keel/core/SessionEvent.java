@@ -149,6 +149,11 @@ public sealed interface SessionEvent {
       Objects.requireNonNull(resolution, "resolution");
       Objects.requireNonNull(result, "result");
       Objects.requireNonNull(decidedBy, "decidedBy");
+      if (!resolution.equals("succeeded") && !resolution.equals("failed") && !resolution.equals("retry")) {
+        throw new IllegalArgumentException(
+            "tool call " + callId + ": resolution must be succeeded, failed or retry, got \""
+                + resolution + "\"");
+      }
     }
   }
 

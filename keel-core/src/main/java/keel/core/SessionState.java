@@ -212,6 +212,16 @@ public final class SessionState {
       case SessionEvent.ToolOutcomeResolved e -> {
         int i = indexOf(sessionId, e.callId());
         PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.OUTCOME_UNKNOWN) {
+          throw new IllegalStateException(
+              "session "
+                  + sessionId
+                  + ": ToolOutcomeResolved for tool call \""
+                  + e.callId()
+                  + "\" whose outcome is not unknown (it is "
+                  + p.state().name().toLowerCase(java.util.Locale.ROOT)
+                  + ")");
+        }
         if (e.resolution().equals("retry")) {
           pending.set(i, p.with(PendingCall.CallState.AUTHORIZED));
         } else {

@@ -14,7 +14,8 @@ import keel.core.SessionStatus;
  * @param events the events, in order
  * @param status the session's status after them
  * @param consumedInputs inbox inputs these events consume (they stop being pending)
- * @param snapshot a snapshot of the state after these events, replacing the previous one
+ * @param snapshot a snapshot of the state after these events, replacing the previous one; its
+ *     {@code lastSeq} must be {@code expectedSeq + events.size()}
  */
 public record Append(
     String sessionId,
@@ -31,6 +32,12 @@ public record Append(
     Objects.requireNonNull(snapshot, "snapshot");
     if (events.isEmpty()) {
       throw new IllegalArgumentException("an append needs at least one event");
+    }
+    long end = expectedSeq + events.size();
+    if (snapshot.isPresent() && snapshot.get().lastSeq() != end) {
+      throw new IllegalArgumentException(
+          "snapshot of session " + sessionId + " is at event " + snapshot.get().lastSeq()
+              + " but the append ends at event " + end);
     }
   }
 }

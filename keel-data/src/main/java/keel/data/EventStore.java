@@ -53,6 +53,8 @@ public interface EventStore {
    *
    * @return the input as stored
    * @throws keel.core.KeelException.NotFound if the session does not exist
+   * @throws keel.core.KeelException.Conflict if the session has ended (completed, failed or
+   *     cancelled)
    */
   Input enqueue(Input input);
 
@@ -61,7 +63,7 @@ public interface EventStore {
 
   /**
    * Sessions that have work to do: an unconsumed input, or a step that was in progress (status
-   * {@code runnable} or {@code running}). Used at start-up to resume what a crash interrupted.
+   * {@code runnable} or {@code running}); ended sessions never have work. Used at start-up to resume what a crash interrupted.
    */
   List<String> sessionsWithWork(int limit);
 

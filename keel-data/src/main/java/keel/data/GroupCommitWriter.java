@@ -50,6 +50,9 @@ final class GroupCommitWriter implements AutoCloseable {
         statements.put(sql, ps);
       }
       ps.clearParameters();
+      // an operation that failed between addBatch and executeBatch leaves its rows batched on
+      // this shared statement; they must not be written by the next operation that uses it
+      ps.clearBatch();
       return ps;
     }
 
@@ -95,11 +98,12 @@ final class GroupCommitWriter implements AutoCloseable {
    */
   <T> T execute(Op<T> op) {
     if (closing) {
-      throw new KeelException.Unavailable("the store " + description + " is closed", null);
+      throw closed();
     }
     CompletableFuture<T> result = new CompletableFuture<>();
+    Task<T> task = new Task<>(op, result);
     try {
-      if (!queue.offer(new Task<>(op, result), ENQUEUE_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+      if (!queue.offer(task, ENQUEUE_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
         throw new KeelException.Unavailable(
             "the store " + description + " is not keeping up: its write queue stayed full for "
                 + ENQUEUE_TIMEOUT_SECONDS + " s",
@@ -108,6 +112,14 @@ final class GroupCommitWriter implements AutoCloseable {
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
       throw new KeelException.Unavailable("interrupted while waiting to write", e);
+    }
+    if (closing) {
+      // close() may have begun after the check above: once the writer has stopped, nobody else
+      // takes from the queue, so either it ran (or failed) the task, or the task is still here
+      awaitWriterStopped();
+      if (queue.remove(task)) {
+        throw closed();
+      }
     }
     try {
       return result.join();
@@ -136,7 +148,7 @@ final class GroupCommitWriter implements AutoCloseable {
         runBatch(batch);
       } catch (InterruptedException e) {
         break;
-      } catch (RuntimeException e) {
+      } catch (RuntimeException | Error e) {
         for (Task<?> t : batch) {
           t.result().completeExceptionally(e);
         }
@@ -144,7 +156,20 @@ final class GroupCommitWriter implements AutoCloseable {
         batch.clear();
       }
     }
+    failQueued();
     tx.closeAll();
+  }
+
+  private void failQueued() {
+    List<Task<?>> left = new ArrayList<>();
+    queue.drainTo(left);
+    for (Task<?> t : left) {
+      t.result().completeExceptionally(closed());
+    }
+  }
+
+  private KeelException.Unavailable closed() {
+    return new KeelException.Unavailable("the store " + description + " is closed", null);
   }
 
   private void runBatch(List<Task<?>> batch) {
@@ -156,7 +181,7 @@ final class GroupCommitWriter implements AutoCloseable {
         sp = connection.setSavepoint();
         values[i] = batch.get(i).op().run(tx);
         connection.releaseSavepoint(sp);
-      } catch (Exception e) {
+      } catch (Exception | Error e) {
         failures[i] = e;
         if (sp != null) {
           try {
@@ -197,6 +222,15 @@ final class GroupCommitWriter implements AutoCloseable {
       task.result().completeExceptionally(failure);
     } else {
       task.result().complete((T) value);
+    }
+  }
+
+  private void awaitWriterStopped() {
+    try {
+      thread.join();
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+      throw new KeelException.Unavailable("interrupted while the store " + description + " closed", e);
     }
   }
 

@@ -43,5 +43,9 @@ public record NewSession(
     if (events.isEmpty()) {
       throw new IllegalArgumentException("a new session needs its SessionStarted event");
     }
+    if (firstInput.isPresent() && !firstInput.get().sessionId().equals(id)) {
+      throw new IllegalArgumentException(
+          "the first input of session " + id + " names session " + firstInput.get().sessionId());
+    }
   }
 }

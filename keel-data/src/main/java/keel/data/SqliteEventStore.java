@@ -13,6 +13,7 @@ import java.util.Optional;
 import javax.sql.DataSource;
 import keel.core.EventCodec;
 import keel.core.KeelException;
+import keel.core.SessionEvent;
 import keel.core.SessionState;
 import keel.core.SessionStatus;
 import keel.core.StoredEvent;
@@ -165,11 +166,6 @@ final class SqliteEventStore implements EventStore {
           up.executeUpdate();
           if (a.snapshot().isPresent()) {
             SessionState.Snapshot snap = a.snapshot().get();
-            if (snap.lastSeq() != newLast) {
-              throw new IllegalArgumentException(
-                  "snapshot of session " + a.sessionId() + " is at " + snap.lastSeq()
-                      + " but the append ends at " + newLast);
-            }
             PreparedStatement put =
                 tx.prepare("INSERT OR REPLACE INTO snapshots (session_id, seq, state) VALUES (?,?,?)");
             put.setString(1, a.sessionId());
@@ -207,15 +203,23 @@ final class SqliteEventStore implements EventStore {
             ps.setInt(3, limit);
             try (ResultSet rs = ps.executeQuery()) {
               while (rs.next()) {
+                long seq = rs.getLong(1);
+                SessionEvent event;
+                try {
+                  event = EventCodec.decode(rs.getString(4), rs.getString(6));
+                } catch (IllegalArgumentException e) {
+                  throw new KeelException.Unavailable(
+                      "session " + sessionId + ": stored event " + seq + " is corrupt: " + e.getMessage(), e);
+                }
                 out.add(
                     new StoredEvent(
                         sessionId,
-                        rs.getLong(1),
+                        seq,
                         Instant.ofEpochMilli(rs.getLong(2)),
                         rs.getString(3),
                         traceId,
                         rs.getString(5),
-                        EventCodec.decode(rs.getString(4), rs.getString(6))));
+                        event));
               }
             }
           }
@@ -350,10 +354,17 @@ final class SqliteEventStore implements EventStore {
         tx -> {
           PreparedStatement exists = tx.prepare("SELECT status FROM sessions WHERE id = ?");
           exists.setString(1, input.sessionId());
+          SessionStatus status;
           try (ResultSet rs = exists.executeQuery()) {
             if (!rs.next()) {
               throw new KeelException.NotFound("session " + input.sessionId() + " does not exist");
             }
+            status = SessionStatus.fromWire(rs.getString(1));
+          }
+          if (status.terminal()) {
+            // nothing would ever consume it, and the session would look as if it had work forever
+            throw new KeelException.Conflict(
+                "session " + input.sessionId() + " is " + status.wireName() + " and accepts no more input");
           }
           if (insertInput(tx, input)) {
             return input;
@@ -414,7 +425,8 @@ final class SqliteEventStore implements EventStore {
           try (PreparedStatement ps =
               c.prepareStatement(
                   "SELECT id FROM sessions WHERE status IN ('runnable', 'running')"
-                      + " UNION SELECT id FROM sessions WHERE pending_inputs > 0 LIMIT ?")) {
+                      + " UNION SELECT id FROM sessions WHERE pending_inputs > 0"
+                      + " AND status NOT IN ('completed', 'failed', 'cancelled') LIMIT ?")) {
             ps.setInt(1, limit);
             List<String> out = new ArrayList<>();
             try (ResultSet rs = ps.executeQuery()) {

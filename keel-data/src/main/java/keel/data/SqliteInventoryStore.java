@@ -27,11 +27,13 @@ final class SqliteInventoryStore implements InventoryStore {
 
   @Override
   public List<Applied> apply(List<Change> changes, String appliedBy) {
+    List<Change> checked = List.copyOf(changes); // no null among them, before anything is written
+    java.util.Objects.requireNonNull(appliedBy, "appliedBy");
     long now = clock.millis();
     return writer.execute(
         tx -> {
           List<Applied> out = new ArrayList<>();
-          for (Change ch : changes) {
+          for (Change ch : checked) {
             PreparedStatement sel =
                 tx.prepare(
                     "SELECT " + COLUMNS + " FROM revisions WHERE kind = ? AND name = ?"

@@ -14,7 +14,6 @@ import keel.core.KeelException;
 import org.flywaydb.core.Flyway;
 import org.flywaydb.core.api.FlywayException;
 import org.sqlite.SQLiteConfig;
-import org.sqlite.SQLiteDataSource;
 
 /**
  * The embedded store: one SQLite database in WAL mode in the data directory. Writes go through a
@@ -47,6 +46,10 @@ final class SqliteStore implements Store {
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
     Path file = dataDir.resolve("keel.db").toAbsolutePath();
+    if (Files.exists(dataDir) && !Files.isDirectory(dataDir)) {
+      throw new KeelException.Unavailable(
+          "cannot use " + dataDir.toAbsolutePath() + " as the data directory: it is not a directory", null);
+    }
     try {
       Files.createDirectories(dataDir);
     } catch (IOException e) {
@@ -54,8 +57,10 @@ final class SqliteStore implements Store {
           "cannot create the data directory " + dataDir + ": " + e.getMessage(), e);
     }
     String url = "jdbc:sqlite:" + file;
+    Connection writerConnection = null;
+    HikariDataSource readers = null;
     try {
-      Connection writerConnection = DriverManager.getConnection(url);
+      writerConnection = DriverManager.getConnection(url);
       try (Statement st = writerConnection.createStatement()) {
         st.execute("PRAGMA journal_mode=WAL");
         st.execute("PRAGMA synchronous=" + (durable ? "FULL" : "NORMAL"));
@@ -63,22 +68,36 @@ final class SqliteStore implements Store {
         st.execute("PRAGMA foreign_keys=ON");
       }
       migrate(url, file);
-      SQLiteConfig readerConfig = new SQLiteConfig();
-      readerConfig.setBusyTimeout(10_000);
-      SQLiteDataSource readerSource = new SQLiteDataSource(readerConfig);
-      readerSource.setUrl(url);
       HikariConfig config = new HikariConfig();
-      config.setDataSource(readerSource);
+      config.setJdbcUrl(url);
       config.setPoolName("keel-sqlite-readers");
       config.setMaximumPoolSize(READERS);
       config.setMinimumIdle(1);
-      // Hikari sets the JDBC read-only flag itself, which SQLite refuses after connecting; the
-      // pragma makes these connections refuse writes instead.
-      config.setConnectionInitSql("PRAGMA query_only = true");
-      HikariDataSource readers = new HikariDataSource(config);
+      // sqlite-jdbc cannot make an open connection read-only (Hikari's setReadOnly fails on every
+      // connection), so the readers are opened read-only, with their busy timeout, by the driver.
+      SQLiteConfig readOnly = new SQLiteConfig();
+      readOnly.setReadOnly(true);
+      readOnly.setBusyTimeout(10_000);
+      config.setDataSourceProperties(readOnly.toProperties());
+      config.setReadOnly(true);
+      readers = new HikariDataSource(config);
       GroupCommitWriter writer = new GroupCommitWriter("sqlite:" + file, writerConnection);
       return new SqliteStore(file, readers, writer, node, clock);
-    } catch (SQLException e) {
+    } catch (SQLException | RuntimeException e) {
+      // a store that fails to open holds no file handles and no threads
+      if (readers != null) {
+        readers.close();
+      }
+      if (writerConnection != null) {
+        try {
+          writerConnection.close();
+        } catch (SQLException closing) {
+          e.addSuppressed(closing);
+        }
+      }
+      if (e instanceof KeelException k) {
+        throw k;
+      }
       throw new KeelException.Unavailable("cannot open the store " + file + ": " + e.getMessage(), e);
     }
   }

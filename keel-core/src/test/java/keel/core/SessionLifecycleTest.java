@@ -1,0 +1,180 @@
+package keel.core;
+
+import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.Assertions.assertThatNoException;
+import static org.assertj.core.api.Assertions.assertThatThrownBy;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.stream.Collectors;
+import java.util.stream.Stream;
+import keel.core.PendingCall.CallState;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * Walks every (status × event type) pair. The expected table is written out here on purpose: a
+ * change to {@link SessionLifecycle} must change this test too, so it is never made by accident.
+ */
+class SessionLifecycleTest {
+
+  private static final Map<SessionStatus, Set<String>> EXPECTED = new EnumMap<>(SessionStatus.class);
+
+  static {
+    EXPECTED.put(SessionStatus.IDLE, names("InputReceived SessionCompleted SessionFailed SessionCancelled"));
+    EXPECTED.put(
+        SessionStatus.RUNNABLE,
+        names("InputReceived ModelCalled StepInterrupted SessionFailed SessionCancelled"));
+    EXPECTED.put(
+        SessionStatus.RUNNING,
+        names(
+            "ModelCalled ModelResponded ToolCallAuthorized ToolCallDenied ToolCallStarted"
+                + " ToolCallCompleted ToolOutcomeUnknown StepInterrupted SessionFailed SessionCancelled"));
+    EXPECTED.put(
+        SessionStatus.AWAITING_APPROVAL,
+        names("ToolOutcomeResolved ToolOutcomeUnknown StepInterrupted SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.AWAITING_SUBAGENT, names("SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.COMPLETED, Set.of());
+    EXPECTED.put(SessionStatus.FAILED, Set.of());
+    EXPECTED.put(SessionStatus.CANCELLED, Set.of());
+  }
+
+  private static Set<String> names(String spaceSeparated) {
+    return Set.of(spaceSeparated.split(" "));
+  }
+
+  /** One instance of every event type; call events name c1 (started) or c2 (outcome unknown). */
+  private static final List<SessionEvent> SAMPLES =
+      List.of(
+          new SessionEvent.SessionStarted("helper", 1, "team-a", "user:ann", false),
+          Log.input("in-9", "hello"),
+          Log.called(5),
+          Log.responded(5, "answer", Log.call("c9")),
+          Log.authorized("c1"),
+          new SessionEvent.ToolCallDenied("c1", "no"),
+          Log.started("c1", 2),
+          Log.completed("c1", "done"),
+          new SessionEvent.ToolOutcomeUnknown("c1", "crash"),
+          new SessionEvent.ToolOutcomeResolved("c2", "succeeded", "ok", "op:bob"),
+          new SessionEvent.StepInterrupted("new message"),
+          new SessionEvent.SessionCompleted("answer"),
+          new SessionEvent.SessionFailed("boom", "it broke", true),
+          new SessionEvent.SessionCancelled("op:bob", "enough"));
+
+  @Test
+  void samples_coverEveryEventType() {
+    assertThat(SAMPLES.stream().map(SessionEvent::type).collect(Collectors.toSet()))
+        .isEqualTo(
+            SessionLifecycle.eventTypes().stream().map(Class::getSimpleName).collect(Collectors.toSet()));
+    assertThat(EXPECTED).containsOnlyKeys(SessionStatus.values());
+  }
+
+  static Stream<Arguments> everyStatusAndEvent() {
+    List<Arguments> out = new ArrayList<>();
+    for (SessionStatus status : SessionStatus.values()) {
+      for (SessionEvent event : SAMPLES) {
+        boolean allowed = EXPECTED.get(status).contains(event.type());
+        out.add(
+            Arguments.argumentSet(
+                status.wireName() + " + " + event.type() + (allowed ? " folds" : " is rejected"),
+                status,
+                event,
+                allowed));
+      }
+    }
+    return out.stream();
+  }
+
+  @ParameterizedTest
+  @MethodSource("everyStatusAndEvent")
+  void transition(SessionStatus status, SessionEvent event, boolean allowed) {
+    assertThat(SessionLifecycle.allows(status, event.getClass()))
+        .as("SessionLifecycle.allows(%s, %s)", status, event.type())
+        .isEqualTo(allowed);
+    SessionState state = stateIn(status);
+    StoredEvent next = Log.stored("s1", state.lastSeq() + 1, event);
+    if (allowed) {
+      assertThatNoException().isThrownBy(() -> state.apply(next));
+      assertThat(state.lastSeq()).isEqualTo(next.seq());
+    } else {
+      SessionState.Snapshot before = state.snapshot();
+      assertThatThrownBy(() -> state.apply(next))
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessage("session s1: " + event.type() + " is not allowed while " + status.wireName());
+      assertThat(state.snapshot()).isEqualTo(before);
+    }
+  }
+
+  static Stream<Arguments> everyEventBeforeTheStart() {
+    return SAMPLES.stream()
+        .map(e -> Arguments.argumentSet("no status + " + e.type(), e));
+  }
+
+  @ParameterizedTest
+  @MethodSource("everyEventBeforeTheStart")
+  void onlySessionStarted_canOpenALog(SessionEvent event) {
+    SessionState state = SessionState.empty();
+    StoredEvent first = Log.stored("s1", 1, event);
+    if (event instanceof SessionEvent.SessionStarted) {
+      state.apply(first);
+      assertThat(state.status()).contains(SessionStatus.IDLE);
+    } else {
+      assertThatThrownBy(() -> state.apply(first))
+          .isInstanceOf(IllegalStateException.class)
+          .hasMessage("session s1: the first event must be SessionStarted, got " + event.type());
+    }
+  }
+
+  @Test
+  void terminalStatuses_allowNothing() {
+    for (SessionStatus s : SessionStatus.values()) {
+      boolean anything =
+          SessionLifecycle.eventTypes().stream()
+              .anyMatch(c -> SessionLifecycle.allows(s, c.asSubclass(SessionEvent.class)));
+      assertThat(anything).as(s.wireName()).isEqualTo(!s.terminal());
+    }
+  }
+
+  @Test
+  void eventTypes_areTheSealedSet() {
+    assertThat(SessionLifecycle.eventTypes())
+        .containsExactlyInAnyOrder(SessionEvent.class.getPermittedSubclasses())
+        .hasSize(14);
+    assertThat(Arrays.stream(SessionEvent.class.getPermittedSubclasses()).map(Class::getSimpleName))
+        .doesNotHaveDuplicates();
+  }
+
+  /**
+   * A state in the given status, with two pending calls: c1 started, c2 whose outcome is unknown.
+   * Statuses no event leads to yet (awaiting_subagent, budget_blocked) can only be reached by a
+   * snapshot, which is what this builds for all of them.
+   */
+  private static SessionState stateIn(SessionStatus status) {
+    ToolCall c1 = Log.call("c1");
+    ToolCall c2 = Log.call("c2");
+    return SessionState.restore(
+        new SessionState.Snapshot(
+            "helper",
+            1,
+            "team-a",
+            false,
+            status,
+            10,
+            1,
+            1,
+            Log.USAGE,
+            List.of(new Message.User("hi"), new Message.Assistant("", List.of(c1, c2))),
+            List.of(
+                new PendingCall(c1, CallState.STARTED, "mcp://x", false, 1, "k1"),
+                new PendingCall(c2, CallState.OUTCOME_UNKNOWN, "mcp://x", false, 1, "k2")),
+            "",
+            ""));
+  }
+}
