@@ -27,23 +27,26 @@ class SessionLifecycleTest {
   private static final Map<SessionStatus, Set<String>> EXPECTED = new EnumMap<>(SessionStatus.class);
 
   static {
-    EXPECTED.put(SessionStatus.IDLE, names("InputReceived SessionCompleted SessionFailed SessionCancelled"));
+    EXPECTED.put(
+        SessionStatus.IDLE, names("InputReceived InputRejected SessionCompleted SessionFailed SessionCancelled"));
     EXPECTED.put(
         SessionStatus.RUNNABLE,
-        names("InputReceived ModelCalled StepInterrupted SessionFailed SessionCancelled"));
+        names("InputReceived InputRejected ModelCalled StepInterrupted SessionFailed SessionCancelled"));
     EXPECTED.put(
         SessionStatus.RUNNING,
         names(
             "ModelCalled ModelResponded ToolCallAuthorized ToolCallDenied ToolCallStarted"
-                + " ToolCallCompleted ToolOutcomeUnknown StepInterrupted SessionFailed SessionCancelled"));
+                + " ToolCallCompleted ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed"
+                + " SessionCancelled"));
     EXPECTED.put(
         SessionStatus.AWAITING_APPROVAL,
-        names("ToolOutcomeResolved ToolOutcomeUnknown StepInterrupted SessionFailed SessionCancelled"));
-    EXPECTED.put(SessionStatus.AWAITING_SUBAGENT, names("SessionFailed SessionCancelled"));
-    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("SessionFailed SessionCancelled"));
-    EXPECTED.put(SessionStatus.COMPLETED, Set.of());
-    EXPECTED.put(SessionStatus.FAILED, Set.of());
-    EXPECTED.put(SessionStatus.CANCELLED, Set.of());
+        names("ToolOutcomeResolved ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.AWAITING_SUBAGENT, names("InputRejected SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("InputRejected SessionFailed SessionCancelled"));
+    // an ended session still takes inputs out of its inbox, recording why they were not acted on
+    EXPECTED.put(SessionStatus.COMPLETED, names("InputRejected"));
+    EXPECTED.put(SessionStatus.FAILED, names("InputRejected"));
+    EXPECTED.put(SessionStatus.CANCELLED, names("InputRejected"));
   }
 
   private static Set<String> names(String spaceSeparated) {
@@ -55,6 +58,7 @@ class SessionLifecycleTest {
       List.of(
           new SessionEvent.SessionStarted("helper", 1, "team-a", "user:ann", false),
           Log.input("in-9", "hello"),
+          new SessionEvent.InputRejected("in-8", "the session ended"),
           Log.called(5),
           Log.responded(5, "answer", Log.call("c9")),
           Log.authorized("c1"),
@@ -133,12 +137,13 @@ class SessionLifecycleTest {
   }
 
   @Test
-  void terminalStatuses_allowNothing() {
+  void terminalStatuses_allowNothingButRecordingARejectedInput() {
     for (SessionStatus s : SessionStatus.values()) {
-      boolean anything =
+      boolean anythingElse =
           SessionLifecycle.eventTypes().stream()
+              .filter(c -> c != SessionEvent.InputRejected.class)
               .anyMatch(c -> SessionLifecycle.allows(s, c.asSubclass(SessionEvent.class)));
-      assertThat(anything).as(s.wireName()).isEqualTo(!s.terminal());
+      assertThat(anythingElse).as(s.wireName()).isEqualTo(!s.terminal());
     }
   }
 
@@ -146,7 +151,7 @@ class SessionLifecycleTest {
   void eventTypes_areTheSealedSet() {
     assertThat(SessionLifecycle.eventTypes())
         .containsExactlyInAnyOrder(SessionEvent.class.getPermittedSubclasses())
-        .hasSize(14);
+        .hasSize(15);
     assertThat(Arrays.stream(SessionEvent.class.getPermittedSubclasses()).map(Class::getSimpleName))
         .doesNotHaveDuplicates();
   }

@@ -98,6 +98,10 @@ class SessionStatePropertiesTest {
       }
       SessionStatus status = state.status().get();
       if (status.terminal()) {
+        if (choice % 3 == 0) {
+          append(new SessionEvent.InputRejected("late-" + choice, "the session is " + status.wireName()));
+          return true;
+        }
         return false;
       }
       // one choice in fifty ends the session, so histories are mostly long
@@ -121,7 +125,12 @@ class SessionStatePropertiesTest {
     private List<SessionEvent> options(SessionStatus status, int choice) {
       List<SessionEvent> out = new ArrayList<>();
       switch (status) {
-        case IDLE -> out.add(input());
+        case IDLE -> {
+          out.add(input());
+          if (choice % 5 == 0) {
+            out.add(new SessionEvent.InputRejected("stale-" + choice, "nothing waits for a decision"));
+          }
+        }
         case RUNNABLE -> {
           out.add(new SessionEvent.ModelCalled(++steps, "openai", "gpt-test"));
           out.add(new SessionEvent.ModelCalled(steps, "openai", "gpt-test"));
