@@ -192,12 +192,16 @@ public final class Bench {
       Map<String, Object> cpu = (Map<String, Object>) t.get("cpu_micros_per_step");
       b.append("| floor: plain HttpClient loop, no persistence | ").append(spread(sps.get("floor"), 0)).append(" | ")
           .append(spread(cpu.get("floor"), 0)).append(" | — |\n");
+      b.append("| provider library loop: Keel's OpenAI provider (LangChain4j), no runtime, no persistence | ")
+          .append(spread(sps.get("library"), 0)).append(" | ").append(spread(cpu.get("library"), 0)).append(" | — |\n");
       b.append("| Keel, `openai` provider → FakeOpenAi | ").append(spread(sps.get("keel-openai"), 0)).append(" | ")
           .append(spread(cpu.get("keel-openai"), 0)).append(" | ").append(pp(t.get("overhead_ms_openai"))).append(" |\n");
       b.append("| Keel, `scripted` model | ").append(spread(sps.get("keel-scripted"), 0)).append(" | ")
           .append(spread(cpu.get("keel-scripted"), 0)).append(" | ").append(pp(t.get("overhead_ms_scripted"))).append(" |\n\n");
       b.append("Keel (openai) / floor: **").append(spread(t.get("keel_openai_over_floor"), 2)).append("**; ")
-          .append("Keel (scripted) / floor: ").append(spread(t.get("keel_scripted_over_floor"), 2)).append(".\n\n");
+          .append("Keel (scripted) / floor: ").append(spread(t.get("keel_scripted_over_floor"), 2)).append("; ")
+          .append("Keel (openai) / provider library loop: **").append(spread(t.get("keel_openai_over_library"), 2)).append("**; ")
+          .append("provider library loop / floor: ").append(spread(t.get("library_over_floor"), 2)).append(".\n\n");
       Map<String, Object> u = (Map<String, Object>) d.get("uncontended");
       b.append("One session alone (N = 1, K = ").append(u.get("steps")).append("): per-step overhead p50 / p99 ")
           .append(pp(u.get("overhead_ms_openai"))).append(" ms (openai), ").append(pp(u.get("overhead_ms_scripted")))

@@ -56,6 +56,7 @@ final class DurableSteps {
   private KeelApi api;
   private FakeOpenAi fake;
   private Floor floor;
+  private LibraryLoop library;
   private Path dataDir;
 
   DurableSteps(Options options, Progress progress) {
@@ -88,6 +89,7 @@ final class DurableSteps {
     try {
       api = new KeelApi(server.url(), Files.readString(server.adminTokenFile()).strip());
       floor = new Floor(fake.baseUrl());
+      library = new LibraryLoop(fake.baseUrl());
       api.apply(Agents.scripted("scripted", options.steps()));
       api.apply(Agents.openai("openai", fake.baseUrl()));
       Map<String, Object> out = new LinkedHashMap<>();
@@ -108,11 +110,13 @@ final class DurableSteps {
   private Map<String, Object> throughput() throws Exception {
     int n = options.sessions();
     int k = options.steps();
-    List<String> variants = List.of("floor", "keel-scripted", "keel-openai");
+    List<String> variants = List.of("floor", "library", "keel-scripted", "keel-openai");
     Map<String, List<Double>> rate = new LinkedHashMap<>();
     variants.forEach(v -> rate.put(v, new ArrayList<>()));
     List<Double> ratioOpenai = new ArrayList<>();
     List<Double> ratioScripted = new ArrayList<>();
+    List<Double> ratioOverLibrary = new ArrayList<>();
+    List<Double> ratioLibrary = new ArrayList<>();
     List<Long> overheadOpenai = new ArrayList<>();
     List<Long> overheadScripted = new ArrayList<>();
     List<Long> stepOpenai = new ArrayList<>();
@@ -132,6 +136,11 @@ final class DurableSteps {
           case "floor" -> {
             Floor.Run r = floor.run(n, k);
             check(r.steps() == (long) n * k, "floor counted " + r.steps() + " steps, expected " + n * k);
+            sps = r.steps() * 1e9 / r.wallNanos();
+          }
+          case "library" -> {
+            Floor.Run r = library.run(n, k);
+            check(r.steps() == (long) n * k, "library loop counted " + r.steps() + " steps, expected " + n * k);
             sps = r.steps() * 1e9 / r.wallNanos();
           }
           case "keel-scripted" -> {
@@ -161,6 +170,8 @@ final class DurableSteps {
         thisRep.forEach((v, s) -> rate.get(v).add(s));
         ratioOpenai.add(thisRep.get("keel-openai") / thisRep.get("floor"));
         ratioScripted.add(thisRep.get("keel-scripted") / thisRep.get("floor"));
+        ratioOverLibrary.add(thisRep.get("keel-openai") / thisRep.get("library"));
+        ratioLibrary.add(thisRep.get("library") / thisRep.get("floor"));
         Map<String, Object> r = new LinkedHashMap<>(thisRep);
         r.put("keel_openai_over_floor", thisRep.get("keel-openai") / thisRep.get("floor"));
         reps.add(r);
@@ -179,6 +190,8 @@ final class DurableSteps {
     out.put("cpu_micros_per_step", cpuJson);
     out.put("keel_openai_over_floor", Stats.Spread.of(ratioOpenai).json());
     out.put("keel_scripted_over_floor", Stats.Spread.of(ratioScripted).json());
+    out.put("keel_openai_over_library", Stats.Spread.of(ratioOverLibrary).json());
+    out.put("library_over_floor", Stats.Spread.of(ratioLibrary).json());
     out.put("overhead_ms_openai", percentiles(overheadOpenai));
     out.put("overhead_ms_scripted", percentiles(overheadScripted));
     out.put("step_ms_openai", percentiles(stepOpenai));
