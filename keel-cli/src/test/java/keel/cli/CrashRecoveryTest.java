@@ -3,14 +3,9 @@ package keel.cli;
 import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
-import java.net.ServerSocket;
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.time.Duration;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -64,15 +59,12 @@ class CrashRecoveryTest {
   static final int CRASHES = 6;
 
   @TempDir Path dir;
-  final HttpClient http = HttpClient.newBuilder().connectTimeout(Duration.ofSeconds(2)).build();
-  Process server;
-  int port;
-  String token;
+  ServerProcess server;
 
   @AfterEach
   void stop() {
     if (server != null) {
-      server.destroyForcibly();
+      server.close();
     }
   }
 
@@ -82,10 +74,8 @@ class CrashRecoveryTest {
     Path data = dir.resolve("data");
     Path effects = dir.resolve("effects.log");
     Path log = dir.resolve("server.log");
-    port = freePort();
     Random random = new Random(Long.getLong("keel.crash.seed", System.nanoTime()));
-    server = startServer(data, effects, log);
-    token = Files.readString(data.resolve("admin.token")).strip();
+    server = new ServerProcess(data, log, Map.of("KEEL_TEST_EFFECTS_FILE", effects.toString()), List.of()).start();
     JsonNode applied = post("/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", AGENT).toString(), null);
     assertThat(applied.path("results").get(0).path("result").asString()).isEqualTo("created");
 
@@ -120,10 +110,9 @@ class CrashRecoveryTest {
     int kills = 0;
     while (kills < CRASHES) {
       Thread.sleep(300 + random.nextInt(1200));
-      server.destroyForcibly();
-      server.waitFor(20, TimeUnit.SECONDS);
+      server.kill();
       kills++;
-      server = startServer(data, effects, log);
+      server.start();
     }
     for (Future<?> f : work) {
       f.get(3, TimeUnit.MINUTES);
@@ -225,39 +214,10 @@ class CrashRecoveryTest {
     throw new AssertionError("sessions did not all settle: " + get("/v1/sessions?limit=1000"));
   }
 
-  private Process startServer(Path data, Path effects, Path log) throws Exception {
-    String java = ProcessHandle.current().info().command().orElse("java");
-    ProcessBuilder pb = new ProcessBuilder(
-        java, "--enable-native-access=ALL-UNNAMED", "-Xmx512m", "-cp", System.getProperty("java.class.path"),
-        "keel.cli.Main", "serve", "--port", Integer.toString(port), "--data-dir", data.toString());
-    pb.environment().put("KEEL_TEST_EFFECTS_FILE", effects.toString());
-    pb.redirectErrorStream(true);
-    pb.redirectOutput(ProcessBuilder.Redirect.appendTo(log.toFile()));
-    Process p = pb.start();
-    long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
-    while (System.nanoTime() < deadline) {
-      if (!p.isAlive()) {
-        throw new AssertionError("the server exited with " + p.exitValue() + ":\n" + Files.readString(log));
-      }
-      try {
-        HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + "/readyz"))
-            .timeout(Duration.ofSeconds(2)).build(), HttpResponse.BodyHandlers.ofString());
-        if (r.statusCode() == 200) {
-          return p;
-        }
-      } catch (IOException notYet) {
-        // not listening yet
-      }
-      Thread.sleep(50);
-    }
-    throw new AssertionError("the server did not become ready:\n" + Files.readString(log));
-  }
-
   private JsonNode postUntilAcknowledged(String path, String body, String key) {
     while (true) {
       try {
-        HttpResponse<String> r = http.send(request(path).header("Idempotency-Key", key).header("Content-Type", "application/json")
-            .POST(HttpRequest.BodyPublishers.ofString(body)).build(), HttpResponse.BodyHandlers.ofString());
+        HttpResponse<String> r = server.post(path, body, key);
         if (r.statusCode() / 100 == 2) {
           return EventCodec.mapper().readTree(r.body());
         }
@@ -269,36 +229,21 @@ class CrashRecoveryTest {
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new AssertionError(e);
+      } catch (Exception e) {
+        throw new AssertionError(e);
       }
       sleepQuietly(100);
     }
   }
 
-  private HttpRequest.Builder request(String path) {
-    return HttpRequest.newBuilder(URI.create("http://127.0.0.1:" + port + path))
-        .timeout(Duration.ofSeconds(10)).header("Authorization", "Bearer " + token);
-  }
-
   private JsonNode get(String path) throws Exception {
-    HttpResponse<String> r = http.send(request(path).GET().build(), HttpResponse.BodyHandlers.ofString());
-    assertThat(r.statusCode()).as(path + ": " + r.body()).isEqualTo(200);
-    return EventCodec.mapper().readTree(r.body());
+    return server.get(path);
   }
 
   private JsonNode post(String path, String body, String key) throws Exception {
-    HttpRequest.Builder b = request(path).header("Content-Type", "application/json").POST(HttpRequest.BodyPublishers.ofString(body));
-    if (key != null) {
-      b.header("Idempotency-Key", key);
-    }
-    HttpResponse<String> r = http.send(b.build(), HttpResponse.BodyHandlers.ofString());
+    HttpResponse<String> r = server.post(path, body, key);
     assertThat(r.statusCode() / 100).as(path + ": " + r.body()).isEqualTo(2);
     return EventCodec.mapper().readTree(r.body());
-  }
-
-  private static int freePort() throws IOException {
-    try (ServerSocket s = new ServerSocket(0)) {
-      return s.getLocalPort();
-    }
   }
 
   private static void sleepQuietly(long ms) {

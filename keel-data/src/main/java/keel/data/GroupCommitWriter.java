@@ -204,7 +204,7 @@ final class GroupCommitWriter implements AutoCloseable {
       KeelException.Unavailable failure =
           new KeelException.Unavailable(
               "could not commit to " + description + " (nothing of this write was stored): "
-                  + e.getMessage(),
+                  + e.getMessage() + diskHint(e),
               e);
       for (Task<?> t : batch) {
         t.result().completeExceptionally(failure);
@@ -214,6 +214,15 @@ final class GroupCommitWriter implements AutoCloseable {
     for (int i = 0; i < batch.size(); i++) {
       complete(batch.get(i), values[i], failures[i]);
     }
+  }
+
+  /** A hint for the failures a full or read-only disk causes, which SQLite reports as I/O errors. */
+  private static String diskHint(SQLException e) {
+    String m = String.valueOf(e.getMessage());
+    if (m.contains("SQLITE_FULL") || m.contains("SQLITE_IOERR") || m.contains("SQLITE_READONLY")) {
+      return "; check that the disk holding the data directory has free space and is writable";
+    }
+    return "";
   }
 
   @SuppressWarnings("unchecked")
