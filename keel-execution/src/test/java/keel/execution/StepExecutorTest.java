@@ -234,6 +234,25 @@ class StepExecutorTest {
   }
 
   @Test
+  void sessionMemory_isDeletedWhenTheSessionEnds_persistentMemoryStays() {
+    String script = """
+        - turns:
+            - call: [{tool: memory_put, args: {key: k, value: "{{input}}"}}]
+            - say: "kept"
+        """;
+    Agents.apply(store, agent("mem-s", "enqueue", script, "internal://memory", 5).replace("  max_steps: 5", "  max_steps: 5\n  memory: {type: session}"));
+    Agents.apply(store, agent("mem-p", "enqueue", script, "internal://memory", 5).replace("  max_steps: 5", "  max_steps: 5\n  memory: {type: persistent}"));
+    SessionRecord s1 = sessions.start(new SessionService.Start("mem-s", "short-lived", "operator:test", true, Optional.empty(), Optional.empty()));
+    SessionRecord p1 = sessions.start(new SessionService.Start("mem-p", "long-lived", "operator:test", true, Optional.empty(), Optional.empty()));
+    await().atMost(Duration.ofSeconds(15)).until(() -> sessions.record(s1.id()).status() == SessionStatus.COMPLETED
+        && sessions.record(p1.id()).status() == SessionStatus.COMPLETED);
+    // the note was written during the session (the tool said so), and is gone now it has ended
+    assertThat(sessions.view(s1.id()).conversation().toString()).contains("text=saved \"k\"], error=false");
+    assertThat(store.memory().get("mem-s", s1.id(), "k")).isEmpty();
+    assertThat(store.memory().get("mem-p", "", "k")).hasValueSatisfying(n -> assertThat(n.value()).isEqualTo("long-lived"));
+  }
+
+  @Test
   void startWithIdempotencyKey_twice_returnsTheSameSession() {
     Agents.apply(store, agent("k", "enqueue", GATED, "internal://gate", 10));
     SessionRecord a = sessions.start(new SessionService.Start("k", "x", "operator:test", false, Optional.of("key-1"), Optional.empty()));

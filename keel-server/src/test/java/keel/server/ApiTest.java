@@ -132,6 +132,35 @@ class ApiTest {
   }
 
   @Test
+  void admission_whenTheNodeIsFull_answers429WithRetryAfter() throws Exception {
+    server.close();
+    try (keel.testkit.FakeOpenAi fake = keel.testkit.FakeOpenAi.start()) {
+      fake.latency(Duration.ofSeconds(3));
+      ServerConfig tight = ServerConfig.of(0, dir).withEnvironment(Map.of())
+          .withExecution(new keel.execution.ExecutionSettings("node-tight", 1, 1, 1000));
+      server = KeelServer.start(tight);
+      String slow = """
+          apiVersion: agent.os/v1
+          kind: Agent
+          metadata: {name: slow, owner: team-a}
+          spec:
+            instructions: Think slowly.
+            model: {provider: openai, name: gpt-test, base_url: "%s"}
+          """.formatted(fake.baseUrl());
+      assertThat(call("POST", "/v1/apply", applyBody(slow)).statusCode()).isEqualTo(200);
+      assertThat(call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"one\"}").statusCode()).isEqualTo(201);
+      await().atMost(Duration.ofSeconds(5)).until(() -> server.sessions().scheduler().runningSessions() == 1);
+      assertThat(call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"two\"}").statusCode()).isEqualTo(201);
+      await().atMost(Duration.ofSeconds(5)).until(() -> server.sessions().scheduler().waitingSessions() == 1);
+      HttpResponse<String> refused = call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"three\"}");
+      assertThat(refused.statusCode()).isEqualTo(429);
+      assertThat(refused.headers().firstValue("Retry-After")).hasValueSatisfying(v -> assertThat(Integer.parseInt(v)).isPositive());
+      assertThat(json(refused).get("detail").asString()).contains("sessions waiting to run");
+      assertThat(json(call("GET", "/v1/sessions", null)).get("sessions")).hasSize(2);
+    }
+  }
+
+  @Test
   void apply_invalidDescriptor_listsEveryProblem() throws Exception {
     HttpResponse<String> r = call("POST", "/v1/apply", applyBody(AGENT.replace("memory: {type: persistent}", "memory: {type: forever}\n  budgets: {usd_per_day: forty}")));
     assertThat(r.statusCode()).isEqualTo(400);
