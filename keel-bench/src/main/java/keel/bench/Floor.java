@@ -49,13 +49,28 @@ final class Floor {
 
   /** Runs {@code sessions} loops of {@code steps} tool steps at once; returns when all are done. */
   Run run(int sessions, int steps) throws Exception {
+    return concurrently(sessions, (id, toolSteps, calls) -> session(steps, toolSteps, calls));
+  }
+
+  /** One agent loop of a benchmark variant, counting its tool steps and model calls. */
+  @FunctionalInterface
+  interface Loop {
+    void run(int sessionIndex, AtomicLong toolSteps, AtomicLong calls) throws Exception;
+  }
+
+  /** Runs {@code sessions} loops at once on virtual threads and times them. */
+  static Run concurrently(int sessions, Loop loop) throws Exception {
     AtomicLong toolSteps = new AtomicLong();
     AtomicLong calls = new AtomicLong();
     long t0 = System.nanoTime();
     try (ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor()) {
       List<Future<?>> fs = new ArrayList<>();
       for (int i = 0; i < sessions; i++) {
-        fs.add(ex.submit(() -> session(steps, toolSteps, calls)));
+        int id = i;
+        fs.add(ex.submit(() -> {
+          loop.run(id, toolSteps, calls);
+          return null;
+        }));
       }
       for (Future<?> f : fs) {
         f.get();

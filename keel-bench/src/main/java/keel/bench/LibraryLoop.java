@@ -6,9 +6,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.atomic.AtomicLong;
 import keel.core.AgentDescriptor;
 import keel.core.Content;
@@ -48,20 +45,7 @@ final class LibraryLoop {
 
   /** Runs {@code sessions} loops of {@code steps} tool steps at once; returns when all are done. */
   Floor.Run run(int sessions, int steps) throws Exception {
-    AtomicLong toolSteps = new AtomicLong();
-    AtomicLong calls = new AtomicLong();
-    long t0 = System.nanoTime();
-    try (ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor()) {
-      List<Future<?>> fs = new ArrayList<>();
-      for (int i = 0; i < sessions; i++) {
-        int id = i;
-        fs.add(ex.submit(() -> session(id, steps, toolSteps, calls)));
-      }
-      for (Future<?> f : fs) {
-        f.get();
-      }
-    }
-    return new Floor.Run(System.nanoTime() - t0, toolSteps.get(), calls.get());
+    return Floor.concurrently(sessions, (id, toolSteps, calls) -> session(id, steps, toolSteps, calls));
   }
 
   private Void session(int id, int k, AtomicLong toolSteps, AtomicLong calls) {
