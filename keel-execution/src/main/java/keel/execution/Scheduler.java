@@ -32,8 +32,8 @@ public final class Scheduler implements AutoCloseable {
   private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
 
   private static final class Slot implements SessionRunner.Signals {
-    /** Set by a wake; cleared when the run re-reads the inbox. */
-    final AtomicBoolean inboxChanged = new AtomicBoolean(true);
+    /** Set by a wake during a run; cleared when the run re-reads the inbox (it reads it at start). */
+    final AtomicBoolean inboxChanged = new AtomicBoolean(false);
     /** Set by a wake; decides whether the run goes round once more before it ends. */
     final AtomicBoolean dirty = new AtomicBoolean(false);
 

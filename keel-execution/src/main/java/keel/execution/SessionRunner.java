@@ -225,7 +225,11 @@ final class SessionRunner implements Scheduler.Runner {
     private Outcome running() {
       List<PendingCall> pending = state.pending();
       if (pending.isEmpty()) {
-        // A model call is in flight: staged just now, or interrupted by a crash. Call (again).
+        // A model call is due: staged with the last tool result, or cut off by a crash. A message
+        // for an agent that interrupts is handled first; otherwise call (again).
+        if (interruptIfAsked()) {
+          return null;
+        }
         return callModel();
       }
       if (interruptIfAsked()) {
