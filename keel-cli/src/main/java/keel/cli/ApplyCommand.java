@@ -10,12 +10,10 @@ import picocli.CommandLine.Option;
 /** {@code keel apply -f}: stores descriptors; each changed one becomes a new revision. */
 @Command(
     name = "apply",
+    header = "Apply descriptors from YAML files; each changed one becomes a new revision.",
     mixinStandardHelpOptions = true,
     description = {
-      "Apply descriptors (Agent, McpServer, Policy) from YAML files. Each changed descriptor becomes a",
-      "new immutable revision; an unchanged one is left alone. An invalid file changes nothing, and",
-      "every problem in it is printed with its file, document and field. With several files, all of",
-      "them are checked before any is stored."
+      "Apply descriptors (Agent, McpServer, Policy) from YAML files. Each changed descriptor becomes a new immutable revision; an unchanged one is left alone. An invalid file changes nothing, and every problem in it is printed with its file, document and field. With several files, all of them are checked before any is stored."
     },
     footerHeading = "%nExamples:%n",
     footer = {

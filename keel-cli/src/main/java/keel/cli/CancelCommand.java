@@ -11,10 +11,10 @@ import tools.jackson.databind.node.ObjectNode;
 /** {@code keel cancel SESSION}: cancels a session at its next safe point. */
 @Command(
     name = "cancel",
+    header = "Cancel a session at its next safe point.",
     mixinStandardHelpOptions = true,
     description = {
-      "Cancel a session. A running step stops at its next safe point; a session that has already",
-      "ended cannot be cancelled (exit code 5)."
+      "Cancel a session. A running step stops at its next safe point; a session that has already ended cannot be cancelled (exit code 5)."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel cancel s_0123abcd --reason \"wrong customer\""})

@@ -23,12 +23,10 @@ import tools.jackson.databind.node.ObjectNode;
  */
 @Command(
     name = "demo",
+    header = "See Keel work in one command, offline.",
     mixinStandardHelpOptions = true,
     description = {
-      "See Keel work in one command, offline: start a server in this process, apply the example agent",
-      "demo-assistant (examples/demo.yaml), ask it to remember something and then to recall it, and",
-      "print what it did and its trace. The data stays in the data directory, so `keel serve` from",
-      "the same directory shows the demo's session afterwards."
+      "See Keel work in one command, offline: start a server in this process, apply the example agent demo-assistant (examples/demo.yaml), ask it to remember something and then to recall it, and print what it did and its trace. The data stays in the data directory, so `keel serve` from the same directory shows the demo's session afterwards."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  ./keel demo", "  ./keel demo --data-dir /tmp/keel-demo"})

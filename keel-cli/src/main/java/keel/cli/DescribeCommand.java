@@ -12,10 +12,10 @@ import tools.jackson.databind.JsonNode;
 /** {@code keel describe agent NAME|session ID}: one object in detail. */
 @Command(
     name = "describe",
+    header = "Show one agent or one session in detail.",
     mixinStandardHelpOptions = true,
     description = {
-      "Show one agent (its latest descriptor and its revisions) or one session (status, usage, the",
-      "conversation and any tool calls waiting for a decision)."
+      "Show one agent (its latest descriptor and its revisions) or one session (status, usage, the conversation and any tool calls waiting for a decision)."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel describe agent demo-assistant", "  keel describe session s_0123abcd -o json"})

@@ -11,10 +11,10 @@ import tools.jackson.databind.JsonNode;
 /** {@code keel events SESSION}: a session's event log. */
 @Command(
     name = "events",
+    header = "Print a session's event log.",
     mixinStandardHelpOptions = true,
     description = {
-      "Print a session's events (its append-only log) after a sequence number. With --follow, print",
-      "what happens next as it happens, until the agent answers."
+      "Print a session's events (its append-only log) after a sequence number. With --follow, print what happens next as it happens, until the agent answers."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel events s_0123abcd", "  keel events s_0123abcd --after 12 -o json", "  keel events s_0123abcd --follow"})

@@ -16,6 +16,7 @@ import tools.jackson.databind.JsonNode;
 /** {@code keel get agents|sessions}: lists what the server holds. */
 @Command(
     name = "get",
+    header = "List agents or sessions.",
     mixinStandardHelpOptions = true,
     description = {
       "List agents (latest revision, model, mode, sessions by status) or sessions (newest first)."

@@ -11,14 +11,10 @@ import tools.jackson.databind.node.ObjectNode;
 /** {@code keel resolve SESSION CALL_ID succeeded|failed|retry}: decides an unknown tool outcome. */
 @Command(
     name = "resolve",
+    header = "Decide a tool call whose outcome a crash made unknown.",
     mixinStandardHelpOptions = true,
     description = {
-      "Say what became of a tool call whose outcome is unknown (it started before a crash and its",
-      "tool is not idempotent, so Keel did not run it again). Check whether it happened, then:",
-      "  succeeded  it happened; the model is told --result",
-      "  failed     it did not happen; the model is told --result",
-      "  retry      run it again",
-      "A call that is not waiting for a decision is a conflict (exit code 5)."
+      "Say what became of a tool call whose outcome is unknown (it started before a crash and its tool is not idempotent, so Keel did not run it again). Check whether it happened, then: succeeded  it happened; the model is told --result failed     it did not happen; the model is told --result retry      run it again A call that is not waiting for a decision is a conflict (exit code 5)."
     },
     footerHeading = "%nExamples:%n",
     footer = {

@@ -12,11 +12,10 @@ import tools.jackson.databind.node.ObjectNode;
 /** {@code keel run AGENT MESSAGE}: starts a session. */
 @Command(
     name = "run",
+    header = "Start a session of an agent with a first message.",
     mixinStandardHelpOptions = true,
     description = {
-      "Start a session of an agent with a first message. With --follow, print the agent's turn as it",
-      "happens (its text, each tool call and result) until it answers; the exit code is 1 if the",
-      "session fails, is cancelled or waits for a human to resolve a tool call."
+      "Start a session of an agent with a first message. With --follow, print the agent's turn as it happens (its text, each tool call and result) until it answers; the exit code is 1 if the session fails, is cancelled or waits for a human to resolve a tool call."
     },
     footerHeading = "%nExamples:%n",
     footer = {

@@ -12,11 +12,10 @@ import tools.jackson.databind.node.ObjectNode;
 /** {@code keel send SESSION MESSAGE}: sends a message to a session. */
 @Command(
     name = "send",
+    header = "Send a message to a session.",
     mixinStandardHelpOptions = true,
     description = {
-      "Send a message to a session. The server stores it before it answers; if the session is busy,",
-      "the message waits for the current step (or as the agent's on_busy says). With --follow, print",
-      "the turn this message starts until the agent answers."
+      "Send a message to a session. The server stores it before it answers; if the session is busy, the message waits for the current step (or as the agent's on_busy says). With --follow, print the turn this message starts until the agent answers."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel send s_0123abcd \"what do you remember about invoices?\" --follow"})

@@ -14,11 +14,10 @@ import picocli.CommandLine.Option;
 /** {@code keel serve}: runs a Keel server in this process until SIGTERM or SIGINT. */
 @Command(
     name = "serve",
+    header = "Run a Keel server.",
     mixinStandardHelpOptions = true,
     description = {
-      "Run a Keel server: the HTTP API, the scheduler and the store (SQLite in the data directory).",
-      "It runs until it gets SIGTERM or SIGINT (Ctrl+C), then stops cleanly: running steps reach",
-      "their next write, and sessions resume where they were on the next start."
+      "Run a Keel server: the HTTP API, the scheduler and the store (SQLite in the data directory). It runs until it gets SIGTERM or SIGINT (Ctrl+C), then stops cleanly: running steps reach their next write, and sessions resume where they were on the next start."
     },
     footerHeading = "%nExamples:%n",
     footer = {

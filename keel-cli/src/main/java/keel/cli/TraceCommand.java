@@ -9,11 +9,10 @@ import tools.jackson.databind.JsonNode;
 /** {@code keel trace SESSION}: the session's spans as a tree. */
 @Command(
     name = "trace",
+    header = "Print a session's trace as a tree with timings.",
     mixinStandardHelpOptions = true,
     description = {
-      "Print a session's trace as a tree: the session, one span per turn, and in each turn its model",
-      "calls (tokens, tool calls) and tool calls (arguments, decision, result), with durations in",
-      "milliseconds. Failed spans are marked ✗ ERROR."
+      "Print a session's trace as a tree: the session, one span per turn, and in each turn its model calls (tokens, tool calls) and tool calls (arguments, decision, result), with durations in milliseconds. Failed spans are marked ✗ ERROR."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel trace s_0123abcd", "  keel trace s_0123abcd -o json"})
