@@ -71,7 +71,7 @@ class DiskFullTest {
       assertThat(refused.statusCode()).isEqualTo(503);
       assertThat(refused.headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/problem+json"));
       assertThat(EventCodec.mapper().readTree(refused.body()).get("detail").asString())
-          .contains("could not commit to sqlite:", "nothing of this write was stored", "disk");
+          .contains("to sqlite:", "nothing of this write was stored", "check that the disk holding the data directory has free space");
       assertThat(acknowledged).isNotEmpty();
 
       // Room again: a restart without the limit finds every acknowledged session and finishes it.

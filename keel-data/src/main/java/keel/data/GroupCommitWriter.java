@@ -181,34 +181,29 @@ final class GroupCommitWriter implements AutoCloseable {
         sp = connection.setSavepoint();
         values[i] = batch.get(i).op().run(tx);
         connection.releaseSavepoint(sp);
-      } catch (Exception | Error e) {
-        failures[i] = e;
-        if (sp != null) {
-          try {
-            connection.rollback(sp);
-            connection.releaseSavepoint(sp);
-          } catch (SQLException rollbackFailure) {
-            e.addSuppressed(rollbackFailure);
-          }
+      } catch (KeelException | IllegalArgumentException refused) {
+        // The operation refused itself (a stale sequence number, a missing session): undo its
+        // writes and go on with the rest of the batch.
+        failures[i] = refused;
+        try {
+          connection.rollback(sp);
+          connection.releaseSavepoint(sp);
+        } catch (SQLException rollbackFailure) {
+          abort(batch, rollbackFailure, "could not undo a refused write");
+          return;
         }
+      } catch (Exception | Error databaseFailure) {
+        // The database failed (a full disk, an I/O error, a bug in an operation). SQLite may have
+        // rolled the whole transaction back already, and later statements would then run outside
+        // any transaction: the whole batch fails and nothing of it is acknowledged.
+        abort(batch, databaseFailure, "could not write");
+        return;
       }
     }
     try {
       connection.commit();
     } catch (SQLException e) {
-      try {
-        connection.rollback();
-      } catch (SQLException rollbackFailure) {
-        e.addSuppressed(rollbackFailure);
-      }
-      KeelException.Unavailable failure =
-          new KeelException.Unavailable(
-              "could not commit to " + description + " (nothing of this write was stored): "
-                  + e.getMessage() + diskHint(e),
-              e);
-      for (Task<?> t : batch) {
-        t.result().completeExceptionally(failure);
-      }
+      abort(batch, e, "could not commit");
       return;
     }
     for (int i = 0; i < batch.size(); i++) {
@@ -216,8 +211,26 @@ final class GroupCommitWriter implements AutoCloseable {
     }
   }
 
+  /** Rolls back and fails every call of the batch: none of its writes is stored. */
+  private void abort(List<Task<?>> batch, Throwable cause, String what) {
+    try {
+      connection.rollback();
+    } catch (SQLException rollbackFailure) {
+      // SQLite rolls back by itself on I/O errors; there may be no transaction left to roll back
+      cause.addSuppressed(rollbackFailure);
+    }
+    KeelException.Unavailable failure =
+        new KeelException.Unavailable(
+            what + " to " + description + " (nothing of this write was stored): "
+                + cause.getMessage() + diskHint(cause),
+            cause);
+    for (Task<?> t : batch) {
+      t.result().completeExceptionally(failure);
+    }
+  }
+
   /** A hint for the failures a full or read-only disk causes, which SQLite reports as I/O errors. */
-  private static String diskHint(SQLException e) {
+  private static String diskHint(Throwable e) {
     String m = String.valueOf(e.getMessage());
     if (m.contains("SQLITE_FULL") || m.contains("SQLITE_IOERR") || m.contains("SQLITE_READONLY")) {
       return "; check that the disk holding the data directory has free space and is writable";

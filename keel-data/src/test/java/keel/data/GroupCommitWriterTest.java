@@ -95,7 +95,7 @@ class GroupCommitWriterTest {
     writer.execute(tx -> insert(tx, 1));
     assertThatThrownBy(() -> writer.execute(tx -> insert(tx, 1)))
         .isInstanceOf(KeelException.Unavailable.class)
-        .hasMessageContaining("write to test failed")
+        .hasMessageContaining("could not write to test (nothing of this write was stored)")
         .hasMessageContaining("UNIQUE");
   }
 
