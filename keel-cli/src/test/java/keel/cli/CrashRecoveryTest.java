@@ -15,6 +15,7 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -55,7 +56,7 @@ class CrashRecoveryTest {
       """;
 
   static final int SESSIONS = 40;
-  static final int MESSAGES_PER_SESSION = 4;
+  static final int MESSAGES_PER_SESSION = 6;
   static final int CRASHES = 6;
 
   @TempDir Path dir;
@@ -100,16 +101,28 @@ class CrashRecoveryTest {
             postUntilAcknowledged("/v1/sessions/" + sessionIds.get(session) + "/messages", body, "msg-" + session + "-" + m);
           }
           acknowledged.incrementAndGet();
-          sleepQuietly(random.nextInt(0, 150));
+          sleepQuietly(ThreadLocalRandom.current().nextInt(0, 300));
         }
         return null;
       }));
     }
 
-    // The killer: SIGKILL at random moments, restart on the same data directory.
+    // The killer: SIGKILL spread over the workload (kill i once i/(CRASHES+1) of the inputs are
+    // acknowledged, then a random moment later, so each lands mid-step somewhere), restart on the
+    // same data directory.
+    int total = SESSIONS * MESSAGES_PER_SESSION;
     int kills = 0;
+    int killsWithWorkOutstanding = 0;
     while (kills < CRASHES) {
-      Thread.sleep(300 + random.nextInt(1200));
+      int threshold = total * (kills + 1) / (CRASHES + 1);
+      long deadline = System.nanoTime() + TimeUnit.MINUTES.toNanos(2);
+      while (acknowledged.get() < threshold && System.nanoTime() < deadline) {
+        Thread.sleep(10);
+      }
+      Thread.sleep(random.nextInt(300));
+      if (acknowledged.get() < total) {
+        killsWithWorkOutstanding++;
+      }
       server.kill();
       kills++;
       server.start();
@@ -119,6 +132,7 @@ class CrashRecoveryTest {
     }
     clientsDone.set(true);
     assertThat(acknowledged.get()).isEqualTo(SESSIONS * MESSAGES_PER_SESSION);
+    assertThat(killsWithWorkOutstanding).as("kills that landed while clients still had work").isGreaterThanOrEqualTo(CRASHES - 1);
 
     // A human decides the calls whose outcome a crash made unknown, until every session is idle.
     int unknownResolved = settle();
@@ -178,8 +192,8 @@ class CrashRecoveryTest {
       }
     }
     assertThat(effectRuns.values()).as("no effect ran twice").allMatch(n -> n == 1L);
-    System.out.printf("crash test: %d kills, %d inputs, %d completed effects, %d outcomes resolved by a human%n",
-        kills, acknowledged.get(), completedEffects, unknownResolved);
+    System.out.printf("crash test: %d kills (%d with work outstanding), %d inputs, %d completed effects, %d outcomes resolved by a human%n",
+        kills, killsWithWorkOutstanding, acknowledged.get(), completedEffects, unknownResolved);
     clients.shutdownNow();
   }
 
