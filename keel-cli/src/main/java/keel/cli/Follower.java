@@ -174,6 +174,21 @@ final class Follower {
           return Optional.of(ExitCodes.OK);
         }
       }
+      case "ModelEscalated" ->
+          say("  ↑ escalated from " + Text.of(data, "fromProvider") + "/" + Text.of(data, "fromModel") + " to "
+              + Text.of(data, "toProvider") + "/" + Text.of(data, "toModel") + ": " + Text.of(data, "reason"));
+      case "ModelDrifted" -> {
+        String action = Text.of(data, "action");
+        say("  ! model drift: pinned " + Text.of(data, "pinned") + ", answered by " + Text.of(data, "reported")
+            + " (on_drift: " + action + ")");
+        if (action.equals("suspend")) {
+          say("The session waits for a human. If that version is acceptable for this session, resume it with:\n"
+              + "  keel resume " + id + "\nor change spec.model.pinned_revision and start a new session.");
+          return Optional.of(ExitCodes.FAILED);
+        }
+      }
+      case "SessionResumed" ->
+          say("  (resumed by " + Text.of(data, "by") + ", accepting " + Text.of(data, "acceptedVersion") + ")");
       case "ToolCallDenied" ->
           say("  ✗ " + tool(data) + " denied: " + Text.of(data, "reason"));
       case "ToolCallCompleted" -> {

@@ -89,6 +89,7 @@ public final class Main implements Callable<Integer> {
             new EventsCommand(io),
             new TraceCommand(io),
             new CancelCommand(io),
+            new ResumeCommand(io),
             new ResolveCommand(io),
             new DemoCommand(io))) {
       cl.addSubcommand(sub);

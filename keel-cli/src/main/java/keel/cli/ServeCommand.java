@@ -38,6 +38,12 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--data-dir", paramLabel = "DIR", description = "Where the store, the admin token and the lock live (env KEEL_DATA_DIR; default .keel in the current directory).")
   Path dataDir;
 
+  @Option(names = "--secrets", paramLabel = "FILE", description = "A file of NAME=value lines (e.g. OPENAI_API_KEY=…) for model providers, taking precedence over the environment; keep it readable by the server's user only (env KEEL_SECRETS_FILE).")
+  Path secrets;
+
+  @Option(names = "--prices", paramLabel = "FILE", description = "A YAML price table (prices: {provider: {model: {input, output, cache_write, cache_read}}}, USD per million tokens) that overrides and extends the built-in one (env KEEL_PRICES_FILE).")
+  Path prices;
+
   @Option(names = "--max-concurrent-steps", paramLabel = "N", description = "The most sessions running a step at once (default ${DEFAULT-VALUE}).")
   int maxConcurrentSteps = ExecutionSettings.defaults("x").maxConcurrentSteps();
 
@@ -67,6 +73,14 @@ final class ServeCommand implements Callable<Integer> {
           h, p, io.dataDir(dataDir), !noFsync,
           new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars()),
           io.env());
+      Path secretsFile = secrets != null ? secrets : io.env("KEEL_SECRETS_FILE").map(Path::of).orElse(null);
+      Path pricesFile = prices != null ? prices : io.env("KEEL_PRICES_FILE").map(Path::of).orElse(null);
+      if (secretsFile != null) {
+        config = config.withSecretsFile(secretsFile);
+      }
+      if (pricesFile != null) {
+        config = config.withPricesFile(pricesFile);
+      }
     } catch (IllegalArgumentException e) {
       throw new CliException(ExitCodes.USAGE, e.getMessage());
     }

@@ -63,6 +63,9 @@ public sealed interface SessionEvent {
    *
    * @param modelVersion the model version the provider reported
    * @param latencyMillis how long the call took
+   * @param provider the provider that answered (after routing: the small or the main model's)
+   * @param model the model that was asked (the pinned version when the agent pins one)
+   * @param costUsd what the call cost, from the price table (zero for unknown models)
    */
   record ModelResponded(
       int step,
@@ -70,13 +73,80 @@ public sealed interface SessionEvent {
       List<ToolCall> toolCalls,
       Usage usage,
       String modelVersion,
-      long latencyMillis)
+      long latencyMillis,
+      String provider,
+      String model,
+      java.math.BigDecimal costUsd)
       implements SessionEvent {
     public ModelResponded {
       Objects.requireNonNull(text, "text");
       toolCalls = List.copyOf(toolCalls);
       Objects.requireNonNull(usage, "usage");
       Objects.requireNonNull(modelVersion, "modelVersion");
+      // events recorded before the model gateway carry no provider, model or cost
+      provider = provider == null ? "" : provider;
+      model = model == null ? "" : model;
+      costUsd = costUsd == null ? java.math.BigDecimal.ZERO : costUsd;
+    }
+
+    /** A response without routing or cost information (scripted tests, old logs). */
+    public ModelResponded(
+        int step, String text, List<ToolCall> toolCalls, Usage usage, String modelVersion, long latencyMillis) {
+      this(step, text, toolCalls, usage, modelVersion, latencyMillis, "", "", java.math.BigDecimal.ZERO);
+    }
+  }
+
+  /**
+   * The small model tried first did not do: the step goes to the agent's main model. The small
+   * model's call is recorded with what it cost, because it was paid for.
+   *
+   * @param reason the condition from {@code spec.model.routing.escalate_on} that held, e.g. {@code
+   *     invalid_tool_arguments}, with detail
+   */
+  record ModelEscalated(
+      int step,
+      String fromProvider,
+      String fromModel,
+      String toProvider,
+      String toModel,
+      String reason,
+      Usage usage,
+      java.math.BigDecimal costUsd)
+      implements SessionEvent {
+    public ModelEscalated {
+      Objects.requireNonNull(fromProvider, "fromProvider");
+      Objects.requireNonNull(fromModel, "fromModel");
+      Objects.requireNonNull(toProvider, "toProvider");
+      Objects.requireNonNull(toModel, "toModel");
+      Objects.requireNonNull(reason, "reason");
+      Objects.requireNonNull(usage, "usage");
+      costUsd = costUsd == null ? java.math.BigDecimal.ZERO : costUsd;
+    }
+  }
+
+  /**
+   * A response came from another model version than the pinned one. What happens is the agent's
+   * {@code spec.model.on_drift}: {@code warn} (the response is used), {@code fail} (the session
+   * fails), or {@code suspend} (the response is not used and the session waits for a human).
+   */
+  record ModelDrifted(int step, String model, String pinned, String reported, String action)
+      implements SessionEvent {
+    public ModelDrifted {
+      Objects.requireNonNull(model, "model");
+      Objects.requireNonNull(pinned, "pinned");
+      Objects.requireNonNull(reported, "reported");
+      Objects.requireNonNull(action, "action");
+    }
+  }
+
+  /**
+   * A human let a session that was suspended on a model drift go on, accepting the reported
+   * version for this session.
+   */
+  record SessionResumed(String by, String acceptedVersion) implements SessionEvent {
+    public SessionResumed {
+      Objects.requireNonNull(by, "by");
+      Objects.requireNonNull(acceptedVersion, "acceptedVersion");
     }
   }
 

@@ -16,6 +16,8 @@ public final class SessionLifecycle {
       Set.of(
           SessionEvent.ModelCalled.class,
           SessionEvent.ModelResponded.class,
+          SessionEvent.ModelEscalated.class,
+          SessionEvent.ModelDrifted.class,
           SessionEvent.ToolCallAuthorized.class,
           SessionEvent.ToolCallDenied.class,
           SessionEvent.ToolCallStarted.class,
@@ -52,6 +54,7 @@ public final class SessionLifecycle {
         SessionStatus.AWAITING_APPROVAL,
         Set.of(
             SessionEvent.ToolOutcomeResolved.class,
+            SessionEvent.SessionResumed.class,
             SessionEvent.ToolOutcomeUnknown.class,
             SessionEvent.StepInterrupted.class,
             SessionEvent.InputRejected.class,

@@ -28,10 +28,37 @@ public final class SessionState {
       List<Message> conversation,
       List<PendingCall> pending,
       String lastAnswer,
-      String failure) {
+      String failure,
+      boolean escalatedSinceInput,
+      java.math.BigDecimal costUsd,
+      String driftPending,
+      List<String> acceptedVersions) {
     public Snapshot {
       conversation = List.copyOf(conversation);
       pending = List.copyOf(pending);
+      // snapshots taken before the model gateway lack these
+      costUsd = costUsd == null ? java.math.BigDecimal.ZERO : costUsd;
+      driftPending = driftPending == null ? "" : driftPending;
+      acceptedVersions = acceptedVersions == null ? List.of() : List.copyOf(acceptedVersions);
+    }
+
+    /** A snapshot without model-gateway state. */
+    public Snapshot(
+        String agent,
+        int revision,
+        String owner,
+        boolean task,
+        SessionStatus status,
+        long lastSeq,
+        int stepsSinceInput,
+        long modelCalls,
+        Usage usage,
+        List<Message> conversation,
+        List<PendingCall> pending,
+        String lastAnswer,
+        String failure) {
+      this(agent, revision, owner, task, status, lastSeq, stepsSinceInput, modelCalls, usage, conversation,
+          pending, lastAnswer, failure, false, java.math.BigDecimal.ZERO, "", List.of());
     }
   }
 
@@ -48,6 +75,10 @@ public final class SessionState {
   private final List<PendingCall> pending;
   private String lastAnswer = "";
   private String failure = "";
+  private boolean escalatedSinceInput;
+  private java.math.BigDecimal costUsd = java.math.BigDecimal.ZERO;
+  private String driftPending = "";
+  private final List<String> acceptedVersions = new ArrayList<>();
 
   private SessionState() {
     this.conversation = new ArrayList<>();
@@ -75,6 +106,10 @@ public final class SessionState {
     st.pending.addAll(s.pending());
     st.lastAnswer = s.lastAnswer();
     st.failure = s.failure();
+    st.escalatedSinceInput = s.escalatedSinceInput();
+    st.costUsd = s.costUsd();
+    st.driftPending = s.driftPending();
+    st.acceptedVersions.addAll(s.acceptedVersions());
     return st;
   }
 
@@ -101,7 +136,11 @@ public final class SessionState {
         conversation,
         pending,
         lastAnswer,
-        failure);
+        failure,
+        escalatedSinceInput,
+        costUsd,
+        driftPending,
+        acceptedVersions);
   }
 
   /**
@@ -150,6 +189,7 @@ public final class SessionState {
       case SessionEvent.InputReceived e -> {
         conversation.add(new Message.User(e.text()));
         stepsSinceInput = 0;
+        escalatedSinceInput = false;
         status = SessionStatus.RUNNABLE;
       }
       case SessionEvent.ModelCalled e -> status = SessionStatus.RUNNING;
@@ -158,6 +198,7 @@ public final class SessionState {
         stepsSinceInput++;
         modelCalls++;
         usage = usage.plus(e.usage());
+        costUsd = costUsd.add(e.costUsd());
         for (ToolCall call : e.toolCalls()) {
           pending.add(PendingCall.requested(call));
         }
@@ -165,6 +206,27 @@ public final class SessionState {
           lastAnswer = e.text();
           status = SessionStatus.IDLE;
         }
+      }
+      case SessionEvent.ModelEscalated e -> {
+        escalatedSinceInput = true;
+        usage = usage.plus(e.usage());
+        costUsd = costUsd.add(e.costUsd());
+      }
+      case SessionEvent.ModelDrifted e -> {
+        if (e.action().equals("suspend")) {
+          driftPending = e.reported();
+          status = SessionStatus.AWAITING_APPROVAL;
+        }
+      }
+      case SessionEvent.SessionResumed e -> {
+        if (driftPending.isEmpty()) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": SessionResumed, but the session is not suspended on a model drift");
+        }
+        acceptedVersions.add(e.acceptedVersion());
+        driftPending = "";
+        // the model call that drifted is due again
+        status = SessionStatus.RUNNING;
       }
       case SessionEvent.ToolCallAuthorized e -> {
         int i = indexOf(sessionId, e.callId());
@@ -248,6 +310,7 @@ public final class SessionState {
                   true));
         }
         pending.clear();
+        driftPending = "";
         status = SessionStatus.IDLE;
       }
       case SessionEvent.InputRejected e -> {
@@ -334,6 +397,26 @@ public final class SessionState {
   /** The text of the last answer the model gave without asking for tools. */
   public String lastAnswer() {
     return lastAnswer;
+  }
+
+  /** Whether a step since the latest input went to the main model after the small one. */
+  public boolean escalatedSinceInput() {
+    return escalatedSinceInput;
+  }
+
+  /** What the session's model calls have cost, escalated small-model calls included. */
+  public java.math.BigDecimal costUsd() {
+    return costUsd;
+  }
+
+  /** The model version a suspended session waits on a human to accept, or empty. */
+  public String driftPending() {
+    return driftPending;
+  }
+
+  /** The model versions a human accepted for this session after a drift. */
+  public List<String> acceptedVersions() {
+    return java.util.Collections.unmodifiableList(acceptedVersions);
   }
 
   /** Why the session failed or was cancelled; empty otherwise. */

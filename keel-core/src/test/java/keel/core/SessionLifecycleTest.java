@@ -35,12 +35,12 @@ class SessionLifecycleTest {
     EXPECTED.put(
         SessionStatus.RUNNING,
         names(
-            "ModelCalled ModelResponded ToolCallAuthorized ToolCallDenied ToolCallStarted"
+            "ModelCalled ModelResponded ModelEscalated ModelDrifted ToolCallAuthorized ToolCallDenied ToolCallStarted"
                 + " ToolCallCompleted ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed"
                 + " SessionCancelled"));
     EXPECTED.put(
         SessionStatus.AWAITING_APPROVAL,
-        names("ToolOutcomeResolved ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"));
+        names("ToolOutcomeResolved SessionResumed ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"));
     EXPECTED.put(SessionStatus.AWAITING_SUBAGENT, names("InputRejected SessionFailed SessionCancelled"));
     EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("InputRejected SessionFailed SessionCancelled"));
     // an ended session still takes inputs out of its inbox, recording why they were not acted on
@@ -61,6 +61,9 @@ class SessionLifecycleTest {
           new SessionEvent.InputRejected("in-8", "the session ended"),
           Log.called(5),
           Log.responded(5, "answer", Log.call("c9")),
+          new SessionEvent.ModelEscalated(5, "openai", "small", "openai", "large", "empty_answer", Usage.ZERO, java.math.BigDecimal.ONE),
+          new SessionEvent.ModelDrifted(5, "large", "2026-01-01", "large-2026-02-02", "warn"),
+          new SessionEvent.SessionResumed("op:bob", "large-2026-02-02"),
           Log.authorized("c1"),
           new SessionEvent.ToolCallDenied("c1", "no"),
           Log.started("c1", 2),
@@ -151,7 +154,7 @@ class SessionLifecycleTest {
   void eventTypes_areTheSealedSet() {
     assertThat(SessionLifecycle.eventTypes())
         .containsExactlyInAnyOrder(SessionEvent.class.getPermittedSubclasses())
-        .hasSize(15);
+        .hasSize(18);
     assertThat(Arrays.stream(SessionEvent.class.getPermittedSubclasses()).map(Class::getSimpleName))
         .doesNotHaveDuplicates();
   }
@@ -180,6 +183,10 @@ class SessionLifecycleTest {
                 new PendingCall(c1, CallState.STARTED, "mcp://x", false, 1, "k1"),
                 new PendingCall(c2, CallState.OUTCOME_UNKNOWN, "mcp://x", false, 1, "k2")),
             "",
-            ""));
+            "",
+            false,
+            java.math.BigDecimal.ZERO,
+            "large-2026-02-02",
+            List.of()));
   }
 }

@@ -148,7 +148,15 @@ class SessionStatePropertiesTest {
             }
             out.add(
                 new SessionEvent.ModelResponded(
-                    steps, "text " + choice, toolCalls, new Usage(choice, n, 0, choice % 5), "v1", choice));
+                    steps, "text " + choice, toolCalls, new Usage(choice, n, 0, choice % 5), "v1", choice,
+                    "openai", "large", java.math.BigDecimal.valueOf(choice, 6)));
+            if (choice % 3 == 0) {
+              out.add(new SessionEvent.ModelEscalated(steps, "openai", "small", "openai", "large", "empty_answer",
+                  new Usage(choice, 1, 0, 0), java.math.BigDecimal.valueOf(choice, 7)));
+            }
+            if (choice % 13 == 0) {
+              out.add(new SessionEvent.ModelDrifted(steps, "large", "2026-01-01", "large-v" + choice, choice % 2 == 0 ? "warn" : "suspend"));
+            }
           }
           for (PendingCall p : state.pending()) {
             String id = p.call().id();
@@ -176,6 +184,9 @@ class SessionStatePropertiesTest {
           }
         }
         case AWAITING_APPROVAL -> {
+          if (!state.driftPending().isEmpty()) {
+            out.add(new SessionEvent.SessionResumed("op:bob", state.driftPending()));
+          }
           for (PendingCall p : state.pending()) {
             String id = p.call().id();
             if (p.state() == PendingCall.CallState.OUTCOME_UNKNOWN) {

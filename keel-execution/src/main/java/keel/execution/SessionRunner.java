@@ -81,7 +81,7 @@ final class SessionRunner implements Scheduler.Runner {
 
   private final Store store;
   private final AgentCatalog catalog;
-  private final ModelProviders models;
+  private final ModelGateway gateway;
   private final ToolRegistry tools;
   private final EventBus bus;
   private final Clock clock;
@@ -90,14 +90,14 @@ final class SessionRunner implements Scheduler.Runner {
   SessionRunner(
       Store store,
       AgentCatalog catalog,
-      ModelProviders models,
+      ModelGateway gateway,
       ToolRegistry tools,
       EventBus bus,
       Clock clock,
       String node) {
     this.store = store;
     this.catalog = catalog;
-    this.models = models;
+    this.gateway = gateway;
     this.tools = tools;
     this.bus = bus;
     this.clock = clock;
@@ -243,6 +243,13 @@ final class SessionRunner implements Scheduler.Runner {
             case ToolRegistry.Decision.Denied d ->
                 stage(new SessionEvent.ToolCallDenied(p.call().id(), d.reason()), span);
             case ToolRegistry.Decision.Allowed a -> {
+              List<String> problems = ToolArguments.of(a.tool().spec()).problems(p.call().arguments());
+              if (!problems.isEmpty()) {
+                // nothing runs; the model reads what was wrong and can correct the call
+                stage(new SessionEvent.ToolCallDenied(p.call().id(),
+                    "invalid arguments for " + p.call().name() + ": " + String.join("; ", problems)), span);
+                return null;
+              }
               stage(new SessionEvent.ToolCallAuthorized(p.call().id(), a.tool().capability(), a.tool().idempotent()), span);
               String key = idempotencyKey(p.call());
               stage(new SessionEvent.ToolCallStarted(p.call().id(), 1, key), span);
@@ -286,6 +293,15 @@ final class SessionRunner implements Scheduler.Runner {
     }
 
     private Outcome awaitingHuman() {
+      Optional<Input> resume = take("resume");
+      if (resume.isPresent()) {
+        if (state.driftPending().isEmpty()) {
+          stage(new SessionEvent.InputRejected(resume.get().inputId(), "the session is not suspended on a model drift"), resume.get());
+        } else {
+          stage(new SessionEvent.SessionResumed(resume.get().sender(), state.driftPending()), resume.get());
+        }
+        return null;
+      }
       Optional<Input> in = take("resolve");
       if (in.isEmpty()) {
         return suspend();
@@ -333,14 +349,6 @@ final class SessionRunner implements Scheduler.Runner {
     }
 
     private Outcome callModel() {
-      ModelProvider provider;
-      try {
-        provider = models.provider(agent.spec().model().provider());
-      } catch (KeelException.Invalid e) {
-        stage(new SessionEvent.SessionFailed("model_unavailable", e.getMessage(), false));
-        ended();
-        return null;
-      }
       ModelRequest request =
           new ModelRequest(
               agent.name(),
@@ -359,16 +367,44 @@ final class SessionRunner implements Scheduler.Runner {
       for (int attempt = 1; attempt <= MODEL_ATTEMPTS; attempt++) {
         long started = System.nanoTime();
         try {
-          ModelResponse r = provider.complete(request, stream);
+          ModelGateway.Call call = gateway.call(agent, request, state, stream, tools);
           long latency = (System.nanoTime() - started) / 1_000_000;
+          for (SessionEvent.ModelEscalated e : call.escalations()) {
+            stage(e, span);
+          }
+          if (call.drift().isPresent()) {
+            SessionEvent.ModelDrifted d = call.drift().get();
+            stage(d, span);
+            if (d.action().equals("suspend")) {
+              // the response is not used: the session waits for a human to accept the version
+              return null;
+            }
+            if (d.action().equals("fail")) {
+              stage(
+                  new SessionEvent.SessionFailed(
+                      "model_drift",
+                      "the provider answered with " + d.reported() + " instead of the pinned " + d.pinned()
+                          + " (spec.model.on_drift: fail)",
+                      false),
+                  span);
+              ended();
+              return null;
+            }
+          }
+          ModelResponse r = call.response();
           stage(
               new SessionEvent.ModelResponded(
-                  state.stepsSinceInput(), r.text(), r.toolCalls(), r.usage(), r.modelVersion(), latency),
+                  state.stepsSinceInput(), r.text(), r.toolCalls(), r.usage(), r.modelVersion(), latency,
+                  call.provider(), call.model(), call.costUsd()),
               span);
           if (r.toolCalls().isEmpty() && state.task()) {
             stage(new SessionEvent.SessionCompleted(r.text()));
             ended();
           }
+          return null;
+        } catch (KeelException.Invalid e) {
+          stage(new SessionEvent.SessionFailed("model_unavailable", e.getMessage(), false), span);
+          ended();
           return null;
         } catch (ModelFailure f) {
           last = f;
@@ -382,7 +418,8 @@ final class SessionRunner implements Scheduler.Runner {
           }
           sleep(wait);
         } catch (RuntimeException e) {
-          last = new ModelFailure(ModelFailure.Kind.INVALID_RESPONSE, "model provider \"" + provider.name() + "\" failed: " + e, null, e);
+          last = new ModelFailure(ModelFailure.Kind.INVALID_RESPONSE,
+              "model provider \"" + agent.spec().model().provider() + "\" failed: " + e, null, e);
           break;
         }
       }

@@ -62,9 +62,17 @@ public final class SessionService implements AutoCloseable {
   /** Wires the execution plane of one node over a store. */
   public static SessionService create(
       Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings) {
+    return create(store, models, tools, clock, settings, PriceTable.builtIn());
+  }
+
+  /** Wires the execution plane of one node, pricing model calls with {@code prices}. */
+  public static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices) {
     AgentCatalog catalog = new AgentCatalog(store.inventory());
     EventBus bus = new EventBus();
-    SessionRunner runner = new SessionRunner(store, catalog, models, tools, bus, clock, settings.node());
+    models.register(new ReplayModelProvider(store.events()));
+    ModelGateway gateway = new ModelGateway(models, prices, ProviderBreakers.defaults(), new RequestCoalescer());
+    SessionRunner runner = new SessionRunner(store, catalog, gateway, tools, bus, clock, settings.node());
     Scheduler scheduler =
         new Scheduler(
             runner,
@@ -205,6 +213,21 @@ public final class SessionService implements AutoCloseable {
         keel.core.EventCodec.mapper()
             .writeValueAsString(java.util.Map.of("call_id", callId, "resolution", resolution, "result", result));
     store.events().enqueue(new Input(sessionId, "in_" + randomHex(16), "resolve", body, principal, clock.instant()));
+    scheduler.wake(sessionId);
+  }
+
+  /**
+   * Lets a session that was suspended because its model answered with another version than the
+   * pinned one go on, accepting that version for this session.
+   */
+  public void resume(String sessionId, String principal) {
+    SessionRecord r = require(sessionId);
+    SessionState state = SessionLoader.load(store.events(), sessionId);
+    if (state.driftPending().isEmpty()) {
+      throw new KeelException.Conflict(
+          "session " + sessionId + " (" + r.effectiveStatus().wireName() + ") is not suspended on a model drift");
+    }
+    store.events().enqueue(new Input(sessionId, "in_" + randomHex(16), "resume", state.driftPending(), principal, clock.instant()));
     scheduler.wake(sessionId);
   }
 

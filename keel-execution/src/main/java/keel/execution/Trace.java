@@ -117,6 +117,11 @@ public final class Trace {
           m.attributes.put("gen_ai.usage.input_tokens", Long.toString(e.usage().inputTokens()));
           m.attributes.put("gen_ai.usage.output_tokens", Long.toString(e.usage().outputTokens()));
           m.attributes.put("keel.model.tool_calls", Integer.toString(e.toolCalls().size()));
+          if (!e.provider().isEmpty()) {
+            m.attributes.put("gen_ai.system", e.provider());
+            m.attributes.put("gen_ai.request.model", e.model());
+          }
+          m.attributes.put("keel.cost.usd", e.costUsd().toPlainString());
           if (!e.text().isEmpty()) {
             m.attributes.put("keel.model.text", abbreviate(e.text(), 200));
           }
@@ -129,6 +134,21 @@ public final class Trace {
           }
           model = null;
         }
+        case SessionEvent.ModelEscalated e -> {
+          Builder m = model != null ? model : new Builder(se.spanId(), "model", "model", se.at());
+          if (model == null) {
+            parent(root, turn).children.add(m);
+            model = m;
+          }
+          event(m, se, "escalated " + e.fromProvider() + "/" + e.fromModel() + " → " + e.toProvider() + "/" + e.toModel(),
+              e.reason() + " (small model cost $" + e.costUsd().toPlainString() + ")", false);
+        }
+        case SessionEvent.ModelDrifted e -> {
+          Builder m = model != null ? model : parent(root, turn);
+          event(m, se, "model drift (" + e.action() + ")", "pinned " + e.pinned() + ", answered by " + e.reported(), !e.action().equals("warn"));
+        }
+        case SessionEvent.SessionResumed e ->
+            event(parent(root, turn), se, "resumed", "by " + e.by() + ", accepting " + e.acceptedVersion(), false);
         case SessionEvent.ToolCallAuthorized e -> {
           Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
           t.attributes.put("keel.tool.capability", e.capability());

@@ -82,6 +82,8 @@ final class Api {
             Optional.of("{\"type\":\"object\",\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 202),
         new Route("POST", "/v1/sessions/{id}/resolve", "Decide a tool call whose outcome is unknown: succeeded, failed or retry.", this::resolve,
             Optional.of("{\"type\":\"object\",\"required\":[\"call_id\",\"resolution\"],\"properties\":{\"call_id\":{\"type\":\"string\"},\"resolution\":{\"enum\":[\"succeeded\",\"failed\",\"retry\"]},\"result\":{\"type\":\"string\"}}}"), 202),
+        new Route("POST", "/v1/sessions/{id}/resume", "Let a session suspended on a model drift go on, accepting the reported version.", this::resumeSession,
+            Optional.empty(), 202),
         new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", this::events, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", this::stream, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", this::trace, Optional.empty(), 200),
@@ -306,6 +308,11 @@ final class Api {
     String result = b.has("result") ? requiredString(b, "result") : "";
     sessions.resolve(ctx.pathParam("id"), requiredString(b, "call_id"), requiredString(b, "resolution"), result, principal(ctx));
     json(ctx, 202, Views.JSON.createObjectNode().put("session_id", ctx.pathParam("id")).put("call_id", requiredString(b, "call_id")));
+  }
+
+  private void resumeSession(Context ctx) {
+    sessions.resume(ctx.pathParam("id"), principal(ctx));
+    json(ctx, 202, Views.JSON.createObjectNode().put("session_id", ctx.pathParam("id")).put("status", "resuming"));
   }
 
   private void events(Context ctx) {

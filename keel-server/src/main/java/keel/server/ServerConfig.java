@@ -3,6 +3,7 @@ package keel.server;
 import java.nio.file.Path;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Optional;
 import keel.execution.ExecutionSettings;
 
 /**
@@ -15,6 +16,9 @@ import keel.execution.ExecutionSettings;
  * @param execution the execution plane's settings
  * @param environment environment variables for model providers and tools (credentials come from
  *     here, never from descriptors)
+ * @param secretsFile a file of {@code NAME=value} lines (provider keys and other secrets) whose
+ *     entries take precedence over the environment; it should be readable by the server's user only
+ * @param pricesFile a YAML price table whose entries override and extend the built-in one
  */
 public record ServerConfig(
     String host,
@@ -22,7 +26,9 @@ public record ServerConfig(
     Path dataDir,
     boolean durable,
     ExecutionSettings execution,
-    Map<String, String> environment) {
+    Map<String, String> environment,
+    Optional<Path> secretsFile,
+    Optional<Path> pricesFile) {
 
   public static final int DEFAULT_PORT = 8420;
   public static final String DEFAULT_DATA_DIR = ".keel";
@@ -32,9 +38,17 @@ public record ServerConfig(
     Objects.requireNonNull(dataDir, "dataDir");
     Objects.requireNonNull(execution, "execution");
     environment = Map.copyOf(environment);
+    Objects.requireNonNull(secretsFile, "secretsFile");
+    Objects.requireNonNull(pricesFile, "pricesFile");
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
+  }
+
+  /** A configuration without a secrets file or a price table of its own. */
+  public ServerConfig(
+      String host, int port, Path dataDir, boolean durable, ExecutionSettings execution, Map<String, String> environment) {
+    this(host, port, dataDir, durable, execution, environment, Optional.empty(), Optional.empty());
   }
 
   /** Loopback, the given port and data directory, durable, default execution settings. */
@@ -57,14 +71,22 @@ public record ServerConfig(
   }
 
   public ServerConfig withExecution(ExecutionSettings settings) {
-    return new ServerConfig(host, port, dataDir, durable, settings, environment);
+    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile);
   }
 
   public ServerConfig withEnvironment(Map<String, String> env) {
-    return new ServerConfig(host, port, dataDir, durable, execution, env);
+    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile);
   }
 
   public ServerConfig withDurable(boolean d) {
-    return new ServerConfig(host, port, dataDir, d, execution, environment);
+    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile);
+  }
+
+  public ServerConfig withSecretsFile(Path file) {
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile);
+  }
+
+  public ServerConfig withPricesFile(Path file) {
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file));
   }
 }
