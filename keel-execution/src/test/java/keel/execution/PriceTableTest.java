@@ -86,6 +86,12 @@ class PriceTableTest {
   }
 
   @Test
+  void openAiResponsesProvider_usesOpenAiPrices() {
+    assertThat(PriceTable.builtIn().price("openai-responses", "gpt-5-2025-08-07"))
+        .isEqualTo(PriceTable.builtIn().price("openai", "gpt-5"));
+  }
+
+  @Test
   void unknownModel_costsZero_andIsNotKnown() {
     PriceTable t = PriceTable.builtIn();
     assertThat(t.known("openai", "some-new-model")).isFalse();
@@ -102,7 +108,7 @@ class PriceTableTest {
   }
 
   @Test
-  void overriddenBy_lettersOtherEntriesWin_andKeepsTheRest(@TempDir Path dir) throws Exception {
+  void overriddenBy_letsOtherEntriesWin_andKeepsTheRest(@TempDir Path dir) throws Exception {
     Path file = dir.resolve("contract.yaml");
     Files.writeString(
         file,
