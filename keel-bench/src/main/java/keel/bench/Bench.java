@@ -50,7 +50,7 @@ public final class Bench {
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "all" -> scenario = a;
+          case "durable-steps", "suspended", "gateway", "all" -> scenario = a;
           case "--quick" -> quick = true;
           case "--sessions" -> sessions = positive(a, args, ++i);
           case "--steps" -> steps = positive(a, args, ++i);
@@ -97,7 +97,7 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: Bench [durable-steps|suspended|all] [--quick] [--sessions N] [--steps K] [--reps R]"
+      "usage: Bench [durable-steps|suspended|gateway|all] [--quick] [--sessions N] [--steps K] [--reps R]"
           + " [--suspended S] [--turns T] [--out DIR] [--work-dir DIR]";
 
   public static void main(String[] args) throws Exception {
@@ -126,7 +126,10 @@ public final class Bench {
     Map<String, Object> results = new LinkedHashMap<>();
     results.put("machine", machine());
     results.put("settings", settingsJson(s));
-    if (!s.scenario().equals("suspended")) {
+    if (s.scenario().equals("gateway") || s.scenario().equals("all")) {
+      results.put("gateway", new GatewayOverhead(s.quick() ? 200 : 2_000, s.quick() ? 2 : 5, progress).run());
+    }
+    if (s.scenario().equals("durable-steps") || s.scenario().equals("all")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
       DurableSteps.Options o =
           new DurableSteps.Options(
@@ -136,7 +139,7 @@ public final class Bench {
       deleteTree(Path.of(dir.toString()));
       results.put("durable_steps", r);
     }
-    if (!s.scenario().equals("durable-steps")) {
+    if (s.scenario().equals("suspended") || s.scenario().equals("all")) {
       results.put("suspended", new Suspended(new Suspended.Options(s.suspended(), s.quick() ? 50 : 200, "1g", s.workDir()), progress).run());
     }
     return results;
@@ -181,6 +184,19 @@ public final class Bench {
     Map<String, Object> m = (Map<String, Object>) r.get("machine");
     b.append("Machine: ").append(m.get("cores")).append(" cores, ").append(m.get("memory_mib")).append(" MiB, ")
         .append(m.get("jdk")).append(", ").append(m.get("os")).append(".\n\n");
+    Map<String, Object> g = (Map<String, Object>) r.get("gateway");
+    if (g != null) {
+      Map<String, Object> gw = (Map<String, Object>) g.get("gateway_us");
+      Map<String, Object> pr = (Map<String, Object>) g.get("provider_us");
+      b.append("### Model gateway overhead per call (").append(g.get("reps")).append(" × ").append(g.get("calls_per_rep"))
+          .append(" sequential calls against the zero-latency fake, after a warm-up)\n\n")
+          .append("| path | p50 (µs) | p90 (µs) | p99 (µs) |\n| --- | --- | --- | --- |\n")
+          .append("| provider called directly (LangChain4j through Keel's OpenAI provider) | ").append(micros(pr.get("p50")))
+          .append(" | ").append(micros(pr.get("p90"))).append(" | ").append(micros(pr.get("p99"))).append(" |\n")
+          .append("| through the model gateway | ").append(micros(gw.get("p50"))).append(" | ").append(micros(gw.get("p90")))
+          .append(" | ").append(micros(gw.get("p99"))).append(" |\n\n")
+          .append("Gateway overhead at p50: **").append(String.format("%.0f", (Double) g.get("overhead_p50_us"))).append(" µs** per call.\n\n");
+    }
     Map<String, Object> d = (Map<String, Object>) r.get("durable_steps");
     if (d != null) {
       Map<String, Object> t = (Map<String, Object>) d.get("throughput");
@@ -251,6 +267,10 @@ public final class Bench {
   }
 
   @SuppressWarnings("unchecked")
+  private static String micros(Object value) {
+    return String.format("%,.0f", ((Number) value).doubleValue());
+  }
+
   private static String spread(Object o, int decimals) {
     Map<String, Object> m = (Map<String, Object>) o;
     String f = "%,." + decimals + "f";

@@ -23,22 +23,22 @@ import keel.core.Usage;
  *
  * <p>Thread-safe.
  */
-final class ModelGateway {
+public final class ModelGateway {
 
   /** Text that reads as a refusal, for the {@code refusal} escalation condition. */
   private static final Pattern REFUSAL =
       Pattern.compile(
           "(?is)^\\s*(i'?m sorry|i am sorry|i can(?:no|')t (?:help|assist|do|comply)|i cannot|i'?m (?:not able|unable)|i am (?:not able|unable)|as an ai)\\b.*");
 
-  /** What a model call did. */
-  record Call(
+  /** What a model call did: the response, who answered, what it cost, escalations and drift. */
+  public record Call(
       ModelResponse response,
       String provider,
       String model,
       BigDecimal costUsd,
       List<SessionEvent.ModelEscalated> escalations,
       Optional<SessionEvent.ModelDrifted> drift) {
-    Call {
+    public Call {
       escalations = List.copyOf(escalations);
     }
   }
@@ -47,6 +47,11 @@ final class ModelGateway {
   private final PriceTable prices;
   private final ProviderBreakers breakers;
   private final RequestCoalescer coalescer;
+
+  /** A gateway with default circuit breakers and request coalescing. */
+  public static ModelGateway create(ModelProviders providers, PriceTable prices) {
+    return new ModelGateway(providers, prices, ProviderBreakers.defaults(), new RequestCoalescer());
+  }
 
   ModelGateway(ModelProviders providers, PriceTable prices, ProviderBreakers breakers, RequestCoalescer coalescer) {
     this.providers = providers;
@@ -68,7 +73,7 @@ final class ModelGateway {
    *     the agent's routing says so)
    * @throws keel.core.KeelException.Invalid when the agent's provider is not available
    */
-  Call call(AgentDescriptor agent, ModelRequest request, SessionState state, ModelStream stream, ToolRegistry tools) {
+  public Call call(AgentDescriptor agent, ModelRequest request, SessionState state, ModelStream stream, ToolRegistry tools) {
     AgentDescriptor.ModelSpec main = request.model();
     List<SessionEvent.ModelEscalated> escalations = new ArrayList<>();
     Optional<AgentDescriptor.Routing> routing = main.routing();
