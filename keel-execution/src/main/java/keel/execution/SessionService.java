@@ -248,7 +248,9 @@ public final class SessionService implements AutoCloseable {
         s.usage(),
         s.modelCalls(),
         s.lastAnswer(),
-        s.failure());
+        s.failure(),
+        s.costUsd(),
+        s.driftPending());
   }
 
   public List<SessionRecord> list(SessionQuery query) {

@@ -16,6 +16,8 @@ import keel.data.SessionRecord;
  * @param pending tool calls of the current step not completed
  * @param lastAnswer the last answer given without tool calls
  * @param failure why it failed or was cancelled, or empty
+ * @param costUsd what its model calls cost, escalated small-model calls included
+ * @param driftPending the model version the session waits on a human to accept, or empty
  */
 public record SessionView(
     SessionRecord record,
@@ -25,7 +27,9 @@ public record SessionView(
     Usage usage,
     long modelCalls,
     String lastAnswer,
-    String failure) {
+    String failure,
+    java.math.BigDecimal costUsd,
+    String driftPending) {
   public SessionView {
     Objects.requireNonNull(record, "record");
     Objects.requireNonNull(status, "status");
@@ -34,5 +38,7 @@ public record SessionView(
     Objects.requireNonNull(usage, "usage");
     Objects.requireNonNull(lastAnswer, "lastAnswer");
     Objects.requireNonNull(failure, "failure");
+    Objects.requireNonNull(costUsd, "costUsd");
+    Objects.requireNonNull(driftPending, "driftPending");
   }
 }

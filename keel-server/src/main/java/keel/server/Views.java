@@ -49,6 +49,10 @@ final class Views {
     o.put("status", v.status().wireName());
     o.put("model_calls", v.modelCalls());
     o.set("usage", usage(v.usage()));
+    o.put("cost_usd", v.costUsd().stripTrailingZeros().toPlainString());
+    if (!v.driftPending().isEmpty()) {
+      o.put("waiting_to_accept_model_version", v.driftPending());
+    }
     o.put("last_answer", v.lastAnswer());
     if (!v.failure().isEmpty()) {
       o.put("failure", v.failure());
