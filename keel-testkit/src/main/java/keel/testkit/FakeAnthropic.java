@@ -591,13 +591,13 @@ public final class FakeAnthropic implements AutoCloseable {
         markers.add(i);
       }
     }
-    long total = Math.max(1, (totalChars + 3) / 4);
+    long total = Math.max(1, tokens(totalChars));
     lock.lock();
     try {
       int read = -1;
       int lastMarker = -1;
       for (int m : markers) {
-        if (prefixChars[m] / 4 < minimumCacheableTokens) {
+        if (tokens(prefixChars[m]) < minimumCacheableTokens) {
           continue;
         }
         lastMarker = Math.max(lastMarker, m);
@@ -608,12 +608,12 @@ public final class FakeAnthropic implements AutoCloseable {
           }
         }
       }
-      long readTokens = read < 0 ? 0 : prefixChars[read] / 4;
+      long readTokens = read < 0 ? 0 : tokens(prefixChars[read]);
       long writeTokens = 0;
       if (lastMarker > read) {
-        writeTokens = prefixChars[lastMarker] / 4 - readTokens;
+        writeTokens = tokens(prefixChars[lastMarker]) - readTokens;
         for (int m : markers) {
-          if (m > read && prefixChars[m] / 4 >= minimumCacheableTokens) {
+          if (m > read && tokens(prefixChars[m]) >= minimumCacheableTokens) {
             cache.put(prefixHash[m], Boolean.TRUE);
           }
         }
@@ -622,6 +622,11 @@ public final class FakeAnthropic implements AutoCloseable {
     } finally {
       lock.unlock();
     }
+  }
+
+  /** About one token per four characters, rounded up, so a prefix never counts more than the whole. */
+  private static long tokens(long chars) {
+    return (chars + 3) / 4;
   }
 
   private static MessageDigest sha256() {
