@@ -218,6 +218,8 @@ class AnthropicModelProviderTest {
     List<ToolSpec> tools = List.of(clock());
     ModelResponse first = provider.complete(request(conversation, tools), ModelStream.NONE);
     long firstPrompt = first.usage().cacheWriteTokens() + first.usage().cacheReadTokens();
+    // Anthropic's input_tokens exclude cached tokens; everything sits before the last marker.
+    assertThat(first.usage().inputTokens()).isZero();
 
     conversation.add(new Message.Assistant("", first.toolCalls()));
     conversation.add(
@@ -336,6 +338,18 @@ class AnthropicModelProviderTest {
   }
 
   @Test
+  void aStreamCutBeforeMessageStop_isInvalidResponse_andDoesNotWaitForTheTimeout() {
+    fake.script(FakeAnthropic.Script.text("one two three")).cutStreamNext(1);
+    List<String> pieces = new ArrayList<>();
+    long start = System.nanoTime();
+    ModelFailure f = failure(() -> provider.complete(hello(), pieces::add));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.INVALID_RESPONSE);
+    assertThat(f.getMessage()).contains("ended before message_stop");
+    assertThat(pieces).containsExactly("one ");
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(4));
+  }
+
+  @Test
   void hang_isTransientAfterTheTimeout() {
     AnthropicModelProvider impatient =
         new AnthropicModelProvider(Map.of("ANTHROPIC_API_KEY", KEY), Duration.ofMillis(500));
@@ -388,8 +402,9 @@ class AnthropicModelProviderTest {
 
   @Test
   void failuresOfEveryKind_neverContainTheKey() {
-    fake.rateLimitNext(1, 1).overloadNext(1).failNext(1, 500).malformedNext(1).failNext(1, 400).overloadMidStreamNext(1);
-    for (int i = 0; i < 6; i++) {
+    fake.rateLimitNext(1, 1).overloadNext(1).failNext(1, 500).malformedNext(1).failNext(1, 400).overloadMidStreamNext(1)
+        .cutStreamNext(1).failNext(1, 401);
+    for (int i = 0; i < 8; i++) {
       assertNoKey(failure(() -> provider.complete(hello(), ModelStream.NONE)));
     }
   }

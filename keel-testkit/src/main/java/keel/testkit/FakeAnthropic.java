@@ -44,7 +44,8 @@ import tools.jackson.databind.node.ObjectNode;
  *
  * <p>What it answers is decided by a {@link Script}, {@link Script#toolLoop(String) the tool loop}
  * by default; faults (latency, 429, 5xx and 529, an error event in the middle of a stream, hangs,
- * malformed bodies, a different reported model) can be injected. It records the last {@value
+ * streams that stall or are cut short, malformed bodies, a different reported model) can be
+ * injected. It records the last {@value
  * #RECORDED_LIMIT} requests it received.
  *
  * <p>It simulates prompt caching: the request's prefix (tools, then system, then messages, block by
@@ -232,6 +233,15 @@ public final class FakeAnthropic implements AutoCloseable {
     return addFaults(n, new Fault.Stall(duration));
   }
 
+  /**
+   * The next {@code n} streamed requests send {@code message_start} and the first piece of text,
+   * then end the stream without {@code message_stop}, as a dropped connection would; a request that
+   * is not streamed gets its JSON body cut in the middle.
+   */
+  public FakeAnthropic cutStreamNext(int n) {
+    return addFaults(n, new Fault.Cut());
+  }
+
   /** The next {@code n} requests answer 200 with a body that is not valid JSON. */
   public FakeAnthropic malformedNext(int n) {
     return addFaults(n, new Fault.Malformed());
@@ -385,6 +395,9 @@ public final class FakeAnthropic implements AutoCloseable {
             closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
           }
         }
+        case Fault.Cut c -> {
+          // handled when the answer is written
+        }
         case Fault.StreamError se -> {
           if (!request.stream()) {
             error(ctx, 529, injectedMessage(529), -1);
@@ -420,7 +433,7 @@ public final class FakeAnthropic implements AutoCloseable {
     CacheUsage usage = cacheUsage(request);
     if (request.stream()) {
       Duration stall = fault instanceof Fault.Stall st ? st.duration() : Duration.ZERO;
-      stream(ctx, reply, id, model, usage, stall, fault instanceof Fault.StreamError);
+      stream(ctx, reply, id, model, usage, stall, fault);
     } else {
       ObjectNode body = JSON.createObjectNode();
       body.put("id", id);
@@ -442,12 +455,13 @@ public final class FakeAnthropic implements AutoCloseable {
       body.put("stop_reason", reply.stopReason().wire());
       body.putNull("stop_sequence");
       body.set("usage", usage.toJson(reply.estimatedTokens()));
-      ctx.contentType("application/json").result(JSON.writeValueAsString(body));
+      String json = JSON.writeValueAsString(body);
+      ctx.contentType("application/json").result(fault instanceof Fault.Cut ? json.substring(0, json.length() / 2) : json);
     }
   }
 
   private void stream(
-      Context ctx, Reply reply, String id, String model, CacheUsage usage, Duration stall, boolean failMidway)
+      Context ctx, Reply reply, String id, String model, CacheUsage usage, Duration stall, Fault fault)
       throws IOException, InterruptedException {
     ctx.status(200);
     ctx.res().setContentType("text/event-stream");
@@ -466,7 +480,7 @@ public final class FakeAnthropic implements AutoCloseable {
     message.set("usage", usage.toJson(1));
     send(out, "message_start", start);
     send(out, "ping", JSON.createObjectNode().put("type", "ping"));
-    if (failMidway) {
+    if (fault instanceof Fault.StreamError) {
       ObjectNode err = JSON.createObjectNode().put("type", "error");
       err.putObject("error").put("type", "overloaded_error").put("message", "Overloaded");
       send(out, "error", err);
@@ -485,6 +499,9 @@ public final class FakeAnthropic implements AutoCloseable {
         ObjectNode delta = JSON.createObjectNode().put("type", "content_block_delta").put("index", index);
         delta.putObject("delta").put("type", "text_delta").put("text", piece);
         send(out, "content_block_delta", delta);
+        if (fault instanceof Fault.Cut) {
+          return;
+        }
       }
       send(out, "content_block_stop", JSON.createObjectNode().put("type", "content_block_stop").put("index", index));
       index++;
@@ -496,6 +513,9 @@ public final class FakeAnthropic implements AutoCloseable {
       block.put("type", "tool_use").put("id", toolUseId(id, i)).put("name", call.name());
       block.putObject("input");
       send(out, "content_block_start", blockStart);
+      if (fault instanceof Fault.Cut) {
+        return;
+      }
       String input = call.input();
       int half = input.length() / 2;
       for (String part : new String[] {"", input.substring(0, half), input.substring(half)}) {
@@ -1168,6 +1188,8 @@ public final class FakeAnthropic implements AutoCloseable {
     record Stall(Duration duration) implements Fault {}
 
     record StreamError() implements Fault {}
+
+    record Cut() implements Fault {}
   }
 
   // ---------------------------------------------------------------- command line

@@ -390,6 +390,16 @@ class FakeAnthropicTest {
   }
 
   @Test
+  void cutStreamNext_endsTheStreamWithoutMessageStop() throws Exception {
+    fake.script(FakeAnthropic.Script.text("one two three")).cutStreamNext(2);
+    List<Event> events = events(post(body(List.of(user("hi")), true)).body());
+    assertThat(events.getLast().name()).isEqualTo("content_block_delta");
+    assertThat(events.getLast().data().at("/delta/text").asString()).isEqualTo("one ");
+    String plain = post(body(List.of(user("hi")), false)).body();
+    assertThatThrownBy(() -> JSON.readTree(plain)).isInstanceOf(tools.jackson.core.JacksonException.class);
+  }
+
+  @Test
   void hangNext_holdsTheAnswerBeyondTheClientsTimeout() {
     fake.hangNext(1, Duration.ofSeconds(30));
     assertThatThrownBy(() -> post(body(List.of(user("hi")), false), Duration.ofMillis(300), "k"))
