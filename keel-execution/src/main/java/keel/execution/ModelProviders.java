@@ -19,14 +19,16 @@ public final class ModelProviders {
   private ModelProviders() {}
 
   /**
-   * A registry with the built-in providers: {@code scripted} and {@code openai} (reading {@code
-   * OPENAI_API_KEY} and {@code OPENAI_BASE_URL} from {@code env}).
+   * A registry with the built-in providers: {@code scripted}, {@code openai} ({@code OPENAI_API_KEY},
+   * {@code OPENAI_BASE_URL}) and {@code anthropic} ({@code ANTHROPIC_API_KEY}, {@code
+   * ANTHROPIC_BASE_URL}), their settings read from {@code env}.
    */
   public static ModelProviders create(Map<String, String> env) {
     Objects.requireNonNull(env, "env");
     ModelProviders registry = new ModelProviders();
     registry.register(new ScriptedModelProvider());
     registry.register(new OpenAiModelProvider(env));
+    registry.register(new AnthropicModelProvider(env));
     return registry;
   }
 
