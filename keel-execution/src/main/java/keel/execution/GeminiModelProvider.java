@@ -165,7 +165,7 @@ public final class GeminiModelProvider implements ModelProvider {
         cacheKey,
         k ->
             GoogleAiGeminiStreamingChatModel.builder()
-                .httpClientBuilder(new OpenAiHttpClient.Builder(http, timeout))
+                .httpClientBuilder(new StrictEventsHttpClient.Builder(new OpenAiHttpClient.Builder(http, timeout)))
                 .baseUrl(k.baseUrl())
                 .apiKey(key)
                 .modelName(k.modelId())

@@ -140,7 +140,6 @@ class GeminiModelProviderTest {
     assertThat(second.text()).isEqualTo("done");
 
     FakeGemini.GenerateRequest last = fake.lastRequest().orElseThrow();
-    System.out.println(last.json());
     assertThat(last.contents()).hasSize(3);
     assertThat(last.contents().get(1).role()).isEqualTo("model");
     FakeGemini.WirePart.FunctionCall sentCall =
@@ -151,5 +150,199 @@ class GeminiModelProviderTest {
         (FakeGemini.WirePart.FunctionResponse) last.contents().get(2).parts().getFirst();
     assertThat(sentResult.name()).isEqualTo("weather");
     assertThat(sentResult.response()).contains("sunny");
+  }
+
+  @Test
+  void cachedAndThinkingTokens_areCountedAsKeelCountsThem() {
+    fake.script(request -> FakeGemini.Reply.text("a cached answer").withCachedTokens(3));
+    String longInput = "x".repeat(400);
+    ModelResponse response =
+        provider.complete(request(List.of(new Message.User(longInput)), List.of()), ModelStream.NONE);
+    assertThat(response.usage().cacheReadTokens()).isEqualTo(3);
+    long promptTokens = ("You help.".length() + longInput.length() + 3) / 4;
+    assertThat(response.usage().inputTokens()).isEqualTo(promptTokens - 3);
+  }
+
+  @Test
+  void streaming_deliversPiecesInOrder_andTheResponseIsTheirConcatenation() {
+    fake.script(FakeGemini.Script.text("one two three four five six"));
+    List<String> pieces = new ArrayList<>();
+    ModelResponse response = provider.complete(hello(), pieces::add);
+    assertThat(pieces).hasSizeGreaterThan(1);
+    assertThat(pieces.getFirst()).isEqualTo("one ");
+    assertThat(String.join("", pieces)).isEqualTo(response.text()).isEqualTo("one two three four five six");
+  }
+
+  @Test
+  void defaultToolLoop_runsToItsEnd() {
+    List<Message> conversation = new ArrayList<>(List.of(new Message.User("go steps=2")));
+    ToolSpec timeNow = new ToolSpec("time_now", "The time.", "{\"type\":\"object\"}");
+    for (int step = 0; step < 2; step++) {
+      ModelRequest r =
+          new ModelRequest("helper", "s-1", spec(Optional.empty(), Optional.empty()), "", conversation, List.of(timeNow), step);
+      ModelResponse response = provider.complete(r, ModelStream.NONE);
+      assertThat(response.toolCalls()).extracting(ToolCall::name).containsExactly("time_now");
+      conversation.add(new Message.Assistant("", response.toolCalls()));
+      ToolCall call = response.toolCalls().getFirst();
+      conversation.add(new Message.ToolResult(call.id(), call.name(), Content.inline("12:00"), false));
+    }
+    ModelRequest last =
+        new ModelRequest("helper", "s-1", spec(Optional.empty(), Optional.empty()), "", conversation, List.of(timeNow), 2);
+    assertThat(provider.complete(last, ModelStream.NONE).text()).isEqualTo("done after 2 steps");
+    assertThat(fake.lastRequest().orElseThrow().systemInstruction()).isEmpty();
+  }
+
+  @Test
+  void reportedVersion_isTheServersEvenWhenItDrifted() {
+    fake.reportModel("gemini-test-099");
+    ModelRequest pinned =
+        new ModelRequest(
+            "helper",
+            "s-1",
+            spec(Optional.of("002"), Optional.of(0.25)),
+            "You help.",
+            List.of(new Message.User("hello")),
+            List.of(),
+            0);
+    ModelResponse response = provider.complete(pinned, ModelStream.NONE);
+    assertThat(response.modelVersion()).isEqualTo("gemini-test-099");
+    FakeGemini.GenerateRequest sent = fake.lastRequest().orElseThrow();
+    assertThat(sent.model()).isEqualTo("gemini-test-002");
+    assertThat(sent.temperature()).contains(0.25);
+  }
+
+  @Test
+  void requestedModel_followsThePinRule_andDropsAModelsPrefix() {
+    assertThat(GeminiModelProvider.requestedModel(spec(Optional.empty(), Optional.empty()))).isEqualTo("gemini-test");
+    assertThat(GeminiModelProvider.requestedModel(spec(Optional.of("002"), Optional.empty())))
+        .isEqualTo("gemini-test-002");
+    assertThat(GeminiModelProvider.requestedModel(spec(Optional.of("gemini-test-001"), Optional.empty())))
+        .isEqualTo("gemini-test-001");
+    assertThat(GeminiModelProvider.requestedModel(spec("models/gemini-x", Optional.empty(), Optional.empty(), Optional.empty())))
+        .isEqualTo("gemini-x");
+  }
+
+  @Test
+  void rateLimited_isRateLimitedWithRetryAfter() {
+    fake.rateLimitNext(1, 17);
+    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.RATE_LIMITED);
+    assertThat(f.retryAfter()).contains(Duration.ofSeconds(17));
+    assertThat(f.retryable()).isTrue();
+    assertThat(f.getMessage())
+        .contains("gemini provider")
+        .contains(fake.baseUrl() + "/models/gemini-test:streamGenerateContent")
+        .contains("RESOURCE_EXHAUSTED");
+    assertThat(fake.requestCount()).as("LangChain4j must not retry by itself").isEqualTo(1);
+  }
+
+  @Test
+  void serverErrors_areTransient_andNotRetriedByLangChain4j() {
+    fake.failNext(1, 500).failNext(1, 503);
+    ModelFailure internal = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(internal.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
+    assertThat(internal.getMessage()).contains("HTTP 500").contains("INTERNAL");
+    ModelFailure unavailable = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(unavailable.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
+    assertThat(unavailable.getMessage()).contains("HTTP 503").contains("UNAVAILABLE");
+    assertThat(fake.requestCount()).isEqualTo(2);
+    assertThat(provider.complete(hello(), ModelStream.NONE).text()).isEqualTo("done after 0 steps");
+  }
+
+  @Test
+  void badRequestAndForbidden_arePermanent() {
+    fake.failNext(1, 400).failNext(1, 403);
+    ModelFailure invalid = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(invalid.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
+    assertThat(invalid.getMessage()).contains("INVALID_ARGUMENT");
+    ModelFailure forbidden = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(forbidden.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
+    assertThat(forbidden.retryable()).isFalse();
+  }
+
+  @Test
+  void malformedJson_isInvalidResponse() {
+    fake.malformedNext(1);
+    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.INVALID_RESPONSE);
+    assertThat(f.getMessage()).contains("gemini provider");
+  }
+
+  @Test
+  void hang_isTransientAfterTheTimeout() {
+    GeminiModelProvider impatient = new GeminiModelProvider(Map.of("GEMINI_API_KEY", KEY), Duration.ofMillis(500));
+    fake.hangNext(1, Duration.ofSeconds(30));
+    long start = System.nanoTime();
+    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+  }
+
+  @Test
+  void streamStalledAfterItsFirstEvent_isTransientAfterTheTimeout() {
+    GeminiModelProvider impatient = new GeminiModelProvider(Map.of("GEMINI_API_KEY", KEY), Duration.ofMillis(500));
+    fake.script(FakeGemini.Script.text("one two three"));
+    fake.stallStreamNext(1, Duration.ofSeconds(30));
+    long start = System.nanoTime();
+    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
+    assertThat(f.getMessage()).contains("no complete answer within");
+    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
+  }
+
+  @Test
+  void connectionRefused_isTransient() {
+    String deadUrl = fake.baseUrl();
+    fake.close();
+    ModelRequest request =
+        new ModelRequest(
+            "helper", "s-1", spec("gemini-test", Optional.empty(), Optional.of(deadUrl), Optional.empty()),
+            "", List.of(new Message.User("hello")), List.of(), 0);
+    ModelFailure f = failure(() -> provider.complete(request, ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
+    assertKeyAbsent(f);
+    fake = FakeGemini.start(); // for @AfterEach
+  }
+
+  @Test
+  void theKey_isSentInTheGoogleHeader_andARefusedKeyIsPermanentWithoutTheKey() {
+    fake.requireApiKey(KEY);
+    assertThat(provider.complete(hello(), ModelStream.NONE).text()).isEqualTo("done after 0 steps");
+    fake.requireApiKey("another-key");
+    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
+    assertThat(f.getMessage()).contains("GEMINI_API_KEY");
+    assertKeyAbsent(f);
+  }
+
+  @Test
+  void failuresOfEveryKind_neverContainTheKey() {
+    fake.rateLimitNext(1, 1).failNext(1, 503).malformedNext(1).failNext(1, 400).failNext(1, 403);
+    for (int i = 0; i < 5; i++) {
+      assertKeyAbsent(failure(() -> provider.complete(hello(), ModelStream.NONE)));
+    }
+  }
+
+  @Test
+  void missingKey_forGoogleItself_isPermanentWithoutSendingAnything() {
+    GeminiModelProvider keyless = new GeminiModelProvider(Map.of());
+    ModelRequest request =
+        new ModelRequest(
+            "helper", "s-1", spec("gemini-test", Optional.empty(), Optional.empty(), Optional.empty()),
+            "", List.of(new Message.User("hello")), List.of(), 0);
+    ModelFailure f = failure(() -> keyless.complete(request, ModelStream.NONE));
+    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
+    assertThat(f.getMessage()).contains("GEMINI_API_KEY is not set").contains(GeminiModelProvider.DEFAULT_BASE_URL);
+  }
+
+  @Test
+  void missingKey_forALocalServer_sendsAPlaceholder_fromGeminiBaseUrl() {
+    GeminiModelProvider keyless = new GeminiModelProvider(Map.of("GEMINI_BASE_URL", fake.baseUrl()));
+    ModelRequest request =
+        new ModelRequest(
+            "helper", "s-1", spec("gemini-test", Optional.empty(), Optional.empty(), Optional.empty()),
+            "", List.of(new Message.User("hello")), List.of(), 0);
+    assertThat(keyless.complete(request, ModelStream.NONE).text()).isEqualTo("done after 0 steps");
+    assertThat(keyless.name()).isEqualTo("gemini").isEqualTo(GeminiModelProvider.NAME);
   }
 }
