@@ -75,6 +75,7 @@ public final class GeminiModelProvider implements ModelProvider {
    * @param timeout the time allowed for one call, from sending to the last byte of the answer
    */
   public GeminiModelProvider(Map<String, String> env, Duration timeout) {
+    CompactMappers.enable("dev.langchain4j.model.googleai.Json", "OBJECT_MAPPER");
     Objects.requireNonNull(env, "env");
     Objects.requireNonNull(timeout, "timeout");
     if (timeout.isNegative() || timeout.isZero()) {

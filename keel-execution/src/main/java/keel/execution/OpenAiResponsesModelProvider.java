@@ -73,6 +73,7 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
    * @param timeout the time allowed for one call, from sending to the last byte of the answer
    */
   public OpenAiResponsesModelProvider(Map<String, String> env, Duration timeout) {
+    CompactMappers.enable("dev.langchain4j.model.openai.OpenAiResponsesClient", "OBJECT_MAPPER");
     Objects.requireNonNull(env, "env");
     Objects.requireNonNull(timeout, "timeout");
     if (timeout.isNegative() || timeout.isZero()) {

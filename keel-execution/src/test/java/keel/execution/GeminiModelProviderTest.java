@@ -72,6 +72,14 @@ class GeminiModelProviderTest {
   }
 
   @Test
+  void requests_areSentCompact_notPrettyPrinted() {
+    fake.script(FakeGemini.Script.text("ok"));
+    provider.complete(hello(), ModelStream.NONE);
+    String body = fake.lastRequest().orElseThrow().json();
+    assertThat(body).doesNotContain("\n  ").doesNotContain("\" : ");
+  }
+
+  @Test
   void textAnswer_isReturnedWithVersionAndUsage() {
     fake.script(FakeGemini.Script.text("Hi there, friend."));
     ModelResponse response = provider.complete(hello(), ModelStream.NONE);

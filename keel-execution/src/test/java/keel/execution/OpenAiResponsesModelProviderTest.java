@@ -72,6 +72,14 @@ class OpenAiResponsesModelProviderTest {
   }
 
   @Test
+  void requests_areSentCompact_notPrettyPrinted() {
+    fake.script(FakeOpenAiResponses.Script.text("ok"));
+    provider.complete(hello(), ModelStream.NONE);
+    String body = fake.lastRequest().orElseThrow().json();
+    assertThat(body).doesNotContain("\n  ").doesNotContain("\" : ");
+  }
+
+  @Test
   void textAnswer_isReturnedWithVersionAndUsage() {
     fake.script(FakeOpenAiResponses.Script.text("Hi there, friend."));
     ModelResponse response = provider.complete(hello(), ModelStream.NONE);
