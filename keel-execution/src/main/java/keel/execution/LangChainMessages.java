@@ -1,0 +1,143 @@
+package keel.execution;
+
+import dev.langchain4j.agent.tool.ToolExecutionRequest;
+import dev.langchain4j.agent.tool.ToolSpecification;
+import dev.langchain4j.data.message.AiMessage;
+import dev.langchain4j.data.message.ChatMessage;
+import dev.langchain4j.data.message.SystemMessage;
+import dev.langchain4j.data.message.ToolExecutionResultMessage;
+import dev.langchain4j.data.message.UserMessage;
+import dev.langchain4j.model.chat.response.ChatResponse;
+import java.util.ArrayList;
+import java.util.List;
+import keel.core.Content;
+import keel.core.Message;
+import keel.core.ToolCall;
+import tools.jackson.core.JacksonException;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.ObjectMapper;
+import tools.jackson.databind.json.JsonMapper;
+
+/**
+ * Maps Keel's model requests to LangChain4j's chat messages and tools, and LangChain4j's answers
+ * back, the same way for every provider that calls through LangChain4j. Usage is left to each
+ * provider: each reports cached and reasoning tokens its own way.
+ *
+ * <p>Stateless and thread-safe.
+ */
+final class LangChainMessages {
+
+  private static final ObjectMapper JSON = JsonMapper.builder().build();
+
+  private LangChainMessages() {}
+
+  /** The instructions as a system message (when not blank), then the conversation. */
+  static List<ChatMessage> messages(ModelRequest request) {
+    List<ChatMessage> messages = new ArrayList<>();
+    if (!request.instructions().isBlank()) {
+      messages.add(SystemMessage.from(request.instructions()));
+    }
+    for (Message m : request.conversation()) {
+      switch (m) {
+        case Message.User u -> messages.add(UserMessage.from(u.text()));
+        case Message.Assistant a -> {
+          List<ToolExecutionRequest> calls = new ArrayList<>();
+          for (ToolCall c : a.toolCalls()) {
+            calls.add(ToolExecutionRequest.builder().id(c.id()).name(c.name()).arguments(c.arguments()).build());
+          }
+          if (calls.isEmpty()) {
+            messages.add(AiMessage.from(a.text()));
+          } else if (a.text().isEmpty()) {
+            messages.add(AiMessage.from(calls));
+          } else {
+            messages.add(AiMessage.from(a.text(), calls));
+          }
+        }
+        case Message.ToolResult r -> {
+          String text =
+              switch (r.content()) {
+                case Content.Inline inline -> inline.text();
+                // The executor resolves blobs before calling; a preview beats failing the call.
+                case Content.Blob blob -> blob.preview();
+              };
+          messages.add(ToolExecutionResultMessage.from(r.callId(), r.toolName(), text));
+        }
+      }
+    }
+    return messages;
+  }
+
+  /** The request's tools, or a {@code PERMANENT} failure naming the tool whose schema is unusable. */
+  static List<ToolSpecification> tools(ModelRequest request, String where) {
+    List<ToolSpecification> tools = new ArrayList<>();
+    for (ToolSpec tool : request.tools()) {
+      tools.add(toolSpecification(tool, where));
+    }
+    return tools;
+  }
+
+  private static ToolSpecification toolSpecification(ToolSpec tool, String where) {
+    JsonNode schema;
+    try {
+      schema = JSON.readTree(tool.parametersSchema());
+    } catch (JacksonException e) {
+      throw new ModelFailure(
+          ModelFailure.Kind.PERMANENT,
+          where + ": tool " + tool.name() + " has a parameters schema that is not JSON: " + e.getOriginalMessage());
+    }
+    ToolSpecification.Builder b = ToolSpecification.builder().name(tool.name());
+    if (!tool.description().isEmpty()) {
+      b.description(tool.description());
+    }
+    try {
+      b.parameters(JsonSchemas.objectSchema(schema));
+    } catch (IllegalArgumentException e) {
+      throw new ModelFailure(
+          ModelFailure.Kind.PERMANENT, where + ": tool " + tool.name() + ": " + e.getMessage());
+    }
+    return b.build();
+  }
+
+  /** The answer's text (empty when none). */
+  static String text(ChatResponse response, String where) {
+    AiMessage ai = response.aiMessage();
+    if (ai == null) {
+      throw new ModelFailure(ModelFailure.Kind.INVALID_RESPONSE, where + ": the answer has no message");
+    }
+    return ai.text() == null ? "" : ai.text();
+  }
+
+  /**
+   * The answer's tool calls. A call without an id (Gemini usually sends none) gets {@code
+   * call_<response id>_<index>}, or {@code call_<step>_<index>} when the answer has no id either;
+   * missing arguments become {@code {}}.
+   */
+  static List<ToolCall> toolCalls(ChatResponse response, ModelRequest request, String where) {
+    AiMessage ai = response.aiMessage();
+    List<ToolCall> calls = new ArrayList<>();
+    if (ai == null || !ai.hasToolExecutionRequests()) {
+      return calls;
+    }
+    String prefix =
+        response.id() == null || response.id().isBlank()
+            ? "call_" + request.step()
+            : "call_" + response.id().replaceAll("[^A-Za-z0-9_-]", "");
+    List<ToolExecutionRequest> requests = ai.toolExecutionRequests();
+    for (int i = 0; i < requests.size(); i++) {
+      ToolExecutionRequest r = requests.get(i);
+      if (r.name() == null || r.name().isEmpty()) {
+        throw new ModelFailure(
+            ModelFailure.Kind.INVALID_RESPONSE, where + ": tool call " + i + " has no function name");
+      }
+      String id = r.id() == null || r.id().isEmpty() ? prefix + "_" + i : r.id();
+      String args = r.arguments() == null || r.arguments().isBlank() ? "{}" : r.arguments();
+      calls.add(new ToolCall(id, r.name(), args));
+    }
+    return calls;
+  }
+
+  /** The model version the answer reports, else the requested model id. */
+  static String version(ChatResponse response, String modelId) {
+    return response.modelName() == null || response.modelName().isBlank() ? modelId : response.modelName();
+  }
+}
