@@ -19,9 +19,10 @@ public final class ModelProviders {
   private ModelProviders() {}
 
   /**
-   * A registry with the built-in providers: {@code scripted}, {@code openai} ({@code OPENAI_API_KEY},
-   * {@code OPENAI_BASE_URL}) and {@code anthropic} ({@code ANTHROPIC_API_KEY}, {@code
-   * ANTHROPIC_BASE_URL}), their settings read from {@code env}.
+   * A registry with the built-in providers, their settings read from {@code env}: {@code scripted},
+   * {@code openai} and {@code openai-responses} ({@code OPENAI_API_KEY}, {@code OPENAI_BASE_URL}),
+   * {@code anthropic} ({@code ANTHROPIC_API_KEY}, {@code ANTHROPIC_BASE_URL}) and {@code gemini}
+   * ({@code GEMINI_API_KEY}, {@code GEMINI_BASE_URL}).
    */
   public static ModelProviders create(Map<String, String> env) {
     Objects.requireNonNull(env, "env");
@@ -29,6 +30,8 @@ public final class ModelProviders {
     registry.register(new ScriptedModelProvider());
     registry.register(new OpenAiModelProvider(env));
     registry.register(new AnthropicModelProvider(env));
+    registry.register(new GeminiModelProvider(env));
+    registry.register(new OpenAiResponsesModelProvider(env));
     return registry;
   }
 

@@ -344,6 +344,6 @@ class OpenAiModelProviderTest {
     assertThat(providers.provider("scripted")).isInstanceOf(ScriptedModelProvider.class);
     assertThatThrownBy(() -> providers.provider("x"))
         .isInstanceOf(KeelException.Invalid.class)
-        .hasMessage("model provider \"x\" is not available; available: anthropic, openai, scripted");
+        .hasMessage("model provider \"x\" is not available; available: anthropic, gemini, openai, openai-responses, scripted");
   }
 }
