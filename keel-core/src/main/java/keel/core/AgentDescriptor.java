@@ -59,6 +59,8 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
    * @param onDrift what a response from another version than the pinned one does
    * @param routing small-model-first routing, when declared
    * @param script the turns of a {@code scripted} model (empty for other providers)
+   * @param responseCacheTtl declares the agent's calls insensitive: an identical request at
+   *     temperature 0 with only read-only tools is answered from the response cache for this long
    */
   public record ModelSpec(
       String provider,
@@ -68,7 +70,22 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
       Optional<Double> temperature,
       OnDrift onDrift,
       Optional<Routing> routing,
-      List<ScriptRule> script) {
+      List<ScriptRule> script,
+      Optional<Duration> responseCacheTtl) {
+
+    /** Model settings without a response cache. */
+    public ModelSpec(
+        String provider,
+        String name,
+        Optional<String> pinnedRevision,
+        Optional<String> baseUrl,
+        Optional<Double> temperature,
+        OnDrift onDrift,
+        Optional<Routing> routing,
+        List<ScriptRule> script) {
+      this(provider, name, pinnedRevision, baseUrl, temperature, onDrift, routing, script, Optional.empty());
+    }
+
     public ModelSpec {
       Objects.requireNonNull(provider, "provider");
       Objects.requireNonNull(name, "name");
@@ -78,6 +95,7 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
       Objects.requireNonNull(onDrift, "onDrift");
       Objects.requireNonNull(routing, "routing");
       script = List.copyOf(script);
+      Objects.requireNonNull(responseCacheTtl, "responseCacheTtl");
     }
   }
 

@@ -373,7 +373,8 @@ final class DescriptorParser {
             "temperature",
             "on_drift",
             "routing",
-            "script");
+            "script",
+            "response_cache_ttl");
     String provider = "";
     String name = "";
     if (node != null) {
@@ -415,7 +416,14 @@ final class DescriptorParser {
               + provider
               + "\"");
     }
-    return new ModelSpec(provider, name, pinned, baseUrl, temperature, onDrift, routing, script);
+    Optional<Duration> responseCacheTtl = doc.duration(f.get("response_cache_ttl"), f.at("response_cache_ttl"));
+    if (responseCacheTtl.isPresent() && (temperature.isEmpty() || temperature.get() != 0.0)) {
+      doc.problem(
+          f.at("response_cache_ttl"),
+          "expected response_cache_ttl only with temperature: 0 (only deterministic calls can be answered from"
+              + " the cache), got temperature " + temperature.map(String::valueOf).orElse("unset"));
+    }
+    return new ModelSpec(provider, name, pinned, baseUrl, temperature, onDrift, routing, script, responseCacheTtl);
   }
 
   private Routing readRouting(Doc doc, JsonNode node, String path) {

@@ -148,6 +148,7 @@ public final class Descriptors {
     m.temperature().ifPresent(v -> out.put("temperature", v));
     out.put("on_drift", enumText(m.onDrift()));
     m.routing().ifPresent(r -> out.set("routing", routing(r)));
+    m.responseCacheTtl().ifPresent(d -> out.put("response_cache_ttl", duration(d)));
     if (!m.script().isEmpty()) {
       ArrayNode script = out.putArray("script");
       for (ScriptRule rule : m.script()) {

@@ -47,6 +47,11 @@ public final class InternalTools implements ToolProvider {
     }
 
     @Override
+    public boolean readOnly() {
+      return true;
+    }
+
+    @Override
     public boolean idempotent() {
       return true;
     }
@@ -159,6 +164,11 @@ public final class InternalTools implements ToolProvider {
     }
 
     @Override
+    public boolean readOnly() {
+      return true;
+    }
+
+    @Override
     public boolean idempotent() {
       return true;
     }
@@ -187,6 +197,11 @@ public final class InternalTools implements ToolProvider {
           "Finds notes whose key or text contains any of the query's words, best matches first.",
           "{\"type\":\"object\",\"properties\":{\"query\":{\"type\":\"string\"},"
               + "\"limit\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":50}},\"required\":[\"query\"]}");
+    }
+
+    @Override
+    public boolean readOnly() {
+      return true;
     }
 
     @Override

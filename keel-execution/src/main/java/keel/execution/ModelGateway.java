@@ -47,6 +47,9 @@ public final class ModelGateway {
   private final PriceTable prices;
   private final ProviderBreakers breakers;
   private final RequestCoalescer coalescer;
+  /** One response cache per time-to-live that agents declare; a handful at most. */
+  private final java.util.Map<java.time.Duration, ResponseCache> caches = new java.util.concurrent.ConcurrentHashMap<>();
+  private static final long CACHE_ENTRIES = 10_000;
 
   /** A gateway with default circuit breakers and request coalescing. */
   public static ModelGateway create(ModelProviders providers, PriceTable prices) {
@@ -86,7 +89,7 @@ public final class ModelGateway {
         escalations.add(escalation(request, small, main, tooLong.get(), Usage.ZERO, BigDecimal.ZERO));
       } else if (!stayOnMain) {
         try {
-          ModelResponse answer = invoke(agent, request, small, stream);
+          ModelResponse answer = invoke(agent, request, small, stream, tools);
           BigDecimal cost = cost(small, answer);
           Optional<String> reason = escalationReason(r, answer, tools, agent);
           if (reason.isEmpty()) {
@@ -101,20 +104,38 @@ public final class ModelGateway {
         }
       }
     }
-    ModelResponse answer = invoke(agent, request, main, stream);
+    ModelResponse answer = invoke(agent, request, main, stream, tools);
     return new Call(
         answer, main.provider(), OpenAiModelProvider.requestedModel(main), cost(main, answer), escalations,
         drift(request.step(), main, answer, state));
   }
 
-  private ModelResponse invoke(AgentDescriptor agent, ModelRequest request, AgentDescriptor.ModelSpec spec, ModelStream stream) {
+  private ModelResponse invoke(
+      AgentDescriptor agent, ModelRequest request, AgentDescriptor.ModelSpec spec, ModelStream stream, ToolRegistry tools) {
     ModelProvider provider = providers.provider(spec.provider());
     ModelRequest r = spec.equals(request.model()) ? request
         : new ModelRequest(request.agent(), request.sessionId(), spec, request.instructions(), request.conversation(), request.tools(), request.step());
     String model = OpenAiModelProvider.requestedModel(spec);
-    String endpoint = spec.provider() + " " + spec.baseUrl().orElse("(default endpoint)");
+    // Only calls the agent declared insensitive (response_cache_ttl, temperature 0) with read-only
+    // tools are cached; a hit reports no usage, so it is never charged twice.
+    Optional<ResponseCache> cache = spec.responseCacheTtl()
+        .map(ttl -> caches.computeIfAbsent(ttl, t -> new ResponseCache(t, CACHE_ENTRIES, java.time.Clock.systemUTC())));
+    Optional<String> cacheKey = cache.flatMap(c ->
+        ResponseCache.key(r, spec.provider(), model, name -> tools.tool(name).map(Tool::readOnly).orElse(false)));
+    if (cacheKey.isPresent()) {
+      Optional<ModelResponse> hit = cache.get().get(cacheKey.get());
+      if (hit.isPresent()) {
+        if (!hit.get().text().isEmpty()) {
+          stream.onText(hit.get().text());
+        }
+        return hit.get();
+      }
+    }
+    String endpoint = ProviderBreakers.endpoint(spec.provider(), spec.baseUrl().orElse("(default endpoint)"));
     String key = RequestCoalescer.key(agent.name(), r, spec.provider(), model);
-    return breakers.call(endpoint, () -> coalescer.call(key, () -> provider.complete(r, stream)));
+    ModelResponse answer = breakers.call(endpoint, () -> coalescer.call(key, () -> provider.complete(r, stream)));
+    cacheKey.ifPresent(k -> cache.get().put(k, answer));
+    return answer;
   }
 
   /** The small model inherits the main model's settings (endpoint when the provider is the same). */

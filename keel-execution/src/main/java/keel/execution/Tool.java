@@ -23,6 +23,15 @@ public interface Tool {
   boolean idempotent();
 
   /**
+   * Whether the tool only reads: it changes nothing anywhere. Model calls of an agent whose tools
+   * are all read-only may be answered from the response cache, when the agent declares them
+   * insensitive.
+   */
+  default boolean readOnly() {
+    return false;
+  }
+
+  /**
    * Runs one call.
    *
    * @param context who calls, for which session, with which idempotency key

@@ -250,6 +250,34 @@ class ModelGatewayTest {
     assertThat(fake.requestCount()).isLessThan(5);
   }
 
+  @Test
+  void responseCache_answersARepeatedInsensitiveCall_butNeverOneWithAWriteTool() {
+    fake.script(FakeOpenAi.Script.text("cached answer"));
+    Agents.apply(store, openAiAgent("insensitive", "temperature: 0", "response_cache_ttl: 10m"));
+    for (int i = 0; i < 3; i++) {
+      SessionRecord r = start("insensitive", "what is the capital of France?");
+      awaitStatus(r.id(), SessionStatus.IDLE);
+      assertThat(sessions.view(r.id()).lastAnswer()).isEqualTo("cached answer");
+    }
+    assertThat(fake.requestCount()).isEqualTo(1);
+
+    String writer = openAiAgent("writer", "temperature: 0", "response_cache_ttl: 10m")
+        .replace("tools: [internal://time]", "tools: [internal://time, internal://memory]\n  memory: {type: persistent}");
+    Agents.apply(store, writer);
+    for (int i = 0; i < 2; i++) {
+      SessionRecord r = start("writer", "what is the capital of France?");
+      awaitStatus(r.id(), SessionStatus.IDLE);
+    }
+    assertThat(fake.requestCount()).isEqualTo(3);
+  }
+
+  @Test
+  void responseCacheTtl_withoutTemperatureZero_isRefusedAtApply() {
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> Agents.apply(store, openAiAgent("nope", "response_cache_ttl: 10m")))
+        .isInstanceOf(KeelException.Invalid.class)
+        .hasMessageContaining("spec.model.response_cache_ttl: expected response_cache_ttl only with temperature: 0");
+  }
+
   /** The cost of a session from its folded state. */
   static final class SessionLoaderCost {
     static BigDecimal of(Store store, String id) {
