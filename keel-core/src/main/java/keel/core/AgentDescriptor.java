@@ -61,6 +61,8 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
    * @param script the turns of a {@code scripted} model (empty for other providers)
    * @param responseCacheTtl declares the agent's calls insensitive: an identical request at
    *     temperature 0 with only read-only tools is answered from the response cache for this long
+   * @param fallbacks models tried in order when the main model fails and retrying it cannot help
+   *     now (it keeps failing, or its circuit is open)
    */
   public record ModelSpec(
       String provider,
@@ -71,7 +73,8 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
       OnDrift onDrift,
       Optional<Routing> routing,
       List<ScriptRule> script,
-      Optional<Duration> responseCacheTtl) {
+      Optional<Duration> responseCacheTtl,
+      List<ModelRef> fallbacks) {
 
     /** Model settings without a response cache. */
     public ModelSpec(
@@ -83,7 +86,7 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
         OnDrift onDrift,
         Optional<Routing> routing,
         List<ScriptRule> script) {
-      this(provider, name, pinnedRevision, baseUrl, temperature, onDrift, routing, script, Optional.empty());
+      this(provider, name, pinnedRevision, baseUrl, temperature, onDrift, routing, script, Optional.empty(), List.of());
     }
 
     public ModelSpec {
@@ -96,6 +99,7 @@ public record AgentDescriptor(Metadata metadata, Spec spec) implements Descripto
       Objects.requireNonNull(routing, "routing");
       script = List.copyOf(script);
       Objects.requireNonNull(responseCacheTtl, "responseCacheTtl");
+      fallbacks = List.copyOf(fallbacks);
     }
   }
 

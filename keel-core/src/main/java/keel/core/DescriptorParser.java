@@ -374,7 +374,8 @@ final class DescriptorParser {
             "on_drift",
             "routing",
             "script",
-            "response_cache_ttl");
+            "response_cache_ttl",
+            "fallbacks");
     String provider = "";
     String name = "";
     if (node != null) {
@@ -423,7 +424,22 @@ final class DescriptorParser {
           "expected response_cache_ttl only with temperature: 0 (only deterministic calls can be answered from"
               + " the cache), got temperature " + temperature.map(String::valueOf).orElse("unset"));
     }
-    return new ModelSpec(provider, name, pinned, baseUrl, temperature, onDrift, routing, script, responseCacheTtl);
+    List<ModelRef> fallbacks = new ArrayList<>();
+    JsonNode fb = f.get("fallbacks");
+    if (fb != null) {
+      if (!fb.isArray()) {
+        doc.expected(f.at("fallbacks"), "a list of {provider, name}", fb);
+      } else {
+        for (int i = 0; i < fb.size(); i++) {
+          String at = f.at("fallbacks") + "[" + i + "]";
+          Fields ff = doc.fields(fb.get(i), at, "provider", "name");
+          if (fb.get(i) != null && fb.get(i).isObject()) {
+            fallbacks.add(new ModelRef(doc.requiredChoice(ff, "provider", PROVIDERS), doc.requiredString(ff, "name")));
+          }
+        }
+      }
+    }
+    return new ModelSpec(provider, name, pinned, baseUrl, temperature, onDrift, routing, script, responseCacheTtl, fallbacks);
   }
 
   private Routing readRouting(Doc doc, JsonNode node, String path) {

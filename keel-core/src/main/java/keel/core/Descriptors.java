@@ -149,6 +149,12 @@ public final class Descriptors {
     out.put("on_drift", enumText(m.onDrift()));
     m.routing().ifPresent(r -> out.set("routing", routing(r)));
     m.responseCacheTtl().ifPresent(d -> out.put("response_cache_ttl", duration(d)));
+    if (!m.fallbacks().isEmpty()) {
+      ArrayNode fallbacks = out.putArray("fallbacks");
+      for (AgentDescriptor.ModelRef f : m.fallbacks()) {
+        fallbacks.addObject().put("provider", f.provider()).put("name", f.name());
+      }
+    }
     if (!m.script().isEmpty()) {
       ArrayNode script = out.putArray("script");
       for (ScriptRule rule : m.script()) {

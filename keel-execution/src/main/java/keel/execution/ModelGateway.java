@@ -82,7 +82,7 @@ public final class ModelGateway {
     Optional<AgentDescriptor.Routing> routing = main.routing();
     if (routing.isPresent()) {
       AgentDescriptor.Routing r = routing.get();
-      AgentDescriptor.ModelSpec small = smallSpec(main, r.small());
+      AgentDescriptor.ModelSpec small = derivedSpec(main, r.small());
       boolean stayOnMain = r.escalateOn().contains("escalated_step") && state.escalatedSinceInput();
       Optional<String> tooLong = contextTooLong(r, request);
       if (tooLong.isPresent()) {
@@ -104,10 +104,44 @@ public final class ModelGateway {
         }
       }
     }
-    ModelResponse answer = invoke(agent, request, main, stream, tools);
+    ModelResponse answer;
+    try {
+      answer = invoke(agent, request, main, stream, tools);
+    } catch (ModelFailure failure) {
+      return fallback(agent, request, main, stream, tools, escalations, failure);
+    }
     return new Call(
         answer, main.provider(), OpenAiModelProvider.requestedModel(main), cost(main, answer), escalations,
         drift(request.step(), main, answer, state));
+  }
+
+  /**
+   * The main model failed: when retrying cannot help now (a transient failure, an open circuit),
+   * the agent's fallback models are tried in order, each recorded as a step to another model.
+   */
+  private Call fallback(
+      AgentDescriptor agent, ModelRequest request, AgentDescriptor.ModelSpec main, ModelStream stream, ToolRegistry tools,
+      List<SessionEvent.ModelEscalated> escalations, ModelFailure failure) {
+    if (!failure.retryable() || main.fallbacks().isEmpty()) {
+      throw failure;
+    }
+    ModelFailure last = failure;
+    AgentDescriptor.ModelSpec from = main;
+    for (AgentDescriptor.ModelRef ref : main.fallbacks()) {
+      AgentDescriptor.ModelSpec spec = derivedSpec(main, ref);
+      escalations.add(escalation(request, from, spec, "fallback: " + last.getMessage(), Usage.ZERO, BigDecimal.ZERO));
+      try {
+        ModelResponse answer = invoke(agent, request, spec, stream, tools);
+        return new Call(answer, spec.provider(), OpenAiModelProvider.requestedModel(spec), cost(spec, answer), escalations, Optional.empty());
+      } catch (ModelFailure f) {
+        if (!f.retryable()) {
+          throw f;
+        }
+        last = f;
+        from = spec;
+      }
+    }
+    throw last;
   }
 
   private ModelResponse invoke(
@@ -138,8 +172,11 @@ public final class ModelGateway {
     return answer;
   }
 
-  /** The small model inherits the main model's settings (endpoint when the provider is the same). */
-  private static AgentDescriptor.ModelSpec smallSpec(AgentDescriptor.ModelSpec main, AgentDescriptor.ModelRef small) {
+  /**
+   * A small or fallback model inherits the main model's settings (its endpoint when the provider
+   * is the same), without a pin or routing of its own.
+   */
+  private static AgentDescriptor.ModelSpec derivedSpec(AgentDescriptor.ModelSpec main, AgentDescriptor.ModelRef small) {
     Optional<String> baseUrl = small.provider().equals(main.provider()) ? main.baseUrl() : Optional.empty();
     return new AgentDescriptor.ModelSpec(
         small.provider(), small.name(), Optional.empty(), baseUrl, main.temperature(), main.onDrift(),

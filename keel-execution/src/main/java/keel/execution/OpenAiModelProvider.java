@@ -146,16 +146,22 @@ public final class OpenAiModelProvider implements ModelProvider {
       key = PLACEHOLDER_KEY;
     }
 
-    ChatRequest.Builder chat =
-        ChatRequest.builder().messages(messages(request)).modelName(modelId);
+    // Prompt caching: OpenAI caches long prompt prefixes by itself; a cache key per agent routes
+    // the agent's calls to the same cache (the key names no session, so calls of all its sessions
+    // share their common prefix: instructions and tools).
+    dev.langchain4j.model.openai.OpenAiChatRequestParameters.Builder parameters =
+        dev.langchain4j.model.openai.OpenAiChatRequestParameters.builder()
+            .modelName(modelId)
+            .customParameters(Map.of("prompt_cache_key", OpenAiResponsesModelProvider.promptCacheKey(request.agent())));
     if (!request.tools().isEmpty()) {
       List<ToolSpecification> tools = new ArrayList<>();
       for (ToolSpec tool : request.tools()) {
         tools.add(toolSpecification(tool, where));
       }
-      chat.toolSpecifications(tools);
+      parameters.toolSpecifications(tools);
     }
-    request.model().temperature().ifPresent(chat::temperature);
+    request.model().temperature().ifPresent(parameters::temperature);
+    ChatRequest.Builder chat = ChatRequest.builder().messages(messages(request)).parameters(parameters.build());
 
     StreamingChatModel model = model(baseUrl, modelId, key);
     ModelStream guarded = new GuardedStream(stream, where);

@@ -411,7 +411,9 @@ final class SessionRunner implements Scheduler.Runner {
           if (!f.retryable()) {
             break;
           }
-          Duration wait = f.retryAfter().orElse(Duration.ofMillis(200L << attempt));
+          // exponential backoff with full jitter, unless the provider said how long to wait
+          Duration wait = f.retryAfter().orElse(Duration.ofMillis(
+              100 + java.util.concurrent.ThreadLocalRandom.current().nextLong(200L << attempt)));
           if (attempt == MODEL_ATTEMPTS || wait.compareTo(MAX_INLINE_RETRY_WAIT) > 0) {
             flush();
             return new Outcome.RetryAfter(wait.compareTo(Duration.ofSeconds(5)) < 0 ? Duration.ofSeconds(5) : wait, f.getMessage());

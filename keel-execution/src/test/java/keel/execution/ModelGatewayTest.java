@@ -278,6 +278,25 @@ class ModelGatewayTest {
         .hasMessageContaining("spec.model.response_cache_ttl: expected response_cache_ttl only with temperature: 0");
   }
 
+  @Test
+  void fallbacks_whenTheMainModelKeepsFailing_answerFromTheNextModel() {
+    fake.script(request -> {
+      if (request.model().equals("gpt-4o")) {
+        throw new IllegalStateException("the main model is down");
+      }
+      return FakeOpenAi.Reply.text("from " + request.model());
+    });
+    Agents.apply(store, openAiAgent("resilient", "fallbacks: [{provider: openai, name: gpt-4o-mini}]"));
+    SessionRecord r = start("resilient", "hi");
+    awaitStatus(r.id(), SessionStatus.IDLE);
+    assertThat(sessions.view(r.id()).lastAnswer()).isEqualTo("from gpt-4o-mini");
+    SessionEvent.ModelEscalated step = of(r.id(), SessionEvent.ModelEscalated.class).getFirst();
+    assertThat(step.fromModel()).isEqualTo("gpt-4o");
+    assertThat(step.toModel()).isEqualTo("gpt-4o-mini");
+    assertThat(step.reason()).startsWith("fallback:");
+    assertThat(of(r.id(), SessionEvent.ModelResponded.class).getFirst().model()).isEqualTo("gpt-4o-mini");
+  }
+
   /** The cost of a session from its folded state. */
   static final class SessionLoaderCost {
     static BigDecimal of(Store store, String id) {

@@ -86,6 +86,13 @@ class OpenAiModelProviderTest {
   }
 
   @Test
+  void requests_carryAPromptCacheKeyPerAgent() {
+    fake.script(FakeOpenAi.Script.text("ok"));
+    provider.complete(hello(), ModelStream.NONE);
+    assertThat(fake.lastRequest().orElseThrow().json()).contains("\"prompt_cache_key\":\"keel:" );
+  }
+
+  @Test
   void requests_areSentCompact_notPrettyPrinted() {
     fake.script(FakeOpenAi.Script.text("ok"));
     provider.complete(hello(), ModelStream.NONE);
