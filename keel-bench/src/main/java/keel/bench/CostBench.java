@@ -366,7 +366,10 @@ final class CostBench {
                 answer = mr.text();
               }
             }
-            case SessionEvent.ModelEscalated me -> totals.add(me.fromModel(), me.usage(), me.costUsd(), true);
+            case SessionEvent.ModelEscalated me -> {
+              totals.add(me.fromModel(), me.usage(), me.costUsd(), true);
+              totals.escalatedBecause(me.reason());
+            }
             default -> {}
           }
         }
@@ -426,6 +429,12 @@ final class CostBench {
     int hardTasks;
     int hardSuccesses;
     final List<String> failures = new ArrayList<>();
+    final Map<String, Long> escalationReasons = new java.util.TreeMap<>();
+
+    synchronized void escalatedBecause(String reason) {
+      int colon = reason.indexOf(':');
+      escalationReasons.merge(colon < 0 ? reason : reason.substring(0, colon), 1L, Long::sum);
+    }
 
     synchronized void add(String model, Usage u, BigDecimal callCost, boolean escalated) {
       boolean small = model.startsWith(SMALL);
@@ -473,6 +482,7 @@ final class CostBench {
       m.put("small_model_calls", smallCalls);
       m.put("main_model_calls", calls - smallCalls);
       m.put("escalations", escalations);
+      m.put("escalation_reasons", new LinkedHashMap<>(escalationReasons));
       m.put("input_tokens", input);
       m.put("output_tokens", output);
       m.put("cache_write_tokens", cacheWrite);
