@@ -13,9 +13,9 @@ import java.util.stream.Stream;
 import keel.core.EventCodec;
 
 /**
- * The benchmark driver: {@code Bench [durable-steps|suspended|all] [--quick] [--sessions N]
- * [--steps K] [--reps R] [--suspended S] [--out DIR]}. It prints progress on standard error and
- * writes {@code results.json} and {@code results.md} (a Markdown section for {@code BENCHMARKS.md})
+ * The benchmark driver: {@code Bench [durable-steps|suspended|gateway|cost|all] [--quick]
+ * [--sessions N] [--steps K] [--reps R] [--suspended S] [--tasks T] [--out DIR]}. It prints
+ * progress on standard error and writes {@code results.json} and {@code results.md} (a Markdown section for {@code BENCHMARKS.md})
  * to the output directory ({@code bench-results} by default).
  *
  * <p>Not thread-safe; one run per JVM.
@@ -34,6 +34,7 @@ public final class Bench {
       int reps,
       int suspended,
       int turns,
+      int tasks,
       Path out,
       Path workDir) {
 
@@ -45,18 +46,20 @@ public final class Bench {
       Integer reps = null;
       Integer suspended = null;
       Integer turns = null;
+      Integer tasks = null;
       Path out = Path.of("bench-results");
       Path work = Path.of(System.getProperty("java.io.tmpdir"));
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "all" -> scenario = a;
+          case "durable-steps", "suspended", "gateway", "cost", "all" -> scenario = a;
           case "--quick" -> quick = true;
           case "--sessions" -> sessions = positive(a, args, ++i);
           case "--steps" -> steps = positive(a, args, ++i);
           case "--reps" -> reps = positive(a, args, ++i);
           case "--suspended" -> suspended = positive(a, args, ++i);
           case "--turns" -> turns = positive(a, args, ++i);
+          case "--tasks" -> tasks = positive(a, args, ++i);
           case "--out" -> out = Path.of(value(a, args, ++i));
           case "--work-dir" -> work = Path.of(value(a, args, ++i));
           default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
@@ -71,6 +74,7 @@ public final class Bench {
           reps != null ? reps : quick ? 3 : 5,
           suspended != null ? suspended : quick ? 2_000 : 100_000,
           turns != null ? turns : quick ? 100 : 1_000,
+          tasks != null ? tasks : quick ? 40 : 300,
           out,
           work);
     }
@@ -97,8 +101,8 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: Bench [durable-steps|suspended|gateway|all] [--quick] [--sessions N] [--steps K] [--reps R]"
-          + " [--suspended S] [--turns T] [--out DIR] [--work-dir DIR]";
+      "usage: Bench [durable-steps|suspended|gateway|cost|all] [--quick] [--sessions N] [--steps K] [--reps R]"
+          + " [--suspended S] [--turns T] [--tasks T] [--out DIR] [--work-dir DIR]";
 
   public static void main(String[] args) throws Exception {
     if (args.length == 2 && args[0].equals("serve-probe")) {
@@ -129,6 +133,9 @@ public final class Bench {
     if (s.scenario().equals("gateway") || s.scenario().equals("all")) {
       results.put("gateway", new GatewayOverhead(s.quick() ? 200 : 2_000, s.quick() ? 2 : 5, progress).run());
     }
+    if (s.scenario().equals("cost") || s.scenario().equals("all")) {
+      results.put("cost", new CostBench(new CostBench.Options(s.tasks(), 8, CostBench.SEED, s.workDir()), progress).run());
+    }
     if (s.scenario().equals("durable-steps") || s.scenario().equals("all")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
       DurableSteps.Options o =
@@ -155,6 +162,7 @@ public final class Bench {
     m.put("reps", s.reps());
     m.put("suspended", s.suspended());
     m.put("turns", s.turns());
+    m.put("tasks", s.tasks());
     return m;
   }
 
@@ -196,6 +204,10 @@ public final class Bench {
           .append("| through the model gateway | ").append(micros(gw.get("p50"))).append(" | ").append(micros(gw.get("p90")))
           .append(" | ").append(micros(gw.get("p99"))).append(" |\n\n")
           .append("Gateway overhead at p50: **").append(String.format("%.0f", (Double) g.get("overhead_p50_us"))).append(" µs** per call.\n\n");
+    }
+    Map<String, Object> c = (Map<String, Object>) r.get("cost");
+    if (c != null) {
+      costMarkdown(b, c);
     }
     Map<String, Object> d = (Map<String, Object>) r.get("durable_steps");
     if (d != null) {
@@ -258,6 +270,49 @@ public final class Bench {
       }
     }
     return b.toString();
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void costMarkdown(StringBuilder b, Map<String, Object> c) {
+    Map<String, Object> a = (Map<String, Object>) c.get("raw_api");
+    Map<String, Object> k = (Map<String, Object>) c.get("keel");
+    b.append("### Model cost: raw API vs Keel's defaults (").append(c.get("tasks")).append(" tasks: ")
+        .append(c.get("easy_tasks")).append(" easy, ").append(c.get("hard_tasks")).append(" hard; seed ")
+        .append(c.get("seed")).append("; ").append(c.get("concurrency")).append(" at a time)\n\n");
+    b.append("| | (a) raw API: ").append(CostBench.MAIN).append(", no caching, no routing | (b) Keel's defaults: ")
+        .append(CostBench.SMALL).append(" first, escalation to ").append(CostBench.MAIN).append(", prompt caching |\n")
+        .append("| --- | --- | --- |\n");
+    costRow(b, "tasks succeeded", a.get("successes") + " / " + a.get("tasks") + " (" + pct(a.get("success_rate")) + ")",
+        k.get("successes") + " / " + k.get("tasks") + " (" + pct(k.get("success_rate")) + ")");
+    costRow(b, "hard tasks succeeded", a.get("hard_successes") + " / " + c.get("hard_tasks"), k.get("hard_successes") + " / " + c.get("hard_tasks"));
+    costRow(b, "total model cost (USD)", "**" + a.get("cost_usd") + "**", "**" + k.get("cost_usd") + "**");
+    costRow(b, "cost per task (USD)", usd(a.get("cost_per_task_usd")), usd(k.get("cost_per_task_usd")));
+    costRow(b, "model calls (small / main)", a.get("model_calls") + " (0 / " + a.get("main_model_calls") + ")",
+        k.get("model_calls") + " (" + k.get("small_model_calls") + " / " + k.get("main_model_calls") + ")");
+    costRow(b, "escalations to the main model", "—", String.valueOf(k.get("escalations")));
+    for (String t : List.of("input", "output", "cache_write", "cache_read")) {
+      costRow(b, t.replace('_', ' ') + " tokens", num(a.get(t + "_tokens"), 0), num(k.get(t + "_tokens"), 0));
+    }
+    costRow(b, "same tokens, cache writes and reads at the input price (USD)", usd(a.get("cost_without_cache_prices_usd")),
+        usd(k.get("cost_without_cache_prices_usd")));
+    costRow(b, "as reported, but the small model never cached (USD)", "—", usd(k.get("cost_small_model_uncached_usd")));
+    b.append("\nKeel's saving: **").append(pct(c.get("saving"))).append("** (routing ").append(pct(c.get("saving_routing")))
+        .append(", caching ").append(pct(c.get("saving_caching"))).append(" of the raw-API cost); ")
+        .append(pct(c.get("saving_small_model_uncached"))).append(" if the small model's calls had not been cached. ")
+        .append("Target ≥ 50 % lower cost at equal task success: **")
+        .append(Boolean.TRUE.equals(c.get("target_met")) ? "met" : "not met").append("**.\n\n");
+  }
+
+  private static void costRow(StringBuilder b, String label, String a, String k) {
+    b.append("| ").append(label).append(" | ").append(a).append(" | ").append(k).append(" |\n");
+  }
+
+  private static String pct(Object fraction) {
+    return String.format(Locale.ROOT, "%.1f %%", ((Number) fraction).doubleValue() * 100);
+  }
+
+  private static String usd(Object decimal) {
+    return new java.math.BigDecimal(decimal.toString()).setScale(6, java.math.RoundingMode.HALF_UP).toPlainString();
   }
 
   @SuppressWarnings("unchecked")
