@@ -359,10 +359,13 @@ final class SessionRunner implements Scheduler.Runner {
               tools.granted(agent).stream().map(Tool::spec).toList(),
               state.stepsSinceInput());
       String span = Spans.model(record.id(), state.modelCalls() + 1);
+      // checked per piece, so a client that subscribes during a long call sees the rest of its text
       ModelStream stream =
-          bus.hasListeners(record.id())
-              ? text -> bus.publish(record.id(), new SessionFrame.Delta(record.id(), text))
-              : ModelStream.NONE;
+          text -> {
+            if (bus.hasListeners(record.id())) {
+              bus.publish(record.id(), new SessionFrame.Delta(record.id(), text));
+            }
+          };
       ModelFailure last = null;
       for (int attempt = 1; attempt <= MODEL_ATTEMPTS; attempt++) {
         long started = System.nanoTime();

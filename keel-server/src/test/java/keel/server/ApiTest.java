@@ -161,6 +161,75 @@ class ApiTest {
   }
 
   @Test
+  void secretsFile_givesTheProviderItsKey_whichNeverReachesTheLog() throws Exception {
+    server.close();
+    java.nio.file.Path secrets = dir.resolve("secrets.env");
+    Files.writeString(secrets, "# provider keys\nOPENAI_API_KEY=sk-test-secret-123\n");
+    Files.setPosixFilePermissions(secrets, java.util.Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE));
+    try (keel.testkit.FakeOpenAi fake = keel.testkit.FakeOpenAi.start()) {
+      fake.requireApiKey("sk-test-secret-123").script(keel.testkit.FakeOpenAi.Script.text("authorized"));
+      server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()).withSecretsFile(secrets));
+      String agent = """
+          apiVersion: agent.os/v1
+          kind: Agent
+          metadata: {name: keyed, owner: team-a}
+          spec:
+            instructions: Answer.
+            model: {provider: openai, name: gpt-test, base_url: "%s"}
+          """.formatted(fake.baseUrl());
+      assertThat(call("POST", "/v1/apply", applyBody(agent)).statusCode()).isEqualTo(200);
+      String id = json(call("POST", "/v1/sessions", "{\"agent\":\"keyed\",\"message\":\"hi\"}")).get("id").asString();
+      await().atMost(Duration.ofSeconds(10)).until(() -> json(call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("idle"));
+      assertThat(json(call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString()).isEqualTo("authorized");
+      assertThat(call("GET", "/v1/sessions/" + id + "/events", null).body()).doesNotContain("sk-test-secret-123");
+      assertThat(call("GET", "/v1/sessions/" + id + "/trace", null).body()).doesNotContain("sk-test-secret-123");
+    }
+  }
+
+  @Test
+  void modelText_streamsToSubscribersAsDeltas_andOnlyTheCompleteAnswerIsStored() throws Exception {
+    try (keel.testkit.FakeOpenAi fake = keel.testkit.FakeOpenAi.start()) {
+      String answer = "one two three four five six seven eight nine ten";
+      fake.script(keel.testkit.FakeOpenAi.Script.text(answer)).latency(Duration.ofMillis(700));
+      String agent = """
+          apiVersion: agent.os/v1
+          kind: Agent
+          metadata: {name: talker, owner: team-a}
+          spec:
+            instructions: Talk.
+            model: {provider: openai, name: gpt-test, base_url: "%s"}
+          """.formatted(fake.baseUrl());
+      assertThat(call("POST", "/v1/apply", applyBody(agent)).statusCode()).isEqualTo(200);
+      String id = json(call("POST", "/v1/sessions", "{\"agent\":\"talker\",\"message\":\"hi\"}")).get("id").asString();
+      HttpRequest sse = HttpRequest.newBuilder(URI.create(server.url() + "/v1/sessions/" + id + "/stream"))
+          .header("Authorization", "Bearer " + token).build();
+      HttpResponse<InputStream> stream = http.send(sse, HttpResponse.BodyHandlers.ofInputStream());
+      StringBuilder deltas = new StringBuilder();
+      int deltaEvents = 0;
+      String event = "";
+      try (BufferedReader reader = new BufferedReader(new InputStreamReader(stream.body(), StandardCharsets.UTF_8))) {
+        String line;
+        while ((line = reader.readLine()) != null) {
+          if (line.startsWith("event: ")) {
+            event = line.substring(7);
+            if (event.equals("ModelResponded")) {
+              break;
+            }
+          } else if (line.startsWith("data: ") && event.equals("delta")) {
+            deltas.append(EventCodec.mapper().readTree(line.substring(6)).get("text").asString());
+            deltaEvents++;
+          }
+        }
+      }
+      assertThat(deltaEvents).isGreaterThan(1);
+      assertThat(deltas.toString()).isEqualTo(answer);
+      String stored = call("GET", "/v1/sessions/" + id + "/events", null).body();
+      assertThat(stored).doesNotContain("\"delta\"");
+      assertThat(json(call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString()).isEqualTo(answer);
+    }
+  }
+
+  @Test
   void apply_invalidDescriptor_listsEveryProblem() throws Exception {
     HttpResponse<String> r = call("POST", "/v1/apply", applyBody(AGENT.replace("memory: {type: persistent}", "memory: {type: forever}\n  budgets: {usd_per_day: forty}")));
     assertThat(r.statusCode()).isEqualTo(400);
