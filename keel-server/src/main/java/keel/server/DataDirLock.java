@@ -26,7 +26,15 @@ final class DataDirLock implements AutoCloseable {
   static DataDirLock acquire(Path dataDir) {
     Path file = dataDir.resolve("server.lock");
     try {
-      Files.createDirectories(dataDir);
+      if (!Files.exists(dataDir)) {
+        // the store holds every conversation: a data directory the server creates is its owner's only
+        Files.createDirectories(dataDir);
+        try {
+          Files.setPosixFilePermissions(dataDir, java.nio.file.attribute.PosixFilePermissions.fromString("rwx------"));
+        } catch (UnsupportedOperationException notPosix) {
+          // nothing to set on this file system
+        }
+      }
       FileChannel ch = FileChannel.open(file, StandardOpenOption.CREATE, StandardOpenOption.WRITE, StandardOpenOption.READ);
       FileLock l = ch.tryLock();
       if (l == null) {

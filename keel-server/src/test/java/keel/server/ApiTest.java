@@ -88,6 +88,15 @@ class ApiTest {
   }
 
   @Test
+  void aDataDirectoryTheServerCreates_isOwnerOnly() throws Exception {
+    server.close();
+    Path fresh = dir.resolve("fresh").resolve("data");
+    server = KeelServer.start(ServerConfig.of(0, fresh).withEnvironment(Map.of()));
+    assertThat(Files.getPosixFilePermissions(fresh))
+        .containsExactlyInAnyOrder(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE);
+  }
+
+  @Test
   void routes_withoutToken_areRefusedAsProblems() throws Exception {
     HttpResponse<String> r = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/agents")).build(), HttpResponse.BodyHandlers.ofString());
     assertThat(r.statusCode()).isEqualTo(401);
