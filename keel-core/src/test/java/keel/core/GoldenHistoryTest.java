@@ -23,6 +23,7 @@ class GoldenHistoryTest {
   @ParameterizedTest(name = "{0}")
   @CsvSource({
     "notes-two-turns.jsonl, idle, Hello., 17, 4",
+    "routed-escalation-drift.jsonl, idle, it is late, 13, 2",
   })
   void goldenHistory_decodesAndFoldsToTheRecordedEnd(
       String file, String status, String lastAnswer, int events, long modelCalls) throws IOException {
