@@ -32,6 +32,8 @@ final class StreamingCall {
    * @param timeout the time allowed until the complete answer has arrived
    * @param threadName the worker thread's name
    * @param where the provider, endpoint and model, for messages and the worker thread
+   * @param incomplete what the {@code INVALID_RESPONSE} failure says after {@code where} when the
+   *     stream ends without a final event
    * @param classify turns what the model reported or threw into a {@link ModelFailure}
    * @throws ModelFailure when the call fails or times out
    */
@@ -42,6 +44,7 @@ final class StreamingCall {
       Duration timeout,
       String threadName,
       String where,
+      String incomplete,
       Function<Throwable, ModelFailure> classify) {
     ModelStream guarded = new GuardedStream(stream, where);
     CompletableFuture<ChatResponse> result = new CompletableFuture<>();
@@ -72,9 +75,7 @@ final class StreamingCall {
                     // A stream that ends without a final event completes nothing: say so rather
                     // than wait out the timeout.
                     result.completeExceptionally(
-                        new ModelFailure(
-                            ModelFailure.Kind.INVALID_RESPONSE,
-                            where + ": the answer ended before it was complete"));
+                        new ModelFailure(ModelFailure.Kind.INVALID_RESPONSE, where + ": " + incomplete));
                   } catch (Throwable e) {
                     result.completeExceptionally(e);
                   }
