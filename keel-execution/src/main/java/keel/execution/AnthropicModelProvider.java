@@ -55,6 +55,9 @@ public final class AnthropicModelProvider implements ModelProvider {
   static final String PLACEHOLDER_KEY = ProviderSettings.PLACEHOLDER_KEY;
 
   private static final String KEY_VARIABLE = "ANTHROPIC_API_KEY";
+
+  private static final StreamingCall CALL =
+      new StreamingCall("keel-anthropic-call", "the stream ended before message_stop", ProviderFailures.Dialect.ANTHROPIC, KEY_VARIABLE);
   /** LangChain4j's Anthropic mapper reads this message attribute to add a cache marker. */
   private static final Map<String, Object> CACHE_MARKER = Map.of("cache_control", "ephemeral");
 
@@ -99,16 +102,7 @@ public final class AnthropicModelProvider implements ModelProvider {
 
     // The HTTP client parses the stream on the call's thread, so when chat() returns the stream is
     // over; a stream that ended without message_stop never completes the answer.
-    ChatResponse response =
-        StreamingCall.run(
-            model(baseUrl, modelId, key),
-            chat.build(),
-            stream,
-            settings.timeout(),
-            "keel-anthropic-call",
-            where,
-            "the stream ended before message_stop",
-            error -> ProviderFailures.classify(where, error, key, KEY_VARIABLE, ProviderFailures.Dialect.ANTHROPIC));
+    ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat.build(), stream, settings.timeout(), where, key);
     return new ModelResponse(
         LangChainMessages.text(response, where),
         LangChainMessages.toolCalls(

@@ -50,6 +50,9 @@ public final class GeminiModelProvider implements ModelProvider {
   /** The environment variable holding the API key. */
   static final String KEY_VARIABLE = "GEMINI_API_KEY";
 
+  private static final StreamingCall CALL =
+      new StreamingCall("keel-gemini-call", "the answer ended before it was complete", ProviderFailures.Dialect.OPENAI_OR_GOOGLE, KEY_VARIABLE);
+
   private final ProviderSettings settings;
   private final ModelCache models = new ModelCache();
 
@@ -101,21 +104,8 @@ public final class GeminiModelProvider implements ModelProvider {
     }
     request.model().temperature().ifPresent(chat::temperature);
 
-    ChatResponse response =
-        StreamingCall.run(
-            model(baseUrl, modelId, key),
-            chat.build(),
-            stream,
-            settings.timeout(),
-            "keel-gemini-call",
-            where,
-            "the answer ended before it was complete",
-            error -> ProviderFailures.classify(where, error, key, KEY_VARIABLE, ProviderFailures.Dialect.OPENAI_OR_GOOGLE));
-    return new ModelResponse(
-        LangChainMessages.text(response, where),
-        LangChainMessages.toolCalls(response, request, where),
-        usage(response.tokenUsage()),
-        LangChainMessages.version(response, modelId));
+    ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat.build(), stream, settings.timeout(), where, key);
+    return LangChainMessages.response(response, request, modelId, where, usage(response.tokenUsage()));
   }
 
   private StreamingChatModel model(String baseUrl, String modelId, String key) {

@@ -16,6 +16,7 @@ import java.util.function.IntFunction;
 import keel.core.Content;
 import keel.core.Message;
 import keel.core.ToolCall;
+import keel.core.Usage;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.ObjectMapper;
@@ -182,6 +183,16 @@ final class LangChainMessages {
       calls.add(new ToolCall(id, r.name(), args));
     }
     return calls;
+  }
+
+  /**
+   * The answer as a {@link ModelResponse}: its {@link #text}, its {@link #toolCalls(ChatResponse,
+   * ModelRequest, String) tool calls}, {@code usage} and its {@link #version}.
+   */
+  static ModelResponse response(
+      ChatResponse response, ModelRequest request, String modelId, String where, Usage usage) {
+    return new ModelResponse(
+        text(response, where), toolCalls(response, request, where), usage, version(response, modelId));
   }
 
   /** The model version the answer reports, else the requested model id. */

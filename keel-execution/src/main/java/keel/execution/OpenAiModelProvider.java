@@ -43,6 +43,9 @@ public final class OpenAiModelProvider implements ModelProvider {
 
   private static final String KEY_VARIABLE = "OPENAI_API_KEY";
 
+  private static final StreamingCall CALL =
+      new StreamingCall("keel-openai-call", "the answer ended before it was complete", ProviderFailures.Dialect.OPENAI, KEY_VARIABLE);
+
   private final ProviderSettings settings;
   private final ModelCache models = new ModelCache();
 
@@ -102,16 +105,7 @@ public final class OpenAiModelProvider implements ModelProvider {
     ChatRequest chat =
         ChatRequest.builder().messages(LangChainMessages.messages(request)).parameters(parameters.build()).build();
 
-    ChatResponse response =
-        StreamingCall.run(
-            model(baseUrl, modelId, key),
-            chat,
-            stream,
-            settings.timeout(),
-            "keel-openai-call",
-            where,
-            "the answer ended before it was complete",
-            error -> ProviderFailures.classify(where, error, key, KEY_VARIABLE, ProviderFailures.Dialect.OPENAI));
+    ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat, stream, settings.timeout(), where, key);
     return new ModelResponse(
         LangChainMessages.text(response, where),
         LangChainMessages.toolCalls(

@@ -49,6 +49,9 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
 
   private static final String KEY_VARIABLE = "OPENAI_API_KEY";
 
+  private static final StreamingCall CALL =
+      new StreamingCall("keel-openai-responses-call", "the answer ended before it was complete", ProviderFailures.Dialect.OPENAI_OR_GOOGLE, KEY_VARIABLE);
+
   private final ProviderSettings settings;
   private final ModelCache models = new ModelCache();
 
@@ -108,21 +111,8 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
     ChatRequest chat =
         ChatRequest.builder().messages(LangChainMessages.messages(request)).parameters(parameters.build()).build();
 
-    ChatResponse response =
-        StreamingCall.run(
-            model(baseUrl, modelId, key),
-            chat,
-            stream,
-            settings.timeout(),
-            "keel-openai-responses-call",
-            where,
-            "the answer ended before it was complete",
-            error -> ProviderFailures.classify(where, error, key, KEY_VARIABLE, ProviderFailures.Dialect.OPENAI_OR_GOOGLE));
-    return new ModelResponse(
-        LangChainMessages.text(response, where),
-        LangChainMessages.toolCalls(response, request, where),
-        OpenAiModelProvider.usage(response.tokenUsage()),
-        LangChainMessages.version(response, modelId));
+    ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat, stream, settings.timeout(), where, key);
+    return LangChainMessages.response(response, request, modelId, where, OpenAiModelProvider.usage(response.tokenUsage()));
   }
 
   private StreamingChatModel model(String baseUrl, String modelId, String key) {
