@@ -57,7 +57,11 @@ public final class AnthropicModelProvider implements ModelProvider {
   private static final String KEY_VARIABLE = "ANTHROPIC_API_KEY";
 
   private static final StreamingCall CALL =
-      new StreamingCall("keel-anthropic-call", "the stream ended before message_stop", ProviderFailures.Dialect.ANTHROPIC, KEY_VARIABLE);
+      new StreamingCall(
+          "keel-anthropic-call",
+          "the stream ended before message_stop",
+          ProviderFailures.Dialect.ANTHROPIC,
+          KEY_VARIABLE);
   /** LangChain4j's Anthropic mapper reads this message attribute to add a cache marker. */
   private static final Map<String, Object> CACHE_MARKER = Map.of("cache_control", "ephemeral");
 
@@ -103,13 +107,8 @@ public final class AnthropicModelProvider implements ModelProvider {
     // The HTTP client parses the stream on the call's thread, so when chat() returns the stream is
     // over; a stream that ended without message_stop never completes the answer.
     ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat.build(), stream, settings.timeout(), where, key);
-    return new ModelResponse(
-        LangChainMessages.text(response, where),
-        LangChainMessages.toolCalls(
-            response, "call_" + request.step(), where, i -> "tool_use block " + i + " has no name"),
-        usage(response.tokenUsage()),
-        // Unlike LangChainMessages.version, a blank (not empty) model name is reported as sent.
-        response.modelName() == null || response.modelName().isEmpty() ? modelId : response.modelName());
+    return LangChainMessages.responseByStep(
+        response, request, modelId, where, usage(response.tokenUsage()), i -> "tool_use block " + i + " has no name");
   }
 
   private StreamingChatModel model(String baseUrl, String modelId, String key) {

@@ -51,7 +51,11 @@ public final class GeminiModelProvider implements ModelProvider {
   static final String KEY_VARIABLE = "GEMINI_API_KEY";
 
   private static final StreamingCall CALL =
-      new StreamingCall("keel-gemini-call", "the answer ended before it was complete", ProviderFailures.Dialect.OPENAI_OR_GOOGLE, KEY_VARIABLE);
+      new StreamingCall(
+          "keel-gemini-call",
+          "the answer ended before it was complete",
+          ProviderFailures.Dialect.OPENAI_OR_GOOGLE,
+          KEY_VARIABLE);
 
   private final ProviderSettings settings;
   private final ModelCache models = new ModelCache();

@@ -195,6 +195,25 @@ final class LangChainMessages {
         text(response, where), toolCalls(response, request, where), usage, version(response, modelId));
   }
 
+  /**
+   * The answer as a {@link ModelResponse}, as the OpenAI chat and Anthropic providers have always
+   * read it: a tool call without an id gets {@code call_<step>_<index>} whatever the answer's id, a
+   * call without a name fails saying {@code unnamed} of its index, and the model version is the
+   * answer's model name unless that is missing or empty (a blank one is kept).
+   */
+  static ModelResponse responseByStep(
+      ChatResponse response,
+      ModelRequest request,
+      String modelId,
+      String where,
+      Usage usage,
+      IntFunction<String> unnamed) {
+    String text = text(response, where);
+    List<ToolCall> calls = toolCalls(response, "call_" + request.step(), where, unnamed);
+    String version = response.modelName() == null || response.modelName().isEmpty() ? modelId : response.modelName();
+    return new ModelResponse(text, calls, usage, version);
+  }
+
   /** The model version the answer reports, else the requested model id. */
   static String version(ChatResponse response, String modelId) {
     return response.modelName() == null || response.modelName().isBlank() ? modelId : response.modelName();

@@ -44,7 +44,11 @@ public final class OpenAiModelProvider implements ModelProvider {
   private static final String KEY_VARIABLE = "OPENAI_API_KEY";
 
   private static final StreamingCall CALL =
-      new StreamingCall("keel-openai-call", "the answer ended before it was complete", ProviderFailures.Dialect.OPENAI, KEY_VARIABLE);
+      new StreamingCall(
+          "keel-openai-call",
+          "the answer ended before it was complete",
+          ProviderFailures.Dialect.OPENAI,
+          KEY_VARIABLE);
 
   private final ProviderSettings settings;
   private final ModelCache models = new ModelCache();
@@ -106,13 +110,8 @@ public final class OpenAiModelProvider implements ModelProvider {
         ChatRequest.builder().messages(LangChainMessages.messages(request)).parameters(parameters.build()).build();
 
     ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat, stream, settings.timeout(), where, key);
-    return new ModelResponse(
-        LangChainMessages.text(response, where),
-        LangChainMessages.toolCalls(
-            response, "call_" + request.step(), where, i -> "tool call " + i + " has no function name"),
-        usage(response.tokenUsage()),
-        // Unlike LangChainMessages.version, a blank (not empty) model name is reported as sent.
-        response.modelName() == null || response.modelName().isEmpty() ? modelId : response.modelName());
+    return LangChainMessages.responseByStep(
+        response, request, modelId, where, usage(response.tokenUsage()), i -> "tool call " + i + " has no function name");
   }
 
   private StreamingChatModel model(String baseUrl, String modelId, String key) {

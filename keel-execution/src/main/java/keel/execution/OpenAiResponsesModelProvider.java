@@ -50,7 +50,11 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
   private static final String KEY_VARIABLE = "OPENAI_API_KEY";
 
   private static final StreamingCall CALL =
-      new StreamingCall("keel-openai-responses-call", "the answer ended before it was complete", ProviderFailures.Dialect.OPENAI_OR_GOOGLE, KEY_VARIABLE);
+      new StreamingCall(
+          "keel-openai-responses-call",
+          "the answer ended before it was complete",
+          ProviderFailures.Dialect.OPENAI_OR_GOOGLE,
+          KEY_VARIABLE);
 
   private final ProviderSettings settings;
   private final ModelCache models = new ModelCache();
