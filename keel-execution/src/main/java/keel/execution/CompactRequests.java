@@ -1,39 +1,41 @@
 package keel.execution;
 
 import java.lang.reflect.Field;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * LangChain4j's OpenAI module writes every request body with a static Jackson mapper that has
- * {@code INDENT_OUTPUT} switched on and no setting to switch it off. Pretty-printing a request that
- * carries the whole conversation was the largest single cost of a model call in Keel's benchmark
- * (see BENCHMARKS.md), so this switches the feature off once. If a later version of the library
- * moves or renames the mapper, nothing breaks: requests simply stay indented, and a debug line
- * says so.
+ * Switches off {@code INDENT_OUTPUT} on the static Jackson mapper a LangChain4j module writes its
+ * request bodies with. The OpenAI chat, Anthropic and Gemini modules and the Responses client each
+ * pretty-print every request, with no setting to stop it; a request carries the whole
+ * conversation, and pretty-printing it was the largest single cost of a model call in Keel's
+ * benchmark (see BENCHMARKS.md). If a later version of the library moves or renames a mapper,
+ * nothing breaks: its requests stay indented, and a debug line says so.
+ *
+ * <p>Thread-safe; each mapper is changed at most once.
  */
 final class CompactRequests {
 
   private static final Logger LOG = LoggerFactory.getLogger(CompactRequests.class);
-  private static volatile boolean done;
+  private static final Set<String> DONE = ConcurrentHashMap.newKeySet();
 
   private CompactRequests() {}
 
-  static void enable() {
-    if (done) {
+  /** Switches off indentation on the static mapper {@code field} of {@code className}. */
+  static void enable(String className, String field) {
+    if (!DONE.add(className + "#" + field)) {
       return;
     }
-    done = true;
     try {
-      Class<?> json = Class.forName("dev.langchain4j.model.openai.internal.Json");
-      Field field = json.getDeclaredField("OBJECT_MAPPER");
-      field.setAccessible(true);
-      Object mapper = field.get(null);
-      if (mapper instanceof com.fasterxml.jackson.databind.ObjectMapper m) {
+      Field f = Class.forName(className).getDeclaredField(field);
+      f.setAccessible(true);
+      if (f.get(null) instanceof com.fasterxml.jackson.databind.ObjectMapper m) {
         m.disable(com.fasterxml.jackson.databind.SerializationFeature.INDENT_OUTPUT);
       }
     } catch (ReflectiveOperationException | RuntimeException e) {
-      LOG.debug("LangChain4j requests stay indented: {}", e.toString());
+      LOG.debug("LangChain4j requests through {} stay indented: {}", className, e.toString());
     }
   }
 }

@@ -11,8 +11,6 @@ import java.time.Duration;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
 import keel.core.AgentDescriptor;
 import keel.core.Usage;
 
@@ -52,16 +50,15 @@ public final class GeminiModelProvider implements ModelProvider {
   /** The environment variable holding the API key. */
   static final String KEY_VARIABLE = "GEMINI_API_KEY";
 
-  /** The key sent to servers other than Google's when {@code GEMINI_API_KEY} is not set. */
-  static final String PLACEHOLDER_KEY = "keel-no-key";
+  private static final StreamingCall CALL =
+      new StreamingCall(
+          "keel-gemini-call",
+          "the answer ended before it was complete",
+          ProviderFailures.Dialect.OPENAI_OR_GOOGLE,
+          KEY_VARIABLE);
 
-  private static final int MAX_CACHED_MODELS = 256;
-
-  private final Optional<String> apiKey;
-  private final String defaultBaseUrl;
-  private final Duration timeout;
-  private final java.net.http.HttpClient http;
-  private final Map<ModelKey, StreamingChatModel> models = new ConcurrentHashMap<>();
+  private final ProviderSettings settings;
+  private final ModelCache models = new ModelCache();
 
   /** Creates a provider reading its settings from {@code env}, with {@link #DEFAULT_TIMEOUT}. */
   public GeminiModelProvider(Map<String, String> env) {
@@ -75,24 +72,8 @@ public final class GeminiModelProvider implements ModelProvider {
    * @param timeout the time allowed for one call, from sending to the last byte of the answer
    */
   public GeminiModelProvider(Map<String, String> env, Duration timeout) {
-    CompactMappers.enable("dev.langchain4j.model.googleai.Json", "OBJECT_MAPPER");
-    Objects.requireNonNull(env, "env");
-    Objects.requireNonNull(timeout, "timeout");
-    if (timeout.isNegative() || timeout.isZero()) {
-      throw new IllegalArgumentException("timeout must be positive, got " + timeout);
-    }
-    this.apiKey = Optional.ofNullable(env.get(KEY_VARIABLE)).map(String::strip).filter(s -> !s.isEmpty());
-    this.defaultBaseUrl =
-        Optional.ofNullable(env.get("GEMINI_BASE_URL"))
-            .map(String::strip)
-            .filter(s -> !s.isEmpty())
-            .orElse(DEFAULT_BASE_URL);
-    this.timeout = timeout;
-    this.http =
-        java.net.http.HttpClient.newBuilder()
-            .connectTimeout(timeout)
-            .version(java.net.http.HttpClient.Version.HTTP_1_1)
-            .build();
+    CompactRequests.enable("dev.langchain4j.model.googleai.Json", "OBJECT_MAPPER");
+    this.settings = new ProviderSettings(env, timeout, KEY_VARIABLE, "GEMINI_BASE_URL", DEFAULT_BASE_URL);
   }
 
   @Override
@@ -113,20 +94,11 @@ public final class GeminiModelProvider implements ModelProvider {
   public ModelResponse complete(ModelRequest request, ModelStream stream) {
     Objects.requireNonNull(request, "request");
     Objects.requireNonNull(stream, "stream");
-    String baseUrl =
-        stripSlash(request.model().baseUrl().map(String::strip).filter(s -> !s.isEmpty()).orElse(defaultBaseUrl));
+    String baseUrl = settings.baseUrl(request);
     String modelId = requestedModel(request.model());
     String endpoint = baseUrl + "/models/" + modelId + ":streamGenerateContent";
     String where = "gemini provider (POST " + endpoint + ")";
-    String key = apiKey.orElse(null);
-    if (key == null) {
-      if (baseUrl.equals(stripSlash(DEFAULT_BASE_URL))) {
-        throw new ModelFailure(
-            ModelFailure.Kind.PERMANENT,
-            where + ": " + KEY_VARIABLE + " is not set; set it in the server's environment");
-      }
-      key = PLACEHOLDER_KEY;
-    }
+    String key = settings.key(baseUrl, where);
 
     ChatRequest.Builder chat =
         ChatRequest.builder().messages(LangChainMessages.messages(request)).modelName(modelId);
@@ -136,48 +108,25 @@ public final class GeminiModelProvider implements ModelProvider {
     }
     request.model().temperature().ifPresent(chat::temperature);
 
-    String sentKey = key;
-    ChatResponse response =
-        StreamingCall.run(
-            model(baseUrl, modelId, key),
-            chat.build(),
-            stream,
-            timeout,
-            "keel-gemini-call",
-            where,
-            error -> ProviderFailures.classify(where, error, sentKey, KEY_VARIABLE));
-    return new ModelResponse(
-        LangChainMessages.text(response, where),
-        LangChainMessages.toolCalls(response, request, where),
-        usage(response.tokenUsage()),
-        LangChainMessages.version(response, modelId));
+    ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat.build(), stream, settings.timeout(), where, key);
+    return LangChainMessages.response(response, request, modelId, where, usage(response.tokenUsage()));
   }
 
   private StreamingChatModel model(String baseUrl, String modelId, String key) {
-    ModelKey cacheKey = new ModelKey(baseUrl, modelId);
-    StreamingChatModel cached = models.get(cacheKey);
-    if (cached != null) {
-      return cached;
-    }
-    if (models.size() >= MAX_CACHED_MODELS) {
-      models.clear(); // bounded: descriptors name few models; a flood of names must not grow memory
-    }
-    return models.computeIfAbsent(
-        cacheKey,
-        k ->
+    return models.get(
+        baseUrl,
+        modelId,
+        (url, id) ->
             GoogleAiGeminiStreamingChatModel.builder()
-                .httpClientBuilder(new StrictEventsHttpClient.Builder(new OpenAiHttpClient.Builder(http, timeout)))
-                .baseUrl(k.baseUrl())
+                .httpClientBuilder(new StrictEventsHttpClient.Builder(settings.httpClient()))
+                .baseUrl(url)
                 .apiKey(key)
-                .modelName(k.modelId())
-                .timeout(timeout)
+                .modelName(id)
+                .timeout(settings.timeout())
                 .logRequests(false)
                 .logResponses(false)
                 .build());
   }
-
-  /** The cache key of a built model; the API key is fixed per provider, so it is not part of it. */
-  private record ModelKey(String baseUrl, String modelId) {}
 
   static Usage usage(TokenUsage tokens) {
     if (tokens == null) {
@@ -195,9 +144,5 @@ public final class GeminiModelProvider implements ModelProvider {
       }
     }
     return new Usage(input - cached, output, 0, cached);
-  }
-
-  private static String stripSlash(String url) {
-    return url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
   }
 }

@@ -5,8 +5,6 @@ import dev.langchain4j.model.chat.request.ChatRequest;
 import dev.langchain4j.model.chat.response.ChatResponse;
 import dev.langchain4j.model.openai.OpenAiResponsesChatRequestParameters;
 import dev.langchain4j.model.openai.OpenAiResponsesStreamingChatModel;
-import dev.langchain4j.model.openai.OpenAiTokenUsage;
-import dev.langchain4j.model.output.TokenUsage;
 import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
@@ -14,9 +12,6 @@ import java.time.Duration;
 import java.util.HexFormat;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Optional;
-import java.util.concurrent.ConcurrentHashMap;
-import keel.core.Usage;
 
 /**
  * The {@code openai-responses} provider: OpenAI's Responses API, called through LangChain4j's
@@ -53,13 +48,16 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
   static final int MAX_CACHE_KEY = 64;
 
   private static final String KEY_VARIABLE = "OPENAI_API_KEY";
-  private static final int MAX_CACHED_MODELS = 256;
 
-  private final Optional<String> apiKey;
-  private final String defaultBaseUrl;
-  private final Duration timeout;
-  private final java.net.http.HttpClient http;
-  private final Map<ModelKey, StreamingChatModel> models = new ConcurrentHashMap<>();
+  private static final StreamingCall CALL =
+      new StreamingCall(
+          "keel-openai-responses-call",
+          "the answer ended before it was complete",
+          ProviderFailures.Dialect.OPENAI_OR_GOOGLE,
+          KEY_VARIABLE);
+
+  private final ProviderSettings settings;
+  private final ModelCache models = new ModelCache();
 
   /** Creates a provider reading its settings from {@code env}, with {@link #DEFAULT_TIMEOUT}. */
   public OpenAiResponsesModelProvider(Map<String, String> env) {
@@ -73,24 +71,8 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
    * @param timeout the time allowed for one call, from sending to the last byte of the answer
    */
   public OpenAiResponsesModelProvider(Map<String, String> env, Duration timeout) {
-    CompactMappers.enable("dev.langchain4j.model.openai.OpenAiResponsesClient", "OBJECT_MAPPER");
-    Objects.requireNonNull(env, "env");
-    Objects.requireNonNull(timeout, "timeout");
-    if (timeout.isNegative() || timeout.isZero()) {
-      throw new IllegalArgumentException("timeout must be positive, got " + timeout);
-    }
-    this.apiKey = Optional.ofNullable(env.get(KEY_VARIABLE)).map(String::strip).filter(s -> !s.isEmpty());
-    this.defaultBaseUrl =
-        Optional.ofNullable(env.get("OPENAI_BASE_URL"))
-            .map(String::strip)
-            .filter(s -> !s.isEmpty())
-            .orElse(DEFAULT_BASE_URL);
-    this.timeout = timeout;
-    this.http =
-        java.net.http.HttpClient.newBuilder()
-            .connectTimeout(timeout)
-            .version(java.net.http.HttpClient.Version.HTTP_1_1)
-            .build();
+    CompactRequests.enable("dev.langchain4j.model.openai.OpenAiResponsesClient", "OBJECT_MAPPER");
+    this.settings = new ProviderSettings(env, timeout, KEY_VARIABLE, "OPENAI_BASE_URL", DEFAULT_BASE_URL);
   }
 
   @Override
@@ -116,19 +98,10 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
   public ModelResponse complete(ModelRequest request, ModelStream stream) {
     Objects.requireNonNull(request, "request");
     Objects.requireNonNull(stream, "stream");
-    String baseUrl =
-        stripSlash(request.model().baseUrl().map(String::strip).filter(s -> !s.isEmpty()).orElse(defaultBaseUrl));
+    String baseUrl = settings.baseUrl(request);
     String modelId = OpenAiModelProvider.requestedModel(request.model());
     String where = "openai-responses provider (POST " + baseUrl + "/responses, model " + modelId + ")";
-    String key = apiKey.orElse(null);
-    if (key == null) {
-      if (baseUrl.equals(stripSlash(DEFAULT_BASE_URL))) {
-        throw new ModelFailure(
-            ModelFailure.Kind.PERMANENT,
-            where + ": " + KEY_VARIABLE + " is not set; set it in the server's environment");
-      }
-      key = OpenAiModelProvider.PLACEHOLDER_KEY;
-    }
+    String key = settings.key(baseUrl, where);
 
     OpenAiResponsesChatRequestParameters.Builder parameters =
         OpenAiResponsesChatRequestParameters.builder()
@@ -142,65 +115,22 @@ public final class OpenAiResponsesModelProvider implements ModelProvider {
     ChatRequest chat =
         ChatRequest.builder().messages(LangChainMessages.messages(request)).parameters(parameters.build()).build();
 
-    String sentKey = key;
-    ChatResponse response =
-        StreamingCall.run(
-            model(baseUrl, modelId, key),
-            chat,
-            stream,
-            timeout,
-            "keel-openai-responses-call",
-            where,
-            error -> ProviderFailures.classify(where, error, sentKey, KEY_VARIABLE));
-    return new ModelResponse(
-        LangChainMessages.text(response, where),
-        LangChainMessages.toolCalls(response, request, where),
-        usage(response.tokenUsage()),
-        LangChainMessages.version(response, modelId));
+    ChatResponse response = CALL.run(model(baseUrl, modelId, key), chat, stream, settings.timeout(), where, key);
+    return LangChainMessages.response(response, request, modelId, where, OpenAiModelProvider.usage(response.tokenUsage()));
   }
 
   private StreamingChatModel model(String baseUrl, String modelId, String key) {
-    ModelKey cacheKey = new ModelKey(baseUrl, modelId);
-    StreamingChatModel cached = models.get(cacheKey);
-    if (cached != null) {
-      return cached;
-    }
-    if (models.size() >= MAX_CACHED_MODELS) {
-      models.clear(); // bounded: descriptors name few models; a flood of names must not grow memory
-    }
-    return models.computeIfAbsent(
-        cacheKey,
-        k ->
+    return models.get(
+        baseUrl,
+        modelId,
+        (url, id) ->
             OpenAiResponsesStreamingChatModel.builder()
-                .httpClientBuilder(new StrictEventsHttpClient.Builder(new OpenAiHttpClient.Builder(http, timeout)))
-                .baseUrl(k.baseUrl())
+                .httpClientBuilder(new StrictEventsHttpClient.Builder(settings.httpClient()))
+                .baseUrl(url)
                 .apiKey(key)
-                .modelName(k.modelId())
+                .modelName(id)
                 .logRequests(false)
                 .logResponses(false)
                 .build());
-  }
-
-  /** The cache key of a built model; the API key is fixed per provider, so it is not part of it. */
-  private record ModelKey(String baseUrl, String modelId) {}
-
-  static Usage usage(TokenUsage tokens) {
-    if (tokens == null) {
-      return Usage.ZERO;
-    }
-    long input = tokens.inputTokenCount() == null ? 0 : tokens.inputTokenCount();
-    long output = tokens.outputTokenCount() == null ? 0 : tokens.outputTokenCount();
-    long cached = 0;
-    if (tokens instanceof OpenAiTokenUsage openAi
-        && openAi.inputTokensDetails() != null
-        && openAi.inputTokensDetails().cachedTokens() != null) {
-      cached = Math.min(input, openAi.inputTokensDetails().cachedTokens());
-    }
-    // The Responses API's input_tokens include the cached ones; Keel counts them apart.
-    return new Usage(input - cached, output, 0, cached);
-  }
-
-  private static String stripSlash(String url) {
-    return url.endsWith("/") ? url.substring(0, url.length() - 1) : url;
   }
 }
