@@ -824,7 +824,7 @@ public final class FakeAnthropic implements AutoCloseable {
 
     /** Splits text into the pieces streamed as deltas: words with their following whitespace. */
     static List<String> pieces(String text) {
-      return FakeOpenAi.Reply.pieces(text);
+      return FakeServer.pieces(text);
     }
   }
 
