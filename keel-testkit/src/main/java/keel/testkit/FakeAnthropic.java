@@ -1,6 +1,6 @@
 package keel.testkit;
 
-import io.javalin.Javalin;
+import io.javalin.config.RoutesConfig;
 import io.javalin.http.Context;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -8,9 +8,7 @@ import java.nio.charset.StandardCharsets;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -18,16 +16,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.TreeMap;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.ObjectMapper;
-import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -54,20 +44,23 @@ import tools.jackson.databind.node.ObjectNode;
  * the tokens from there up to the last marker are a cache write; the rest are plain input. Token
  * counts are deterministic: about one token per four characters of content.
  *
+ * <p>{@link #requireApiKey} compares the {@code x-api-key} header (a missing or different key is 401
+ * {@code authentication_error}); {@link #failNext} answers Anthropic's error type for the status;
+ * {@link #reset()} also forgets the cache and {@link #minimumCacheableTokens}.
+ *
  * <p>Thread-safe: requests are served on virtual threads, and the script, faults, records and cache
  * may be changed from a test while it runs.
  */
-public final class FakeAnthropic implements AutoCloseable {
+public final class FakeAnthropic
+    extends FakeServer<FakeAnthropic, FakeAnthropic.MessagesRequest, FakeAnthropic.Script, FakeAnthropic.Reply> {
 
   /*
-   * Design: mirrors FakeOpenAi. One-shot faults sit in a FIFO queue; each request takes at most
-   * one, in arrival order, so "the next N requests" is exact even under concurrency. Everything
-   * mutable is guarded by `lock`, which is never held while a request sleeps or writes its response.
-   * The prompt cache is a bounded LRU set of chained SHA-256 prefix hashes.
+   * Design: the server, settings, faults and records are FakeServer's. The prompt cache is a bounded
+   * LRU set of chained SHA-256 prefix hashes, guarded by FakeServer's lock like the rest.
    */
 
   /** How many received requests are kept for {@link #requests()}. */
-  public static final int RECORDED_LIMIT = 1000;
+  public static final int RECORDED_LIMIT = RECORD_LIMIT;
 
   /** How many cached prefixes the fake remembers; the least recently used are forgotten first. */
   public static final int CACHE_LIMIT = 10_000;
@@ -78,23 +71,8 @@ public final class FakeAnthropic implements AutoCloseable {
   /** Most {@code cache_control} markers one request may carry, as the real API enforces. */
   public static final int MAX_CACHE_MARKERS = 4;
 
-  private static final ObjectMapper JSON = JsonMapper.builder().build();
-  private static final Pattern STEPS = Pattern.compile("steps=(\\d+)");
-
-  private final Javalin app;
-  private final CountDownLatch closing = new CountDownLatch(1);
-  private final AtomicLong requestCount = new AtomicLong();
-  private final AtomicLong responseIds = new AtomicLong();
-
-  private final ReentrantLock lock = new ReentrantLock();
-  // Guarded by lock: the script, the settings and faults below, the recorded requests and the cache.
-  private Script script = Script.toolLoop("time_now");
-  private Duration latency = Duration.ZERO;
-  private String reportedModel; // null: report the requested model
-  private String expectedApiKey; // null: accept any key, or none
+  // Guarded by FakeServer's lock.
   private long minimumCacheableTokens;
-  private final Deque<Fault> faults = new ArrayDeque<>();
-  private final Deque<MessagesRequest> recorded = new ArrayDeque<>();
   private final Map<String, Boolean> cache =
       new LinkedHashMap<>(16, 0.75f, true) {
         @Override
@@ -103,15 +81,8 @@ public final class FakeAnthropic implements AutoCloseable {
         }
       };
 
-  private FakeAnthropic(int port) {
-    this.app =
-        Javalin.create(
-            cfg -> {
-              cfg.concurrency.useVirtualThreads = true;
-              cfg.startup.showJavalinBanner = false;
-              cfg.routes.post("/v1/messages", this::messages);
-            });
-    app.start("127.0.0.1", port);
+  private FakeAnthropic() {
+    super("/v1", () -> Script.toolLoop("time_now"), Script::answer);
   }
 
   /** Starts a fake server on 127.0.0.1 on a free port. */
@@ -121,49 +92,7 @@ public final class FakeAnthropic implements AutoCloseable {
 
   /** Starts a fake server on 127.0.0.1 on the given port ({@code 0} for a free one). */
   public static FakeAnthropic start(int port) {
-    if (port < 0 || port > 65535) {
-      throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
-    }
-    return new FakeAnthropic(port);
-  }
-
-  /** The port the server listens on. */
-  public int port() {
-    return app.port();
-  }
-
-  /** The Anthropic base URL of this server, e.g. {@code http://127.0.0.1:41234/v1}. */
-  public String baseUrl() {
-    return "http://127.0.0.1:" + port() + "/v1";
-  }
-
-  /** Replaces the script that answers requests. */
-  public FakeAnthropic script(Script script) {
-    Objects.requireNonNull(script, "script");
-    return locked(() -> this.script = script);
-  }
-
-  /** Delays every response by {@code latency} before it is written. */
-  public FakeAnthropic latency(Duration latency) {
-    if (latency.isNegative()) {
-      throw new IllegalArgumentException("latency cannot be negative, got " + latency);
-    }
-    return locked(() -> this.latency = latency);
-  }
-
-  /**
-   * Reports {@code model} in every response instead of the requested model, as a provider whose
-   * served version drifted from the pinned one would.
-   */
-  public FakeAnthropic reportModel(String model) {
-    Objects.requireNonNull(model, "model");
-    return locked(() -> this.reportedModel = model);
-  }
-
-  /** Answers 401 {@code authentication_error} to requests whose {@code x-api-key} is not {@code apiKey}. */
-  public FakeAnthropic requireApiKey(String apiKey) {
-    Objects.requireNonNull(apiKey, "apiKey");
-    return locked(() -> this.expectedApiKey = apiKey);
+    return new FakeAnthropic().listen(port);
   }
 
   /**
@@ -182,30 +111,9 @@ public final class FakeAnthropic implements AutoCloseable {
     return locked(cache::clear);
   }
 
-  /** The next {@code n} requests answer 429 {@code rate_limit_error} with {@code retry-after}. */
-  public FakeAnthropic rateLimitNext(int n, int retryAfterSeconds) {
-    if (retryAfterSeconds < 0) {
-      throw new IllegalArgumentException("retryAfterSeconds cannot be negative, got " + retryAfterSeconds);
-    }
-    return addFaults(n, new Fault.Status(429, retryAfterSeconds));
-  }
-
   /** The next {@code n} requests answer 529 {@code overloaded_error}. */
   public FakeAnthropic overloadNext(int n) {
     return addFaults(n, new Fault.Status(529, -1));
-  }
-
-  /**
-   * The next {@code n} requests answer the HTTP error {@code status} with Anthropic's error type for
-   * it (400 {@code invalid_request_error}, 401 {@code authentication_error}, 403 {@code
-   * permission_error}, 404 {@code not_found_error}, 413 {@code request_too_large}, 429 {@code
-   * rate_limit_error}, 529 {@code overloaded_error}, other 5xx {@code api_error}).
-   */
-  public FakeAnthropic failNext(int n, int status) {
-    if (status < 400 || status > 599) {
-      throw new IllegalArgumentException("status must be an HTTP error (400-599), got " + status);
-    }
-    return addFaults(n, new Fault.Status(status, -1));
   }
 
   /**
@@ -214,23 +122,7 @@ public final class FakeAnthropic implements AutoCloseable {
    * mid-stream; a request that is not streamed answers 529 instead.
    */
   public FakeAnthropic overloadMidStreamNext(int n) {
-    return addFaults(n, new Fault.StreamError());
-  }
-
-  /**
-   * The next {@code n} requests hang for {@code duration} (or until {@link #close()}) before
-   * answering normally; use a duration longer than the client's timeout.
-   */
-  public FakeAnthropic hangNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Hang(duration));
-  }
-
-  /**
-   * The next {@code n} streamed requests send {@code message_start}, then stall for {@code duration}
-   * (or until {@link #close()}) before finishing; a request that is not streamed hangs instead.
-   */
-  public FakeAnthropic stallStreamNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Stall(duration));
+    return addFaults(n, new StreamError());
   }
 
   /**
@@ -239,140 +131,54 @@ public final class FakeAnthropic implements AutoCloseable {
    * is not streamed gets its JSON body cut in the middle.
    */
   public FakeAnthropic cutStreamNext(int n) {
-    return addFaults(n, new Fault.Cut());
+    return addFaults(n, new Cut());
   }
 
-  /** The next {@code n} requests answer 200 with a body that is not valid JSON. */
-  public FakeAnthropic malformedNext(int n) {
-    return addFaults(n, new Fault.Malformed());
-  }
+  // ---------------------------------------------------------------- wire format
 
-  /** Restores the default script and settings, drops pending faults, forgets requests and the cache. */
-  public FakeAnthropic reset() {
-    return locked(
-        () -> {
-          script = Script.toolLoop("time_now");
-          latency = Duration.ZERO;
-          reportedModel = null;
-          expectedApiKey = null;
-          minimumCacheableTokens = 0;
-          faults.clear();
-          recorded.clear();
-          cache.clear();
-          requestCount.set(0);
-        });
-  }
+  /** An error event in the middle of a stream ({@link #overloadMidStreamNext}). */
+  private record StreamError() implements Fault {}
 
-  /** The last requests received (at most {@value #RECORDED_LIMIT}), oldest first. */
-  public List<MessagesRequest> requests() {
-    lock.lock();
-    try {
-      return List.copyOf(recorded);
-    } finally {
-      lock.unlock();
-    }
-  }
+  /** A stream or body cut short ({@link #cutStreamNext}). */
+  private record Cut() implements Fault {}
 
-  /** The most recent request received. */
-  public Optional<MessagesRequest> lastRequest() {
-    lock.lock();
-    try {
-      return Optional.ofNullable(recorded.peekLast());
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** How many message requests were received since start (or the last reset). */
-  public long requestCount() {
-    return requestCount.get();
-  }
-
-  /** Stops the server; requests that hang are released first. */
   @Override
-  public void close() {
-    closing.countDown();
-    app.stop();
+  void routes(RoutesConfig routes) {
+    routes.post(
+        "/v1/messages",
+        ctx ->
+            serve(
+                ctx,
+                () ->
+                    MessagesRequest.parse(
+                        ctx.body(),
+                        Optional.ofNullable(ctx.header("x-api-key")),
+                        Optional.ofNullable(ctx.header("anthropic-version")).orElse(""))));
   }
 
-  private FakeAnthropic addFaults(int n, Fault fault) {
-    if (n < 0) {
-      throw new IllegalArgumentException("n cannot be negative, got " + n);
-    }
-    return locked(
-        () -> {
-          for (int i = 0; i < n; i++) {
-            faults.addLast(fault);
-          }
-        });
+  @Override
+  String requestedModel(MessagesRequest request) {
+    return request.model();
   }
 
-  private FakeAnthropic locked(Runnable action) {
-    lock.lock();
-    try {
-      action.run();
-    } finally {
-      lock.unlock();
-    }
-    return this;
+  @Override
+  boolean streamed(MessagesRequest request) {
+    return request.stream();
   }
 
-  // ---------------------------------------------------------------- handler
-
-  private void messages(Context ctx) throws IOException, InterruptedException {
-    requestCount.incrementAndGet();
-    Script currentScript;
-    Duration currentLatency;
-    String currentReportedModel;
-    String currentApiKey;
-    Fault fault;
-    lock.lock();
-    try {
-      currentScript = script;
-      currentLatency = latency;
-      currentReportedModel = reportedModel;
-      currentApiKey = expectedApiKey;
-      fault = faults.pollFirst();
-    } finally {
-      lock.unlock();
-    }
-
-    MessagesRequest request;
-    try {
-      request =
-          MessagesRequest.parse(
-              ctx.body(),
-              Optional.ofNullable(ctx.header("x-api-key")),
-              Optional.ofNullable(ctx.header("anthropic-version")).orElse(""));
-    } catch (JacksonException | IllegalArgumentException e) {
-      String detail = e instanceof JacksonException j ? j.getOriginalMessage() : e.getMessage();
-      error(ctx, 400, "could not parse the request: " + detail, -1);
-      return;
-    }
-    lock.lock();
-    try {
-      recorded.addLast(request);
-      while (recorded.size() > RECORDED_LIMIT) {
-        recorded.removeFirst();
-      }
-    } finally {
-      lock.unlock();
-    }
-
-    if (!currentLatency.isZero()) {
-      closing.await(currentLatency.toMillis(), TimeUnit.MILLISECONDS);
-    }
+  @Override
+  boolean admit(Context ctx, MessagesRequest request, String expectedApiKey) {
     if (request.apiKey().isEmpty()) {
       error(ctx, 401, "x-api-key header is required", -1);
-      return;
+      return false;
     }
-    if (currentApiKey != null && !currentApiKey.equals(request.apiKey().get())) {
+    if (expectedApiKey != null && !expectedApiKey.equals(request.apiKey().get())) {
       error(ctx, 401, "invalid x-api-key", -1);
-      return;
+      return false;
     }
     if (request.anthropicVersion().isEmpty()) {
       error(ctx, 400, "anthropic-version: header is required", -1);
-      return;
+      return false;
     }
     if (request.cacheMarkers() > MAX_CACHE_MARKERS) {
       error(
@@ -381,59 +187,62 @@ public final class FakeAnthropic implements AutoCloseable {
           "A maximum of " + MAX_CACHE_MARKERS + " blocks with cache_control may be provided. Found "
               + request.cacheMarkers() + ".",
           -1);
-      return;
+      return false;
     }
-    if (fault != null) {
-      switch (fault) {
-        case Fault.Status s -> {
-          error(ctx, s.status(), injectedMessage(s.status()), s.retryAfterSeconds());
-          return;
-        }
-        case Fault.Hang h -> closing.await(h.duration().toMillis(), TimeUnit.MILLISECONDS);
-        case Fault.Stall st -> {
-          if (!request.stream()) {
-            closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
-          }
-        }
-        case Fault.Cut c -> {
-          // handled when the answer is written
-        }
-        case Fault.StreamError se -> {
-          if (!request.stream()) {
-            error(ctx, 529, injectedMessage(529), -1);
-            return;
-          }
-        }
-        case Fault.Malformed m -> {
-          if (request.stream()) {
-            ctx.res().setContentType("text/event-stream");
-            OutputStream out = ctx.res().getOutputStream();
-            out.write(
-                "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_broken\", \n\n"
-                    .getBytes(StandardCharsets.UTF_8));
-            out.flush();
-          } else {
-            ctx.contentType("application/json").result("{\"id\": \"msg_broken\", \"content\": [");
-          }
-          return;
-        }
-      }
-    }
+    return true;
+  }
 
-    Reply reply;
-    try {
-      reply = currentScript.answer(request);
-    } catch (RuntimeException e) {
-      error(ctx, 500, "the fake's script failed: " + e, -1);
-      return;
+  @Override
+  void rejectUnparsable(Context ctx, RuntimeException e) {
+    String detail = e instanceof JacksonException j ? j.getOriginalMessage() : e.getMessage();
+    error(ctx, 400, "could not parse the request: " + detail, -1);
+  }
+
+  @Override
+  void writeStatusFault(Context ctx, int status, int retryAfterSeconds) {
+    error(ctx, status, injectedMessage(status), retryAfterSeconds);
+  }
+
+  @Override
+  void scriptFailed(Context ctx, RuntimeException e) {
+    error(ctx, 500, "the fake's script failed: " + e, -1);
+  }
+
+  @Override
+  String malformedEvent() {
+    return "event: message_start\ndata: {\"type\": \"message_start\", \"message\": {\"id\": \"msg_broken\", \n\n";
+  }
+
+  @Override
+  String malformedBody() {
+    return "{\"id\": \"msg_broken\", \"content\": [";
+  }
+
+  @Override
+  boolean applyOtherFault(Context ctx, MessagesRequest request, Fault fault) {
+    if (fault instanceof StreamError && !request.stream()) {
+      error(ctx, 529, injectedMessage(529), -1);
+      return false;
     }
-    reply = reply.limitedTo(request.maxTokens());
-    String model = currentReportedModel != null ? currentReportedModel : request.model();
-    String id = "msg_" + responseIds.incrementAndGet();
+    return true; // a cut, or an error event, is applied when the answer is written
+  }
+
+  @Override
+  void resetMore() {
+    minimumCacheableTokens = 0;
+    cache.clear();
+  }
+
+  @Override
+  void reply(Context ctx, Exchange<MessagesRequest, Reply> x) throws IOException, InterruptedException {
+    MessagesRequest request = x.request();
+    Reply reply = x.reply().limitedTo(request.maxTokens());
+    String model = x.model();
+    Fault fault = x.fault();
+    String id = "msg_" + nextResponseId();
     CacheUsage usage = cacheUsage(request);
     if (request.stream()) {
-      Duration stall = fault instanceof Fault.Stall st ? st.duration() : Duration.ZERO;
-      stream(ctx, reply, id, model, usage, stall, fault);
+      stream(ctx, reply, id, model, usage, x.stall(), fault);
     } else {
       ObjectNode body = JSON.createObjectNode();
       body.put("id", id);
@@ -456,17 +265,14 @@ public final class FakeAnthropic implements AutoCloseable {
       body.putNull("stop_sequence");
       body.set("usage", usage.toJson(reply.estimatedTokens()));
       String json = JSON.writeValueAsString(body);
-      ctx.contentType("application/json").result(fault instanceof Fault.Cut ? json.substring(0, json.length() / 2) : json);
+      ctx.contentType("application/json").result(fault instanceof Cut ? json.substring(0, json.length() / 2) : json);
     }
   }
 
   private void stream(
       Context ctx, Reply reply, String id, String model, CacheUsage usage, Duration stall, Fault fault)
       throws IOException, InterruptedException {
-    ctx.status(200);
-    ctx.res().setContentType("text/event-stream");
-    ctx.res().setHeader("Cache-Control", "no-cache");
-    OutputStream out = ctx.res().getOutputStream();
+    OutputStream out = openStream(ctx);
 
     ObjectNode start = JSON.createObjectNode().put("type", "message_start");
     ObjectNode message = start.putObject("message");
@@ -480,26 +286,24 @@ public final class FakeAnthropic implements AutoCloseable {
     message.set("usage", usage.toJson(1));
     send(out, "message_start", start);
     send(out, "ping", JSON.createObjectNode().put("type", "ping"));
-    if (fault instanceof Fault.StreamError) {
+    if (fault instanceof StreamError) {
       ObjectNode err = JSON.createObjectNode().put("type", "error");
       err.putObject("error").put("type", "overloaded_error").put("message", "Overloaded");
       send(out, "error", err);
       return;
     }
-    if (!stall.isZero()) {
-      closing.await(stall.toMillis(), TimeUnit.MILLISECONDS);
-    }
+    pause(stall);
 
     int index = 0;
     if (!reply.text().isEmpty()) {
       ObjectNode blockStart = JSON.createObjectNode().put("type", "content_block_start").put("index", index);
       blockStart.putObject("content_block").put("type", "text").put("text", "");
       send(out, "content_block_start", blockStart);
-      for (String piece : Reply.pieces(reply.text())) {
+      for (String piece : pieces(reply.text())) {
         ObjectNode delta = JSON.createObjectNode().put("type", "content_block_delta").put("index", index);
         delta.putObject("delta").put("type", "text_delta").put("text", piece);
         send(out, "content_block_delta", delta);
-        if (fault instanceof Fault.Cut) {
+        if (fault instanceof Cut) {
           return;
         }
       }
@@ -513,7 +317,7 @@ public final class FakeAnthropic implements AutoCloseable {
       block.put("type", "tool_use").put("id", toolUseId(id, i)).put("name", call.name());
       block.putObject("input");
       send(out, "content_block_start", blockStart);
-      if (fault instanceof Fault.Cut) {
+      if (fault instanceof Cut) {
         return;
       }
       String input = call.input();
@@ -534,8 +338,7 @@ public final class FakeAnthropic implements AutoCloseable {
   }
 
   private static void send(OutputStream out, String event, ObjectNode data) throws IOException {
-    out.write(("event: " + event + "\ndata: " + JSON.writeValueAsString(data) + "\n\n").getBytes(StandardCharsets.UTF_8));
-    out.flush();
+    write(out, "event: " + event + "\ndata: " + JSON.writeValueAsString(data) + "\n\n");
   }
 
   private static void error(Context ctx, int status, String message, int retryAfterSeconds) {
@@ -612,8 +415,7 @@ public final class FakeAnthropic implements AutoCloseable {
       }
     }
     long total = Math.max(1, tokens(totalChars));
-    lock.lock();
-    try {
+    return underLock(() -> {
       int read = -1;
       int lastMarker = -1;
       for (int m : markers) {
@@ -639,9 +441,7 @@ public final class FakeAnthropic implements AutoCloseable {
         }
       }
       return new CacheUsage(total - readTokens - writeTokens, writeTokens, readTokens);
-    } finally {
-      lock.unlock();
-    }
+    });
   }
 
   /** About one token per four characters, rounded up, so a prefix never counts more than the whole. */
@@ -732,14 +532,9 @@ public final class FakeAnthropic implements AutoCloseable {
      */
     static Script toolLoop(String toolName) {
       Objects.requireNonNull(toolName, "toolName");
-      return request -> {
-        Matcher m = STEPS.matcher(request.lastUserText());
-        int k = m.find() ? Integer.parseInt(m.group(1)) : 0;
-        if (request.toolResultsSinceLastUserText() < k) {
-          return Reply.toolCall(toolName, "{}");
-        }
-        return Reply.text("done after " + k + " steps");
-      };
+      return request ->
+          toolLoopStep(
+              request.lastUserText(), request.toolResultsSinceLastUserText(), toolName, Reply::toolCall, Reply::text);
     }
   }
 
@@ -819,12 +614,7 @@ public final class FakeAnthropic implements AutoCloseable {
       for (Call c : calls) {
         chars += c.name().length() + c.input().length();
       }
-      return Math.max(1, (chars + 3) / 4);
-    }
-
-    /** Splits text into the pieces streamed as deltas: words with their following whitespace. */
-    static List<String> pieces(String text) {
-      return FakeOpenAi.Reply.pieces(text);
+      return tokensFor(chars);
     }
   }
 
@@ -1178,20 +968,6 @@ public final class FakeAnthropic implements AutoCloseable {
     }
   }
 
-  private sealed interface Fault {
-    record Status(int status, int retryAfterSeconds) implements Fault {}
-
-    record Hang(Duration duration) implements Fault {}
-
-    record Malformed() implements Fault {}
-
-    record Stall(Duration duration) implements Fault {}
-
-    record StreamError() implements Fault {}
-
-    record Cut() implements Fault {}
-  }
-
   // ---------------------------------------------------------------- command line
 
   /**
@@ -1201,35 +977,6 @@ public final class FakeAnthropic implements AutoCloseable {
    * {@code --tool NAME} (the tool loop's tool, default {@code time_now}).
    */
   public static void main(String[] args) throws InterruptedException {
-    int port = 0;
-    long latencyMs = 0;
-    String tool = "time_now";
-    for (int i = 0; i < args.length; i++) {
-      String arg = args[i];
-      if (i + 1 >= args.length) {
-        throw usage("option " + arg + " needs a value");
-      }
-      String value = args[++i];
-      try {
-        switch (arg) {
-          case "--port" -> port = Integer.parseInt(value);
-          case "--latency-ms" -> latencyMs = Long.parseLong(value);
-          case "--tool" -> tool = value;
-          default -> throw usage("unknown option " + arg);
-        }
-      } catch (NumberFormatException e) {
-        throw usage("option " + arg + " expects a number, got \"" + value + "\"");
-      }
-    }
-    FakeAnthropic fake = start(port).latency(Duration.ofMillis(latencyMs)).script(Script.toolLoop(tool));
-    Runtime.getRuntime().addShutdownHook(new Thread(fake::close));
-    System.out.println(fake.baseUrl());
-    System.out.flush();
-    new CountDownLatch(1).await();
-  }
-
-  private static IllegalArgumentException usage(String problem) {
-    return new IllegalArgumentException(
-        problem + "; usage: FakeAnthropic [--port N] [--latency-ms N] [--tool NAME]");
+    runMain(args, "FakeAnthropic", (port, tool) -> start(port).script(Script.toolLoop(tool)));
   }
 }

@@ -1,27 +1,17 @@
 package keel.testkit;
 
-import io.javalin.Javalin;
+import io.javalin.config.RoutesConfig;
 import io.javalin.http.Context;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.ObjectMapper;
-import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -47,48 +37,19 @@ import tools.jackson.databind.node.ObjectNode;
  * <p>Thread-safe: requests are served on virtual threads, and the script, faults and records may be
  * changed from a test while it runs.
  */
-public final class FakeGemini implements AutoCloseable {
-
-  /*
-   * Design: as FakeOpenAi. One-shot faults sit in a FIFO queue; each request takes at most one, in
-   * arrival order. Everything mutable is guarded by `lock`, which is never held while a request
-   * sleeps or writes its response.
-   */
+public final class FakeGemini
+    extends FakeServer<FakeGemini, FakeGemini.GenerateRequest, FakeGemini.Script, FakeGemini.Reply> {
 
   /** How many received requests are kept for {@link #requests()}. */
-  public static final int RECORDED_LIMIT = 1000;
+  public static final int RECORDED_LIMIT = RECORD_LIMIT;
 
   /** The model listed by {@code GET /v1beta/models} besides the models that were requested. */
   public static final String DEFAULT_MODEL = "gemini-2.0-flash";
 
-  private static final ObjectMapper JSON = JsonMapper.builder().build();
-  private static final Pattern STEPS = Pattern.compile("steps=(\\d+)");
   private static final Pattern CALL = Pattern.compile("(.+):(generateContent|streamGenerateContent)");
 
-  private final Javalin app;
-  private final CountDownLatch closing = new CountDownLatch(1);
-  private final AtomicLong requestCount = new AtomicLong();
-  private final AtomicLong responseIds = new AtomicLong();
-
-  private final ReentrantLock lock = new ReentrantLock();
-  // Guarded by lock: the script, the settings and faults below, and the recorded requests.
-  private Script script = Script.toolLoop("time_now");
-  private Duration latency = Duration.ZERO;
-  private String reportedModel; // null: report the requested model
-  private String expectedApiKey; // null: accept any key, or none
-  private final Deque<Fault> faults = new ArrayDeque<>();
-  private final Deque<GenerateRequest> recorded = new ArrayDeque<>();
-
-  private FakeGemini(int port) {
-    this.app =
-        Javalin.create(
-            cfg -> {
-              cfg.concurrency.useVirtualThreads = true;
-              cfg.startup.showJavalinBanner = false;
-              cfg.routes.post("/v1beta/models/{call}", this::generate);
-              cfg.routes.get("/v1beta/models", this::models);
-            });
-    app.start("127.0.0.1", port);
+  private FakeGemini() {
+    super("/v1beta", () -> Script.toolLoop("time_now"), Script::answer);
   }
 
   /** Starts a fake server on 127.0.0.1 on a free port. */
@@ -98,175 +59,84 @@ public final class FakeGemini implements AutoCloseable {
 
   /** Starts a fake server on 127.0.0.1 on the given port ({@code 0} for a free one). */
   public static FakeGemini start(int port) {
-    if (port < 0 || port > 65535) {
-      throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
-    }
-    return new FakeGemini(port);
+    return new FakeGemini().listen(port);
   }
 
-  /** The port the server listens on. */
-  public int port() {
-    return app.port();
-  }
+  // ---------------------------------------------------------------- wire format
 
-  /** The Gemini base URL of this server, e.g. {@code http://127.0.0.1:41234/v1beta}. */
-  public String baseUrl() {
-    return "http://127.0.0.1:" + port() + "/v1beta";
-  }
-
-  /** Replaces the script that answers requests. */
-  public FakeGemini script(Script script) {
-    Objects.requireNonNull(script, "script");
-    return locked(() -> this.script = script);
-  }
-
-  /** Delays every response by {@code latency} before it is written. */
-  public FakeGemini latency(Duration latency) {
-    if (latency.isNegative()) {
-      throw new IllegalArgumentException("latency cannot be negative, got " + latency);
-    }
-    return locked(() -> this.latency = latency);
-  }
-
-  /**
-   * Reports {@code model} as {@code modelVersion} in every response instead of the requested model,
-   * as a service whose served version drifted from the pinned one would.
-   */
-  public FakeGemini reportModel(String model) {
-    Objects.requireNonNull(model, "model");
-    return locked(() -> this.reportedModel = model);
-  }
-
-  /**
-   * Answers requests whose key is not {@code apiKey} as the real service does: 400 {@code
-   * INVALID_ARGUMENT} "API key not valid" for a wrong key, 403 {@code PERMISSION_DENIED} for none.
-   */
-  public FakeGemini requireApiKey(String apiKey) {
-    Objects.requireNonNull(apiKey, "apiKey");
-    return locked(() -> this.expectedApiKey = apiKey);
-  }
-
-  /**
-   * The next {@code n} requests answer 429 {@code RESOURCE_EXHAUSTED} with {@code Retry-After:
-   * retryAfterSeconds} and a {@code RetryInfo} detail of the same delay.
-   */
-  public FakeGemini rateLimitNext(int n, int retryAfterSeconds) {
-    if (retryAfterSeconds < 0) {
-      throw new IllegalArgumentException("retryAfterSeconds cannot be negative, got " + retryAfterSeconds);
-    }
-    return addFaults(n, new Fault.Status(429, retryAfterSeconds));
-  }
-
-  /** The next {@code n} requests answer the HTTP error {@code status} (e.g. 500, 503, 400, 403). */
-  public FakeGemini failNext(int n, int status) {
-    if (status < 400 || status > 599) {
-      throw new IllegalArgumentException("status must be an HTTP error (400-599), got " + status);
-    }
-    return addFaults(n, new Fault.Status(status, -1));
-  }
-
-  /**
-   * The next {@code n} requests hang for {@code duration} (or until {@link #close()}) before
-   * answering normally; use a duration longer than the client's timeout.
-   */
-  public FakeGemini hangNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Hang(duration));
-  }
-
-  /**
-   * The next {@code n} streamed requests send their first event, then stall for {@code duration}
-   * (or until {@link #close()}) before finishing; a request that is not streamed hangs instead.
-   */
-  public FakeGemini stallStreamNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Stall(duration));
-  }
-
-  /** The next {@code n} requests answer 200 with a body (or event) that is not valid JSON. */
-  public FakeGemini malformedNext(int n) {
-    return addFaults(n, new Fault.Malformed());
-  }
-
-  /** Restores the default script and settings, drops pending faults and forgets requests. */
-  public FakeGemini reset() {
-    return locked(
-        () -> {
-          script = Script.toolLoop("time_now");
-          latency = Duration.ZERO;
-          reportedModel = null;
-          expectedApiKey = null;
-          faults.clear();
-          recorded.clear();
-          requestCount.set(0);
-        });
-  }
-
-  /** The last requests received (at most {@value #RECORDED_LIMIT}), oldest first. */
-  public List<GenerateRequest> requests() {
-    lock.lock();
-    try {
-      return List.copyOf(recorded);
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** The most recent request received. */
-  public Optional<GenerateRequest> lastRequest() {
-    lock.lock();
-    try {
-      return Optional.ofNullable(recorded.peekLast());
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** How many generate requests were received since start (or the last reset). */
-  public long requestCount() {
-    return requestCount.get();
-  }
-
-  /** Stops the server; requests that hang are released first. */
   @Override
-  public void close() {
-    closing.countDown();
-    app.stop();
+  void routes(RoutesConfig routes) {
+    routes.post("/v1beta/models/{call}", this::generate);
+    routes.get("/v1beta/models", this::models);
   }
 
-  private FakeGemini addFaults(int n, Fault fault) {
-    if (n < 0) {
-      throw new IllegalArgumentException("n cannot be negative, got " + n);
+  @Override
+  String requestedModel(GenerateRequest request) {
+    return request.model();
+  }
+
+  @Override
+  boolean streamed(GenerateRequest request) {
+    return request.stream();
+  }
+
+  /**
+   * Checks the key as the real service does: 400 {@code INVALID_ARGUMENT} "API key not valid" for a
+   * wrong key, 403 {@code PERMISSION_DENIED} for none; and that a stream asks for {@code alt=sse}.
+   */
+  @Override
+  boolean admit(Context ctx, GenerateRequest request, String expectedApiKey) {
+    if (expectedApiKey != null) {
+      String key = ctx.header("x-goog-api-key");
+      if (key == null) {
+        key = ctx.queryParam("key");
+      }
+      if (key == null) {
+        error(ctx, 403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", -1);
+        return false;
+      }
+      if (!key.equals(expectedApiKey)) {
+        error(ctx, 400, "API key not valid. Please pass a valid API key.", -1);
+        return false;
+      }
     }
-    return locked(
-        () -> {
-          for (int i = 0; i < n; i++) {
-            faults.addLast(fault);
-          }
-        });
-  }
-
-  private FakeGemini locked(Runnable action) {
-    lock.lock();
-    try {
-      action.run();
-    } finally {
-      lock.unlock();
+    if (request.stream() && !"sse".equals(ctx.queryParam("alt"))) {
+      // Without alt=sse the real service streams one JSON array; LangChain4j always asks for SSE.
+      error(ctx, 400, "This fake streams only with alt=sse.", -1);
+      return false;
     }
-    return this;
+    return true;
   }
 
-  // ---------------------------------------------------------------- handlers
+  @Override
+  void rejectUnparsable(Context ctx, RuntimeException e) {
+    error(ctx, 400, "Invalid JSON payload received. " + e.getMessage(), -1);
+  }
+
+  @Override
+  void writeStatusFault(Context ctx, int status, int retryAfterSeconds) {
+    error(ctx, status, defaultMessage(status), retryAfterSeconds);
+  }
+
+  @Override
+  void scriptFailed(Context ctx, RuntimeException e) {
+    error(ctx, 500, "the fake's script failed: " + e, -1);
+  }
+
+  @Override
+  String malformedEvent() {
+    return "data: {\"candidates\": [{\"content\": \r\n\r\n";
+  }
+
+  @Override
+  String malformedBody() {
+    return "{\"candidates\": [{\"content\": ";
+  }
 
   private void models(Context ctx) {
     ObjectNode body = JSON.createObjectNode();
     ArrayNode models = body.putArray("models");
-    List<String> names = new ArrayList<>();
-    names.add(DEFAULT_MODEL);
-    for (GenerateRequest r : requests()) {
-      if (!names.contains(r.model())) {
-        names.add(r.model());
-      }
-    }
-    for (String name : names) {
+    for (String name : modelNames(DEFAULT_MODEL)) {
       ObjectNode m = models.addObject();
       m.put("name", "models/" + name);
       m.put("displayName", name);
@@ -283,103 +153,19 @@ public final class FakeGemini implements AutoCloseable {
       error(ctx, 404, "Method not found: " + ctx.pathParam("call"), -1);
       return;
     }
-    requestCount.incrementAndGet();
     boolean stream = call.group(2).equals("streamGenerateContent");
-    Script currentScript;
-    Duration currentLatency;
-    String currentReportedModel;
-    String currentApiKey;
-    Fault fault;
-    lock.lock();
-    try {
-      currentScript = script;
-      currentLatency = latency;
-      currentReportedModel = reportedModel;
-      currentApiKey = expectedApiKey;
-      fault = faults.pollFirst();
-    } finally {
-      lock.unlock();
-    }
+    serve(ctx, () -> GenerateRequest.parse(call.group(1), stream, ctx.body()));
+  }
 
-    GenerateRequest request;
-    try {
-      request = GenerateRequest.parse(call.group(1), stream, ctx.body());
-    } catch (JacksonException | IllegalArgumentException e) {
-      error(ctx, 400, "Invalid JSON payload received. " + e.getMessage(), -1);
-      return;
-    }
-    lock.lock();
-    try {
-      recorded.addLast(request);
-      while (recorded.size() > RECORDED_LIMIT) {
-        recorded.removeFirst();
-      }
-    } finally {
-      lock.unlock();
-    }
-
-    if (!currentLatency.isZero()) {
-      closing.await(currentLatency.toMillis(), TimeUnit.MILLISECONDS);
-    }
-    if (currentApiKey != null) {
-      String key = ctx.header("x-goog-api-key");
-      if (key == null) {
-        key = ctx.queryParam("key");
-      }
-      if (key == null) {
-        error(ctx, 403, "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.", -1);
-        return;
-      }
-      if (!key.equals(currentApiKey)) {
-        error(ctx, 400, "API key not valid. Please pass a valid API key.", -1);
-        return;
-      }
-    }
-    if (stream && !"sse".equals(ctx.queryParam("alt"))) {
-      // Without alt=sse the real service streams one JSON array; LangChain4j always asks for SSE.
-      error(ctx, 400, "This fake streams only with alt=sse.", -1);
-      return;
-    }
-    if (fault != null) {
-      switch (fault) {
-        case Fault.Status s -> {
-          error(ctx, s.status(), defaultMessage(s.status()), s.retryAfterSeconds());
-          return;
-        }
-        case Fault.Hang h -> closing.await(h.duration().toMillis(), TimeUnit.MILLISECONDS);
-        case Fault.Stall st -> {
-          if (!stream) {
-            closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
-          }
-        }
-        case Fault.Malformed m -> {
-          if (stream) {
-            ctx.res().setContentType("text/event-stream");
-            OutputStream out = ctx.res().getOutputStream();
-            out.write("data: {\"candidates\": [{\"content\": \r\n\r\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
-          } else {
-            ctx.contentType("application/json").result("{\"candidates\": [{\"content\": ");
-          }
-          return;
-        }
-      }
-    }
-
-    Reply reply;
-    try {
-      reply = currentScript.answer(request);
-    } catch (RuntimeException e) {
-      error(ctx, 500, "the fake's script failed: " + e, -1);
-      return;
-    }
-    String model = currentReportedModel != null ? currentReportedModel : request.model();
-    String responseId = "fake-gemini-" + responseIds.incrementAndGet();
-    long promptTokens = request.estimatedTokens();
+  @Override
+  void reply(Context ctx, Exchange<GenerateRequest, Reply> x) throws IOException, InterruptedException {
+    Reply reply = x.reply();
+    String model = x.model();
+    String responseId = "fake-gemini-" + nextResponseId();
+    long promptTokens = x.request().estimatedTokens();
     long outputTokens = reply.estimatedTokens();
-    if (stream) {
-      Duration stall = fault instanceof Fault.Stall st ? st.duration() : Duration.ZERO;
-      stream(ctx, reply, responseId, model, promptTokens, outputTokens, stall);
+    if (x.request().stream()) {
+      stream(ctx, reply, responseId, model, promptTokens, outputTokens, x.stall());
     } else {
       ObjectNode body = JSON.createObjectNode();
       ObjectNode candidate = body.putArray("candidates").addObject();
@@ -410,14 +196,11 @@ public final class FakeGemini implements AutoCloseable {
       long outputTokens,
       Duration stall)
       throws IOException, InterruptedException {
-    ctx.status(200);
-    ctx.res().setContentType("text/event-stream");
-    ctx.res().setHeader("Cache-Control", "no-cache");
-    OutputStream out = ctx.res().getOutputStream();
+    OutputStream out = openStream(ctx);
     // Like the real service: text arrives in pieces, function calls whole, and the finishReason
     // and final usage ride on the last event.
     List<ObjectNode> events = new ArrayList<>();
-    for (String piece : Reply.pieces(reply.text())) {
+    for (String piece : pieces(reply.text())) {
       ObjectNode part = JSON.createObjectNode().put("text", piece);
       events.add(event(List.of(part), responseId, model));
     }
@@ -436,10 +219,9 @@ public final class FakeGemini implements AutoCloseable {
       } else {
         e.set("usageMetadata", usage(promptTokens, 0, reply.cachedTokens()));
       }
-      out.write(("data: " + JSON.writeValueAsString(e) + "\r\n\r\n").getBytes(StandardCharsets.UTF_8));
-      out.flush();
-      if (i == 0 && !stall.isZero()) {
-        closing.await(stall.toMillis(), TimeUnit.MILLISECONDS);
+      write(out, "data: " + JSON.writeValueAsString(e) + "\r\n\r\n");
+      if (i == 0) {
+        pause(stall);
       }
     }
   }
@@ -551,14 +333,9 @@ public final class FakeGemini implements AutoCloseable {
      */
     static Script toolLoop(String toolName) {
       Objects.requireNonNull(toolName, "toolName");
-      return request -> {
-        Matcher m = STEPS.matcher(request.lastUserText());
-        int k = m.find() ? Integer.parseInt(m.group(1)) : 0;
-        if (request.functionResponsesSinceLastUserText() < k) {
-          return Reply.toolCall(toolName, "{}");
-        }
-        return Reply.text("done after " + k + " steps");
-      };
+      return request ->
+          toolLoopStep(
+              request.lastUserText(), request.functionResponsesSinceLastUserText(), toolName, Reply::toolCall, Reply::text);
     }
   }
 
@@ -611,21 +388,7 @@ public final class FakeGemini implements AutoCloseable {
       for (Call c : calls) {
         chars += c.name().length() + c.arguments().length();
       }
-      return Math.max(1, (chars + 3) / 4);
-    }
-
-    /** Splits text into the pieces streamed as events: words with their following whitespace. */
-    static List<String> pieces(String text) {
-      List<String> pieces = new ArrayList<>();
-      int start = 0;
-      for (int i = 1; i <= text.length(); i++) {
-        if (i == text.length()
-            || (Character.isWhitespace(text.charAt(i - 1)) && !Character.isWhitespace(text.charAt(i)))) {
-          pieces.add(text.substring(start, i));
-          start = i;
-        }
-      }
-      return pieces;
+      return tokensFor(chars);
     }
   }
 
@@ -730,7 +493,7 @@ public final class FakeGemini implements AutoCloseable {
               };
         }
       }
-      return Math.max(1, (chars + 3) / 4);
+      return tokensFor(chars);
     }
   }
 
@@ -816,16 +579,6 @@ public final class FakeGemini implements AutoCloseable {
     }
   }
 
-  private sealed interface Fault {
-    record Status(int status, int retryAfterSeconds) implements Fault {}
-
-    record Hang(Duration duration) implements Fault {}
-
-    record Malformed() implements Fault {}
-
-    record Stall(Duration duration) implements Fault {}
-  }
-
   // ---------------------------------------------------------------- command line
 
   /**
@@ -835,35 +588,6 @@ public final class FakeGemini implements AutoCloseable {
    * {@code --tool NAME} (the tool loop's tool, default {@code time_now}).
    */
   public static void main(String[] args) throws InterruptedException {
-    int port = 0;
-    long latencyMs = 0;
-    String tool = "time_now";
-    for (int i = 0; i < args.length; i++) {
-      String arg = args[i];
-      if (i + 1 >= args.length) {
-        throw usage("option " + arg + " needs a value");
-      }
-      String value = args[++i];
-      try {
-        switch (arg) {
-          case "--port" -> port = Integer.parseInt(value);
-          case "--latency-ms" -> latencyMs = Long.parseLong(value);
-          case "--tool" -> tool = value;
-          default -> throw usage("unknown option " + arg);
-        }
-      } catch (NumberFormatException e) {
-        throw usage("option " + arg + " expects a number, got \"" + value + "\"");
-      }
-    }
-    FakeGemini fake = start(port).latency(Duration.ofMillis(latencyMs)).script(Script.toolLoop(tool));
-    Runtime.getRuntime().addShutdownHook(new Thread(fake::close));
-    System.out.println(fake.baseUrl());
-    System.out.flush();
-    new CountDownLatch(1).await();
-  }
-
-  private static IllegalArgumentException usage(String problem) {
-    return new IllegalArgumentException(
-        problem + "; usage: FakeGemini [--port N] [--latency-ms N] [--tool NAME]");
+    runMain(args, "FakeGemini", (port, tool) -> start(port).script(Script.toolLoop(tool)));
   }
 }

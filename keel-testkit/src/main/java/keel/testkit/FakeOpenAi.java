@@ -1,27 +1,15 @@
 package keel.testkit;
 
-import io.javalin.Javalin;
+import io.javalin.config.RoutesConfig;
 import io.javalin.http.Context;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import tools.jackson.core.JacksonException;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.ObjectMapper;
-import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -35,50 +23,23 @@ import tools.jackson.databind.node.ObjectNode;
  * with {@code Retry-After}, 5xx, hangs, malformed bodies, a different reported model) can be
  * injected. It records the last {@value #RECORDED_LIMIT} requests it received.
  *
+ * <p>Injected errors have OpenAI's shape: 429 {@code rate_limit_exceeded}, 5xx {@code server_error},
+ * other statuses {@code invalid_request_error}, and 401 {@code invalid_api_key} when {@link
+ * #requireApiKey} is set and the bearer token differs.
+ *
  * <p>Thread-safe: requests are served on virtual threads, and the script, faults and records may be
  * changed from a test while it runs.
  */
-public final class FakeOpenAi implements AutoCloseable {
-
-  /*
-   * Design: one-shot faults sit in a FIFO queue; each request takes at most one, in arrival order,
-   * so "the next N requests" is exact even under concurrency. Everything mutable is guarded by
-   * `lock`, which is never held while a request sleeps or writes its response.
-   */
+public final class FakeOpenAi extends FakeServer<FakeOpenAi, FakeOpenAi.ChatRequest, FakeOpenAi.Script, FakeOpenAi.Reply> {
 
   /** How many received requests are kept for {@link #requests()}. */
-  public static final int RECORDED_LIMIT = 1000;
+  public static final int RECORDED_LIMIT = RECORD_LIMIT;
 
   /** The model name reported by {@code GET /v1/models} besides the models that were requested. */
   public static final String DEFAULT_MODEL = "gpt-4o-mini";
 
-  private static final ObjectMapper JSON = JsonMapper.builder().build();
-  private static final Pattern STEPS = Pattern.compile("steps=(\\d+)");
-
-  private final Javalin app;
-  private final CountDownLatch closing = new CountDownLatch(1);
-  private final AtomicLong requestCount = new AtomicLong();
-  private final AtomicLong responseIds = new AtomicLong();
-
-  private final ReentrantLock lock = new ReentrantLock();
-  // Guarded by lock: the script, the settings and faults below, and the recorded requests.
-  private Script script = Script.toolLoop("time_now");
-  private Duration latency = Duration.ZERO;
-  private String reportedModel; // null: report the requested model
-  private String expectedApiKey; // null: accept any key, or none
-  private final Deque<Fault> faults = new ArrayDeque<>();
-  private final Deque<ChatRequest> recorded = new ArrayDeque<>();
-
-  private FakeOpenAi(int port) {
-    this.app =
-        Javalin.create(
-            cfg -> {
-              cfg.concurrency.useVirtualThreads = true;
-              cfg.startup.showJavalinBanner = false;
-              cfg.routes.post("/v1/chat/completions", this::chatCompletions);
-              cfg.routes.get("/v1/models", this::models);
-            });
-    app.start("127.0.0.1", port);
+  private FakeOpenAi() {
+    super("/v1", () -> Script.toolLoop("time_now"), Script::answer);
   }
 
   /** Starts a fake server on 127.0.0.1 on a free port. */
@@ -88,167 +49,72 @@ public final class FakeOpenAi implements AutoCloseable {
 
   /** Starts a fake server on 127.0.0.1 on the given port ({@code 0} for a free one). */
   public static FakeOpenAi start(int port) {
-    if (port < 0 || port > 65535) {
-      throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
-    }
-    return new FakeOpenAi(port);
-  }
-
-  /** The port the server listens on. */
-  public int port() {
-    return app.port();
-  }
-
-  /** The OpenAI base URL of this server, e.g. {@code http://127.0.0.1:41234/v1}. */
-  public String baseUrl() {
-    return "http://127.0.0.1:" + port() + "/v1";
-  }
-
-  /** Replaces the script that answers requests. */
-  public FakeOpenAi script(Script script) {
-    Objects.requireNonNull(script, "script");
-    return locked(() -> this.script = script);
-  }
-
-  /** Delays every response by {@code latency} before it is written. */
-  public FakeOpenAi latency(Duration latency) {
-    if (latency.isNegative()) {
-      throw new IllegalArgumentException("latency cannot be negative, got " + latency);
-    }
-    return locked(() -> this.latency = latency);
+    return new FakeOpenAi().listen(port);
   }
 
   /**
-   * Reports {@code model} in every response instead of the requested model, as a provider whose
-   * served version drifted from the pinned one would.
+   * The next {@code n} requests answer 429 {@code rate_limit_exceeded} with {@code Retry-After:
+   * retryAfterSeconds}; unlike the other fakes, a negative delay is accepted and sends none.
    */
-  public FakeOpenAi reportModel(String model) {
-    Objects.requireNonNull(model, "model");
-    return locked(() -> this.reportedModel = model);
-  }
-
-  /** Answers 401 {@code invalid_api_key} to requests whose bearer token is not {@code apiKey}. */
-  public FakeOpenAi requireApiKey(String apiKey) {
-    Objects.requireNonNull(apiKey, "apiKey");
-    return locked(() -> this.expectedApiKey = apiKey);
-  }
-
-  /** The next {@code n} requests answer 429 with {@code Retry-After: retryAfterSeconds}. */
+  @Override
   public FakeOpenAi rateLimitNext(int n, int retryAfterSeconds) {
     return addFaults(n, new Fault.Status(429, retryAfterSeconds));
   }
 
-  /** The next {@code n} requests answer the HTTP error {@code status} (e.g. 500, 503, 400). */
-  public FakeOpenAi failNext(int n, int status) {
-    if (status < 400 || status > 599) {
-      throw new IllegalArgumentException("status must be an HTTP error (400-599), got " + status);
-    }
-    return addFaults(n, new Fault.Status(status, -1));
-  }
+  // ---------------------------------------------------------------- wire format
 
-  /**
-   * The next {@code n} requests hang for {@code duration} (or until {@link #close()}) before
-   * answering normally; use a duration longer than the client's timeout.
-   */
-  public FakeOpenAi hangNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Hang(duration));
-  }
-
-  /**
-   * The next {@code n} streamed requests send their first chunk, then stall for {@code duration} (or
-   * until {@link #close()}) before finishing; a request that is not streamed hangs instead.
-   */
-  public FakeOpenAi stallStreamNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Stall(duration));
-  }
-
-  /** The next {@code n} requests answer 200 with a body that is not valid JSON. */
-  public FakeOpenAi malformedNext(int n) {
-    return addFaults(n, new Fault.Malformed());
-  }
-
-  /** Restores the default script and settings, drops pending faults and forgets requests. */
-  public FakeOpenAi reset() {
-    return locked(
-        () -> {
-          script = Script.toolLoop("time_now");
-          latency = Duration.ZERO;
-          reportedModel = null;
-          expectedApiKey = null;
-          faults.clear();
-          recorded.clear();
-          requestCount.set(0);
-        });
-  }
-
-  /** The last requests received (at most {@value #RECORDED_LIMIT}), oldest first. */
-  public List<ChatRequest> requests() {
-    lock.lock();
-    try {
-      return List.copyOf(recorded);
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** The most recent request received. */
-  public Optional<ChatRequest> lastRequest() {
-    lock.lock();
-    try {
-      return Optional.ofNullable(recorded.peekLast());
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** How many chat completion requests were received since start (or the last reset). */
-  public long requestCount() {
-    return requestCount.get();
-  }
-
-  /** Stops the server; requests that hang are released first. */
   @Override
-  public void close() {
-    closing.countDown();
-    app.stop();
+  void routes(RoutesConfig routes) {
+    routes.post("/v1/chat/completions", ctx -> serve(ctx, () -> ChatRequest.parse(ctx.body())));
+    routes.get("/v1/models", this::models);
   }
 
-  private FakeOpenAi addFaults(int n, Fault fault) {
-    if (n < 0) {
-      throw new IllegalArgumentException("n cannot be negative, got " + n);
-    }
-    return locked(
-        () -> {
-          for (int i = 0; i < n; i++) {
-            faults.addLast(fault);
-          }
-        });
+  @Override
+  String requestedModel(ChatRequest request) {
+    return request.model();
   }
 
-  private FakeOpenAi locked(Runnable action) {
-    lock.lock();
-    try {
-      action.run();
-    } finally {
-      lock.unlock();
-    }
-    return this;
+  @Override
+  boolean streamed(ChatRequest request) {
+    return request.stream();
   }
 
-  // ---------------------------------------------------------------- handlers
+  @Override
+  boolean admit(Context ctx, ChatRequest request, String expectedApiKey) {
+    return OpenAiErrors.admit(ctx, expectedApiKey);
+  }
+
+  @Override
+  void rejectUnparsable(Context ctx, RuntimeException e) {
+    OpenAiErrors.write(
+        ctx, 400, "invalid_request_error", "invalid_request", "could not parse the request: " + e.getMessage(), -1);
+  }
+
+  @Override
+  void writeStatusFault(Context ctx, int status, int retryAfterSeconds) {
+    OpenAiErrors.injected(ctx, status, retryAfterSeconds);
+  }
+
+  @Override
+  void scriptFailed(Context ctx, RuntimeException e) {
+    OpenAiErrors.scriptFailed(ctx, e);
+  }
+
+  @Override
+  String malformedEvent() {
+    return "data: {\"id\": \"chatcmpl-broken\", \"choices\": [\n\n";
+  }
+
+  @Override
+  String malformedBody() {
+    return "{\"id\": \"chatcmpl-broken\", \"choices\": [";
+  }
 
   private void models(Context ctx) {
     ObjectNode body = JSON.createObjectNode();
     body.put("object", "list");
     ArrayNode data = body.putArray("data");
-    List<String> names = new ArrayList<>();
-    names.add(DEFAULT_MODEL);
-    for (ChatRequest r : requests()) {
-      if (!names.contains(r.model())) {
-        names.add(r.model());
-      }
-    }
-    for (String name : names) {
+    for (String name : modelNames(DEFAULT_MODEL)) {
       ObjectNode m = data.addObject();
       m.put("id", name);
       m.put("object", "model");
@@ -258,95 +124,16 @@ public final class FakeOpenAi implements AutoCloseable {
     ctx.contentType("application/json").result(JSON.writeValueAsString(body));
   }
 
-  private void chatCompletions(Context ctx) throws IOException, InterruptedException {
-    requestCount.incrementAndGet();
-    Script currentScript;
-    Duration currentLatency;
-    String currentReportedModel;
-    String currentApiKey;
-    Fault fault;
-    lock.lock();
-    try {
-      currentScript = script;
-      currentLatency = latency;
-      currentReportedModel = reportedModel;
-      currentApiKey = expectedApiKey;
-      fault = faults.pollFirst();
-    } finally {
-      lock.unlock();
-    }
-
-    ChatRequest request;
-    try {
-      request = ChatRequest.parse(ctx.body());
-    } catch (JacksonException | IllegalArgumentException e) {
-      error(ctx, 400, "invalid_request_error", "invalid_request", "could not parse the request: " + e.getMessage(), -1);
-      return;
-    }
-    lock.lock();
-    try {
-      recorded.addLast(request);
-      while (recorded.size() > RECORDED_LIMIT) {
-        recorded.removeFirst();
-      }
-    } finally {
-      lock.unlock();
-    }
-
-    if (!currentLatency.isZero()) {
-      closing.await(currentLatency.toMillis(), TimeUnit.MILLISECONDS);
-    }
-    if (currentApiKey != null
-        && !("Bearer " + currentApiKey).equals(ctx.header("Authorization"))) {
-      error(ctx, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.", -1);
-      return;
-    }
-    if (fault != null) {
-      switch (fault) {
-        case Fault.Status s -> {
-          if (s.status() == 429) {
-            error(ctx, 429, "requests", "rate_limit_exceeded", "Rate limit reached for requests.", s.retryAfterSeconds());
-          } else if (s.status() >= 500) {
-            error(ctx, s.status(), "server_error", null, "The server had an error while processing your request.", -1);
-          } else {
-            error(ctx, s.status(), "invalid_request_error", null, "The request was rejected (injected fault).", -1);
-          }
-          return;
-        }
-        case Fault.Hang h -> closing.await(h.duration().toMillis(), TimeUnit.MILLISECONDS);
-        case Fault.Stall st -> {
-          if (!request.stream()) {
-            closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
-          }
-        }
-        case Fault.Malformed m -> {
-          if (request.stream()) {
-            ctx.res().setContentType("text/event-stream");
-            OutputStream out = ctx.res().getOutputStream();
-            out.write("data: {\"id\": \"chatcmpl-broken\", \"choices\": [\n\n".getBytes(StandardCharsets.UTF_8));
-            out.flush();
-          } else {
-            ctx.contentType("application/json").result("{\"id\": \"chatcmpl-broken\", \"choices\": [");
-          }
-          return;
-        }
-      }
-    }
-
-    Reply reply;
-    try {
-      reply = currentScript.answer(request);
-    } catch (RuntimeException e) {
-      error(ctx, 500, "server_error", null, "the fake's script failed: " + e, -1);
-      return;
-    }
-    String model = currentReportedModel != null ? currentReportedModel : request.model();
-    String id = "chatcmpl-" + responseIds.incrementAndGet();
+  @Override
+  void reply(Context ctx, Exchange<ChatRequest, Reply> x) throws IOException, InterruptedException {
+    ChatRequest request = x.request();
+    Reply reply = x.reply();
+    String model = x.model();
+    String id = "chatcmpl-" + nextResponseId();
     long promptTokens = request.estimatedTokens();
     long completionTokens = reply.estimatedTokens();
     if (request.stream()) {
-      Duration stall = fault instanceof Fault.Stall st ? st.duration() : Duration.ZERO;
-      stream(ctx, request, reply, id, model, promptTokens, completionTokens, stall);
+      stream(ctx, request, reply, id, model, promptTokens, completionTokens, x.stall());
     } else {
       ObjectNode body = JSON.createObjectNode();
       body.put("id", id);
@@ -389,19 +176,14 @@ public final class FakeOpenAi implements AutoCloseable {
       long completionTokens,
       Duration stall)
       throws IOException, InterruptedException {
-    ctx.status(200);
-    ctx.res().setContentType("text/event-stream");
-    ctx.res().setHeader("Cache-Control", "no-cache");
-    OutputStream out = ctx.res().getOutputStream();
+    OutputStream out = openStream(ctx);
     ObjectNode first = chunk(id, model);
     ObjectNode firstDelta = ((ObjectNode) first.get("choices").get(0)).putObject("delta");
     firstDelta.put("role", "assistant");
     firstDelta.put("content", "");
     send(out, first);
-    if (!stall.isZero()) {
-      closing.await(stall.toMillis(), TimeUnit.MILLISECONDS);
-    }
-    for (String piece : Reply.pieces(reply.text())) {
+    pause(stall);
+    for (String piece : pieces(reply.text())) {
       ObjectNode c = chunk(id, model);
       ((ObjectNode) c.get("choices").get(0)).putObject("delta").put("content", piece);
       send(out, c);
@@ -443,8 +225,7 @@ public final class FakeOpenAi implements AutoCloseable {
       u.set("usage", usage(promptTokens, completionTokens, reply.cachedTokens()));
       send(out, u);
     }
-    out.write("data: [DONE]\n\n".getBytes(StandardCharsets.UTF_8));
-    out.flush();
+    write(out, "data: [DONE]\n\n");
   }
 
   private static ObjectNode chunk(String id, String model) {
@@ -460,8 +241,7 @@ public final class FakeOpenAi implements AutoCloseable {
   }
 
   private static void send(OutputStream out, ObjectNode chunk) throws IOException {
-    out.write(("data: " + JSON.writeValueAsString(chunk) + "\n\n").getBytes(StandardCharsets.UTF_8));
-    out.flush();
+    write(out, "data: " + JSON.writeValueAsString(chunk) + "\n\n");
   }
 
   private static ObjectNode usage(long prompt, long completion, long cached) {
@@ -472,24 +252,6 @@ public final class FakeOpenAi implements AutoCloseable {
     u.putObject("prompt_tokens_details").put("cached_tokens", Math.min(cached, prompt));
     u.putObject("completion_tokens_details").put("reasoning_tokens", 0);
     return u;
-  }
-
-  private static void error(
-      Context ctx, int status, String type, String code, String message, int retryAfterSeconds) {
-    ObjectNode body = JSON.createObjectNode();
-    ObjectNode error = body.putObject("error");
-    error.put("message", message);
-    error.put("type", type);
-    error.putNull("param");
-    if (code == null) {
-      error.putNull("code");
-    } else {
-      error.put("code", code);
-    }
-    if (retryAfterSeconds >= 0) {
-      ctx.header("Retry-After", Integer.toString(retryAfterSeconds));
-    }
-    ctx.status(status).contentType("application/json").result(JSON.writeValueAsString(body));
   }
 
   private static String callId(String responseId, int index) {
@@ -525,14 +287,9 @@ public final class FakeOpenAi implements AutoCloseable {
      */
     static Script toolLoop(String toolName) {
       Objects.requireNonNull(toolName, "toolName");
-      return request -> {
-        Matcher m = STEPS.matcher(request.lastUserText());
-        int k = m.find() ? Integer.parseInt(m.group(1)) : 0;
-        if (request.toolMessagesSinceLastUser() < k) {
-          return Reply.toolCall(toolName, "{}");
-        }
-        return Reply.text("done after " + k + " steps");
-      };
+      return request ->
+          toolLoopStep(
+              request.lastUserText(), request.toolMessagesSinceLastUser(), toolName, Reply::toolCall, Reply::text);
     }
   }
 
@@ -581,21 +338,7 @@ public final class FakeOpenAi implements AutoCloseable {
       for (Call c : calls) {
         chars += c.name().length() + c.arguments().length();
       }
-      return Math.max(1, (chars + 3) / 4);
-    }
-
-    /** Splits text into the pieces streamed as deltas: words with their following whitespace. */
-    static List<String> pieces(String text) {
-      List<String> pieces = new ArrayList<>();
-      int start = 0;
-      for (int i = 1; i <= text.length(); i++) {
-        if (i == text.length()
-            || (Character.isWhitespace(text.charAt(i - 1)) && !Character.isWhitespace(text.charAt(i)))) {
-          pieces.add(text.substring(start, i));
-          start = i;
-        }
-      }
-      return pieces;
+      return tokensFor(chars);
     }
   }
 
@@ -719,7 +462,7 @@ public final class FakeOpenAi implements AutoCloseable {
           chars += c.name().length() + c.arguments().length();
         }
       }
-      return Math.max(1, (chars + 3) / 4);
+      return tokensFor(chars);
     }
   }
 
@@ -750,16 +493,6 @@ public final class FakeOpenAi implements AutoCloseable {
     }
   }
 
-  private sealed interface Fault {
-    record Status(int status, int retryAfterSeconds) implements Fault {}
-
-    record Hang(Duration duration) implements Fault {}
-
-    record Malformed() implements Fault {}
-
-    record Stall(Duration duration) implements Fault {}
-  }
-
   // ---------------------------------------------------------------- command line
 
   /**
@@ -769,35 +502,6 @@ public final class FakeOpenAi implements AutoCloseable {
    * {@code --tool NAME} (the tool loop's tool, default {@code time_now}).
    */
   public static void main(String[] args) throws InterruptedException {
-    int port = 0;
-    long latencyMs = 0;
-    String tool = "time_now";
-    for (int i = 0; i < args.length; i++) {
-      String arg = args[i];
-      if (i + 1 >= args.length) {
-        throw usage("option " + arg + " needs a value");
-      }
-      String value = args[++i];
-      try {
-        switch (arg) {
-          case "--port" -> port = Integer.parseInt(value);
-          case "--latency-ms" -> latencyMs = Long.parseLong(value);
-          case "--tool" -> tool = value;
-          default -> throw usage("unknown option " + arg);
-        }
-      } catch (NumberFormatException e) {
-        throw usage("option " + arg + " expects a number, got \"" + value + "\"");
-      }
-    }
-    FakeOpenAi fake = start(port).latency(Duration.ofMillis(latencyMs)).script(Script.toolLoop(tool));
-    Runtime.getRuntime().addShutdownHook(new Thread(fake::close));
-    System.out.println(fake.baseUrl());
-    System.out.flush();
-    new CountDownLatch(1).await();
-  }
-
-  private static IllegalArgumentException usage(String problem) {
-    return new IllegalArgumentException(
-        problem + "; usage: FakeOpenAi [--port N] [--latency-ms N] [--tool NAME]");
+    runMain(args, "FakeOpenAi", (port, tool) -> start(port).script(Script.toolLoop(tool)));
   }
 }

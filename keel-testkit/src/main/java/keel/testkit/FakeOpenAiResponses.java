@@ -1,27 +1,16 @@
 package keel.testkit;
 
-import io.javalin.Javalin;
+import io.javalin.config.RoutesConfig;
 import io.javalin.http.Context;
 import java.io.IOException;
 import java.io.OutputStream;
-import java.nio.charset.StandardCharsets;
 import java.time.Duration;
-import java.util.ArrayDeque;
 import java.util.ArrayList;
-import java.util.Deque;
 import java.util.List;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.ReentrantLock;
-import java.util.regex.Matcher;
-import java.util.regex.Pattern;
-import tools.jackson.core.JacksonException;
+import java.util.function.Consumer;
 import tools.jackson.databind.JsonNode;
-import tools.jackson.databind.ObjectMapper;
-import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
 
@@ -44,43 +33,15 @@ import tools.jackson.databind.node.ObjectNode;
  * <p>Thread-safe: requests are served on virtual threads, and the script, faults and records may be
  * changed from a test while it runs.
  */
-public final class FakeOpenAiResponses implements AutoCloseable {
-
-  /*
-   * Design: as FakeOpenAi. One-shot faults sit in a FIFO queue; each request takes at most one, in
-   * arrival order. Everything mutable is guarded by `lock`, which is never held while a request
-   * sleeps or writes its response.
-   */
+public final class FakeOpenAiResponses
+    extends FakeServer<
+        FakeOpenAiResponses, FakeOpenAiResponses.ResponsesRequest, FakeOpenAiResponses.Script, FakeOpenAiResponses.Reply> {
 
   /** How many received requests are kept for {@link #requests()}. */
-  public static final int RECORDED_LIMIT = 1000;
+  public static final int RECORDED_LIMIT = RECORD_LIMIT;
 
-  private static final ObjectMapper JSON = JsonMapper.builder().build();
-  private static final Pattern STEPS = Pattern.compile("steps=(\\d+)");
-
-  private final Javalin app;
-  private final CountDownLatch closing = new CountDownLatch(1);
-  private final AtomicLong requestCount = new AtomicLong();
-  private final AtomicLong responseIds = new AtomicLong();
-
-  private final ReentrantLock lock = new ReentrantLock();
-  // Guarded by lock: the script, the settings and faults below, and the recorded requests.
-  private Script script = Script.toolLoop("time_now");
-  private Duration latency = Duration.ZERO;
-  private String reportedModel; // null: report the requested model
-  private String expectedApiKey; // null: accept any key, or none
-  private final Deque<Fault> faults = new ArrayDeque<>();
-  private final Deque<ResponsesRequest> recorded = new ArrayDeque<>();
-
-  private FakeOpenAiResponses(int port) {
-    this.app =
-        Javalin.create(
-            cfg -> {
-              cfg.concurrency.useVirtualThreads = true;
-              cfg.startup.showJavalinBanner = false;
-              cfg.routes.post("/v1/responses", this::responses);
-            });
-    app.start("127.0.0.1", port);
+  private FakeOpenAiResponses() {
+    super("/v1", () -> Script.toolLoop("time_now"), Script::answer);
   }
 
   /** Starts a fake server on 127.0.0.1 on a free port. */
@@ -90,244 +51,65 @@ public final class FakeOpenAiResponses implements AutoCloseable {
 
   /** Starts a fake server on 127.0.0.1 on the given port ({@code 0} for a free one). */
   public static FakeOpenAiResponses start(int port) {
-    if (port < 0 || port > 65535) {
-      throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
-    }
-    return new FakeOpenAiResponses(port);
+    return new FakeOpenAiResponses().listen(port);
   }
 
-  /** The port the server listens on. */
-  public int port() {
-    return app.port();
-  }
+  // ---------------------------------------------------------------- wire format
 
-  /** The OpenAI base URL of this server, e.g. {@code http://127.0.0.1:41234/v1}. */
-  public String baseUrl() {
-    return "http://127.0.0.1:" + port() + "/v1";
-  }
-
-  /** Replaces the script that answers requests. */
-  public FakeOpenAiResponses script(Script script) {
-    Objects.requireNonNull(script, "script");
-    return locked(() -> this.script = script);
-  }
-
-  /** Delays every response by {@code latency} before it is written. */
-  public FakeOpenAiResponses latency(Duration latency) {
-    if (latency.isNegative()) {
-      throw new IllegalArgumentException("latency cannot be negative, got " + latency);
-    }
-    return locked(() -> this.latency = latency);
-  }
-
-  /** Reports {@code model} in every response instead of the requested model. */
-  public FakeOpenAiResponses reportModel(String model) {
-    Objects.requireNonNull(model, "model");
-    return locked(() -> this.reportedModel = model);
-  }
-
-  /** Answers 401 {@code invalid_api_key} to requests whose bearer token is not {@code apiKey}. */
-  public FakeOpenAiResponses requireApiKey(String apiKey) {
-    Objects.requireNonNull(apiKey, "apiKey");
-    return locked(() -> this.expectedApiKey = apiKey);
-  }
-
-  /** The next {@code n} requests answer 429 with {@code Retry-After: retryAfterSeconds}. */
-  public FakeOpenAiResponses rateLimitNext(int n, int retryAfterSeconds) {
-    if (retryAfterSeconds < 0) {
-      throw new IllegalArgumentException("retryAfterSeconds cannot be negative, got " + retryAfterSeconds);
-    }
-    return addFaults(n, new Fault.Status(429, retryAfterSeconds));
-  }
-
-  /** The next {@code n} requests answer the HTTP error {@code status} (e.g. 500, 503, 400). */
-  public FakeOpenAiResponses failNext(int n, int status) {
-    if (status < 400 || status > 599) {
-      throw new IllegalArgumentException("status must be an HTTP error (400-599), got " + status);
-    }
-    return addFaults(n, new Fault.Status(status, -1));
-  }
-
-  /**
-   * The next {@code n} requests hang for {@code duration} (or until {@link #close()}) before
-   * answering normally; use a duration longer than the client's timeout.
-   */
-  public FakeOpenAiResponses hangNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Hang(duration));
-  }
-
-  /**
-   * The next {@code n} streamed requests send {@code response.created}, then stall for {@code
-   * duration} (or until {@link #close()}) before finishing; a request that is not streamed hangs.
-   */
-  public FakeOpenAiResponses stallStreamNext(int n, Duration duration) {
-    return addFaults(n, new Fault.Stall(duration));
-  }
-
-  /** The next {@code n} requests answer 200 with a body (or event) that is not valid JSON. */
-  public FakeOpenAiResponses malformedNext(int n) {
-    return addFaults(n, new Fault.Malformed());
-  }
-
-  /** Restores the default script and settings, drops pending faults and forgets requests. */
-  public FakeOpenAiResponses reset() {
-    return locked(
-        () -> {
-          script = Script.toolLoop("time_now");
-          latency = Duration.ZERO;
-          reportedModel = null;
-          expectedApiKey = null;
-          faults.clear();
-          recorded.clear();
-          requestCount.set(0);
-        });
-  }
-
-  /** The last requests received (at most {@value #RECORDED_LIMIT}), oldest first. */
-  public List<ResponsesRequest> requests() {
-    lock.lock();
-    try {
-      return List.copyOf(recorded);
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** The most recent request received. */
-  public Optional<ResponsesRequest> lastRequest() {
-    lock.lock();
-    try {
-      return Optional.ofNullable(recorded.peekLast());
-    } finally {
-      lock.unlock();
-    }
-  }
-
-  /** How many requests were received since start (or the last reset). */
-  public long requestCount() {
-    return requestCount.get();
-  }
-
-  /** Stops the server; requests that hang are released first. */
   @Override
-  public void close() {
-    closing.countDown();
-    app.stop();
+  void routes(RoutesConfig routes) {
+    routes.post("/v1/responses", ctx -> serve(ctx, () -> ResponsesRequest.parse(ctx.body())));
   }
 
-  private FakeOpenAiResponses addFaults(int n, Fault fault) {
-    if (n < 0) {
-      throw new IllegalArgumentException("n cannot be negative, got " + n);
-    }
-    return locked(
-        () -> {
-          for (int i = 0; i < n; i++) {
-            faults.addLast(fault);
-          }
-        });
+  @Override
+  String requestedModel(ResponsesRequest request) {
+    return request.model();
   }
 
-  private FakeOpenAiResponses locked(Runnable action) {
-    lock.lock();
-    try {
-      action.run();
-    } finally {
-      lock.unlock();
-    }
-    return this;
+  @Override
+  boolean streamed(ResponsesRequest request) {
+    return request.stream();
   }
 
-  // ---------------------------------------------------------------- handler
+  @Override
+  boolean admit(Context ctx, ResponsesRequest request, String expectedApiKey) {
+    return OpenAiErrors.admit(ctx, expectedApiKey);
+  }
 
-  private void responses(Context ctx) throws IOException, InterruptedException {
-    requestCount.incrementAndGet();
-    Script currentScript;
-    Duration currentLatency;
-    String currentReportedModel;
-    String currentApiKey;
-    Fault fault;
-    lock.lock();
-    try {
-      currentScript = script;
-      currentLatency = latency;
-      currentReportedModel = reportedModel;
-      currentApiKey = expectedApiKey;
-      fault = faults.pollFirst();
-    } finally {
-      lock.unlock();
-    }
+  @Override
+  void rejectUnparsable(Context ctx, RuntimeException e) {
+    OpenAiErrors.write(ctx, 400, "invalid_request_error", null, "could not parse the request: " + e.getMessage(), -1);
+  }
 
-    ResponsesRequest request;
-    try {
-      request = ResponsesRequest.parse(ctx.body());
-    } catch (JacksonException | IllegalArgumentException e) {
-      error(ctx, 400, "invalid_request_error", null, "could not parse the request: " + e.getMessage(), -1);
-      return;
-    }
-    lock.lock();
-    try {
-      recorded.addLast(request);
-      while (recorded.size() > RECORDED_LIMIT) {
-        recorded.removeFirst();
-      }
-    } finally {
-      lock.unlock();
-    }
+  @Override
+  void writeStatusFault(Context ctx, int status, int retryAfterSeconds) {
+    OpenAiErrors.injected(ctx, status, retryAfterSeconds);
+  }
 
-    if (!currentLatency.isZero()) {
-      closing.await(currentLatency.toMillis(), TimeUnit.MILLISECONDS);
-    }
-    if (currentApiKey != null && !("Bearer " + currentApiKey).equals(ctx.header("Authorization"))) {
-      error(ctx, 401, "invalid_request_error", "invalid_api_key", "Incorrect API key provided.", -1);
-      return;
-    }
-    if (fault != null) {
-      switch (fault) {
-        case Fault.Status s -> {
-          if (s.status() == 429) {
-            error(ctx, 429, "requests", "rate_limit_exceeded", "Rate limit reached for requests.", s.retryAfterSeconds());
-          } else if (s.status() >= 500) {
-            error(ctx, s.status(), "server_error", null, "The server had an error while processing your request.", -1);
-          } else {
-            error(ctx, s.status(), "invalid_request_error", null, "The request was rejected (injected fault).", -1);
-          }
-          return;
-        }
-        case Fault.Hang h -> closing.await(h.duration().toMillis(), TimeUnit.MILLISECONDS);
-        case Fault.Stall st -> {
-          if (!request.stream()) {
-            closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
-          }
-        }
-        case Fault.Malformed m -> {
-          if (request.stream()) {
-            ctx.res().setContentType("text/event-stream");
-            OutputStream out = ctx.res().getOutputStream();
-            out.write(
-                "event: response.created\ndata: {\"type\": \"response.created\", \"response\": {\n\n"
-                    .getBytes(StandardCharsets.UTF_8));
-            out.flush();
-          } else {
-            ctx.contentType("application/json").result("{\"id\": \"resp_broken\", \"output\": [");
-          }
-          return;
-        }
-      }
-    }
+  @Override
+  void scriptFailed(Context ctx, RuntimeException e) {
+    OpenAiErrors.scriptFailed(ctx, e);
+  }
 
-    Reply reply;
-    try {
-      reply = currentScript.answer(request);
-    } catch (RuntimeException e) {
-      error(ctx, 500, "server_error", null, "the fake's script failed: " + e, -1);
-      return;
-    }
-    String model = currentReportedModel != null ? currentReportedModel : request.model();
-    long n = responseIds.incrementAndGet();
-    Answer answer = new Answer("resp_fake" + n, n, model, request, reply, request.estimatedTokens(), reply.estimatedTokens());
+  @Override
+  String malformedEvent() {
+    return "event: response.created\ndata: {\"type\": \"response.created\", \"response\": {\n\n";
+  }
+
+  @Override
+  String malformedBody() {
+    return "{\"id\": \"resp_broken\", \"output\": [";
+  }
+
+  @Override
+  void reply(Context ctx, Exchange<ResponsesRequest, Reply> x) throws IOException, InterruptedException {
+    ResponsesRequest request = x.request();
+    Reply reply = x.reply();
+    long n = nextResponseId();
+    Answer answer =
+        new Answer("resp_fake" + n, n, x.model(), request, reply, request.estimatedTokens(), reply.estimatedTokens());
     if (request.stream()) {
-      Duration stall = fault instanceof Fault.Stall st ? st.duration() : Duration.ZERO;
-      stream(ctx, answer, stall);
+      stream(ctx, answer, x.stall());
     } else {
       ctx.contentType("application/json").result(JSON.writeValueAsString(answer.response("completed", true)));
     }
@@ -420,14 +202,9 @@ public final class FakeOpenAiResponses implements AutoCloseable {
   }
 
   private void stream(Context ctx, Answer a, Duration stall) throws IOException, InterruptedException {
-    ctx.status(200);
-    ctx.res().setContentType("text/event-stream");
-    ctx.res().setHeader("Cache-Control", "no-cache");
-    Events events = new Events(ctx.res().getOutputStream());
+    Events events = new Events(openStream(ctx));
     events.send("response.created", e -> e.set("response", a.response("in_progress", false)));
-    if (!stall.isZero()) {
-      closing.await(stall.toMillis(), TimeUnit.MILLISECONDS);
-    }
+    pause(stall);
     events.send("response.in_progress", e -> e.set("response", a.response("in_progress", false)));
     int outputIndex = 0;
     Reply reply = a.reply();
@@ -437,7 +214,7 @@ public final class FakeOpenAiResponses implements AutoCloseable {
       events.send(
           "response.content_part.added",
           e -> e.put("item_id", a.messageId()).put("output_index", index).put("content_index", 0).set("part", outputText("")));
-      for (String piece : Reply.pieces(reply.text())) {
+      for (String piece : pieces(reply.text())) {
         events.send(
             "response.output_text.delta",
             e -> e.put("item_id", a.messageId()).put("output_index", index).put("content_index", 0).put("delta", piece).putArray("logprobs"));
@@ -480,32 +257,13 @@ public final class FakeOpenAiResponses implements AutoCloseable {
       this.out = out;
     }
 
-    void send(String type, java.util.function.Consumer<ObjectNode> fill) throws IOException {
+    void send(String type, Consumer<ObjectNode> fill) throws IOException {
       ObjectNode e = JSON.createObjectNode();
       e.put("type", type);
       e.put("sequence_number", sequence++);
       fill.accept(e);
-      out.write(("event: " + type + "\ndata: " + JSON.writeValueAsString(e) + "\n\n").getBytes(StandardCharsets.UTF_8));
-      out.flush();
+      write(out, "event: " + type + "\ndata: " + JSON.writeValueAsString(e) + "\n\n");
     }
-  }
-
-  private static void error(
-      Context ctx, int status, String type, String code, String message, int retryAfterSeconds) {
-    ObjectNode body = JSON.createObjectNode();
-    ObjectNode error = body.putObject("error");
-    error.put("message", message);
-    error.put("type", type);
-    error.putNull("param");
-    if (code == null) {
-      error.putNull("code");
-    } else {
-      error.put("code", code);
-    }
-    if (retryAfterSeconds >= 0) {
-      ctx.header("Retry-After", Integer.toString(retryAfterSeconds));
-    }
-    ctx.status(status).contentType("application/json").result(JSON.writeValueAsString(body));
   }
 
   // ---------------------------------------------------------------- API types
@@ -534,14 +292,9 @@ public final class FakeOpenAiResponses implements AutoCloseable {
      */
     static Script toolLoop(String toolName) {
       Objects.requireNonNull(toolName, "toolName");
-      return request -> {
-        Matcher m = STEPS.matcher(request.lastUserText());
-        int k = m.find() ? Integer.parseInt(m.group(1)) : 0;
-        if (request.functionOutputsSinceLastUser() < k) {
-          return Reply.toolCall(toolName, "{}");
-        }
-        return Reply.text("done after " + k + " steps");
-      };
+      return request ->
+          toolLoopStep(
+              request.lastUserText(), request.functionOutputsSinceLastUser(), toolName, Reply::toolCall, Reply::text);
     }
   }
 
@@ -591,21 +344,7 @@ public final class FakeOpenAiResponses implements AutoCloseable {
       for (Call c : calls) {
         chars += c.name().length() + c.arguments().length();
       }
-      return Math.max(1, (chars + 3) / 4);
-    }
-
-    /** Splits text into the pieces streamed as deltas: words with their following whitespace. */
-    static List<String> pieces(String text) {
-      List<String> pieces = new ArrayList<>();
-      int start = 0;
-      for (int i = 1; i <= text.length(); i++) {
-        if (i == text.length()
-            || (Character.isWhitespace(text.charAt(i - 1)) && !Character.isWhitespace(text.charAt(i)))) {
-          pieces.add(text.substring(start, i));
-          start = i;
-        }
-      }
-      return pieces;
+      return tokensFor(chars);
     }
   }
 
@@ -717,7 +456,7 @@ public final class FakeOpenAiResponses implements AutoCloseable {
               case InputItem.FunctionCallOutput o -> o.output().length();
             };
       }
-      return Math.max(1, (chars + 3) / 4);
+      return tokensFor(chars);
     }
   }
 
@@ -777,15 +516,5 @@ public final class FakeOpenAiResponses implements AutoCloseable {
       }
       return sb.toString();
     }
-  }
-
-  private sealed interface Fault {
-    record Status(int status, int retryAfterSeconds) implements Fault {}
-
-    record Hang(Duration duration) implements Fault {}
-
-    record Malformed() implements Fault {}
-
-    record Stall(Duration duration) implements Fault {}
   }
 }
