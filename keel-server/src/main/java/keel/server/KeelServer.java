@@ -76,8 +76,6 @@ public final class KeelServer implements AutoCloseable {
         cfg.http.maxRequestSize = 16L * 1024 * 1024;
         cfg.jetty.host = config.host();
         cfg.jetty.port = config.port();
-        // open event streams end when the server stops; stopping never waits longer than this
-        cfg.jetty.modifyServer(jetty -> jetty.setStopTimeout(5_000));
         api.install(cfg);
       });
       app.start();

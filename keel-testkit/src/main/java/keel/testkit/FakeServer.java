@@ -108,8 +108,6 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
             cfg -> {
               cfg.concurrency.useVirtualThreads = true;
               cfg.startup.showJavalinBanner = false;
-              // a bounded graceful stop: a test's close() never waits long on open exchanges
-              cfg.jetty.modifyServer(jetty -> jetty.setStopTimeout(2_000));
               routes(cfg.routes);
             });
     server.start("127.0.0.1", port);
