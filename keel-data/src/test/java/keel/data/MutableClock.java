@@ -11,9 +11,15 @@ import java.util.concurrent.atomic.AtomicLong;
 public final class MutableClock extends Clock {
 
   private final AtomicLong millis;
+  private final ZoneId zone;
 
   public MutableClock(Instant start) {
-    this.millis = new AtomicLong(start.toEpochMilli());
+    this(new AtomicLong(start.toEpochMilli()), ZoneOffset.UTC);
+  }
+
+  private MutableClock(AtomicLong millis, ZoneId zone) {
+    this.millis = millis;
+    this.zone = zone;
   }
 
   public void advance(Duration d) {
@@ -22,12 +28,13 @@ public final class MutableClock extends Clock {
 
   @Override
   public ZoneId getZone() {
-    return ZoneOffset.UTC;
+    return zone;
   }
 
+  /** The same moving time seen in another zone: advancing either clock advances both. */
   @Override
-  public Clock withZone(ZoneId zone) {
-    throw new UnsupportedOperationException("a test clock is always UTC");
+  public Clock withZone(ZoneId newZone) {
+    return new MutableClock(millis, newZone);
   }
 
   @Override
