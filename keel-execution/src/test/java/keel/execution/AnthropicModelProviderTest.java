@@ -13,58 +13,148 @@ import keel.core.Message;
 import keel.core.ToolCall;
 import keel.testkit.FakeAnthropic;
 import keel.testkit.FakeAnthropic.Block;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
-class AnthropicModelProviderTest {
+class AnthropicModelProviderTest extends ModelProviderContract {
 
   private static final String KEY = "sk-ant-test-secret-0123456789";
   private static final String INSTRUCTIONS = "You help. " + "Be precise and brief. ".repeat(20);
 
   private FakeAnthropic fake;
-  private AnthropicModelProvider provider;
 
-  @BeforeEach
-  void start() {
+  @Override
+  protected Fake startFake() {
     fake = FakeAnthropic.start();
-    provider = new AnthropicModelProvider(Map.of("ANTHROPIC_API_KEY", KEY), Duration.ofSeconds(5));
+    return fake();
   }
 
-  @AfterEach
-  void stop() {
-    fake.close();
+  @Override
+  protected Fake fake() {
+    FakeAnthropic f = fake;
+    return new Fake() {
+      @Override public String baseUrl() { return f.baseUrl(); }
+      @Override public void scriptText(String text) { f.script(FakeAnthropic.Script.text(text)); }
+      @Override public void scriptToolLoop(String toolName) { f.script(FakeAnthropic.Script.toolLoop(toolName)); }
+      @Override public void reportModel(String model) { f.reportModel(model); }
+      @Override public void requireApiKey(String apiKey) { f.requireApiKey(apiKey); }
+      @Override public void rateLimitNext(int n, int retryAfterSeconds) { f.rateLimitNext(n, retryAfterSeconds); }
+      @Override public void failNext(int n, int status) { f.failNext(n, status); }
+      @Override public void hangNext(int n, Duration duration) { f.hangNext(n, duration); }
+      @Override public void stallStreamNext(int n, Duration duration) { f.stallStreamNext(n, duration); }
+      @Override public void malformedNext(int n) { f.malformedNext(n); }
+      @Override public long requestCount() { return f.requestCount(); }
+      @Override public String lastJson() { return f.lastRequest().orElseThrow().json(); }
+      @Override public String lastModel() { return f.lastRequest().orElseThrow().model(); }
+      @Override public Optional<Double> lastTemperature() { return f.lastRequest().orElseThrow().temperature(); }
+      @Override public boolean lastStreamed() { return f.lastRequest().orElseThrow().stream(); }
+      @Override public void close() { f.close(); }
+    };
   }
 
-  private AgentDescriptor.ModelSpec spec(Optional<String> pinned, Optional<Double> temperature, Optional<String> baseUrl) {
+  @Override
+  protected ModelProvider newProvider(Map<String, String> env, Duration timeout) {
+    return new AnthropicModelProvider(env, timeout);
+  }
+
+  @Override
+  protected ModelProvider newProvider(Map<String, String> env) {
+    return new AnthropicModelProvider(env);
+  }
+
+  @Override
+  protected String key() {
+    return KEY;
+  }
+
+  @Override
+  protected String keyVariable() {
+    return "ANTHROPIC_API_KEY";
+  }
+
+  @Override
+  protected String baseUrlVariable() {
+    return "ANTHROPIC_BASE_URL";
+  }
+
+  @Override
+  protected String providerName() {
+    return AnthropicModelProvider.NAME;
+  }
+
+  @Override
+  protected String defaultBaseUrl() {
+    return AnthropicModelProvider.DEFAULT_BASE_URL;
+  }
+
+  @Override
+  protected AgentDescriptor.ModelSpec spec(
+      Optional<String> pinned, Optional<Double> temperature, Optional<String> baseUrl) {
     return new AgentDescriptor.ModelSpec(
-        "anthropic",
-        "claude-test",
-        pinned,
-        baseUrl,
-        temperature,
-        AgentDescriptor.OnDrift.WARN,
-        Optional.empty(),
-        List.of());
+        "anthropic", "claude-test", pinned, baseUrl, temperature, AgentDescriptor.OnDrift.WARN, Optional.empty(), List.of());
   }
 
-  private ModelRequest request(List<Message> conversation, List<ToolSpec> tools) {
-    return new ModelRequest(
-        "helper",
-        "s-1",
-        spec(Optional.empty(), Optional.empty(), Optional.of(fake.baseUrl())),
-        INSTRUCTIONS,
-        conversation,
-        tools,
-        0);
+  @Override
+  protected String modelName() {
+    return "claude-test";
   }
 
-  private ModelRequest hello() {
-    return request(List.of(new Message.User("hello")), List.of());
+  @Override
+  protected String endpointPath() {
+    return "/messages";
+  }
+
+  @Override
+  protected String toolCallIdPrefix() {
+    return "toolu_";
+  }
+
+  @Override
+  protected Drift drift() {
+    return new Drift("20250505", "claude-test-20250505", "claude-test-20990101");
+  }
+
+  /** Long enough to be worth a cache marker. */
+  @Override
+  protected String instructions() {
+    return INSTRUCTIONS;
+  }
+
+  @Override
+  protected void assertTextAnswerUsageAndWire(ModelResponse response) {
+    assertThat(response.usage().outputTokens()).isEqualTo(("Hi there, friend.".length() + 3) / 4);
+    assertThat(response.usage().inputTokens() + response.usage().cacheWriteTokens()).isPositive();
+    FakeAnthropic.MessagesRequest sent = fake.lastRequest().orElseThrow();
+    assertThat(sent.apiKey()).contains(KEY);
+    assertThat(sent.anthropicVersion()).isNotEmpty();
+    assertThat(sent.maxTokens()).isEqualTo(AnthropicModelProvider.DEFAULT_MAX_TOKENS);
+    assertThat(sent.system()).containsExactly(new Block.Text(INSTRUCTIONS, true));
+    assertThat(sent.messages()).extracting(FakeAnthropic.WireMessage::role).containsExactly("user");
+    assertThat(sent.messages().getFirst().text()).isEqualTo("hello");
+  }
+
+  @Override
+  protected void assertRateLimitedDetail(ModelFailure failure) {
+    assertThat(failure.getMessage()).contains("rate_limit_error");
+  }
+
+  @Override
+  protected void assertBadRequestDetail(ModelFailure failure) {
+    assertThat(failure.getMessage()).contains("HTTP 400").contains("invalid_request_error");
+  }
+
+  @Override
+  protected int scheduleOwnFaults() {
+    fake.overloadNext(1).failNext(1, 500).overloadMidStreamNext(1).cutStreamNext(1).failNext(1, 401);
+    return 5;
+  }
+
+  @Override
+  protected void assertPlaceholderKeySent() {
+    assertThat(fake.lastRequest().orElseThrow().apiKey()).contains(AnthropicModelProvider.PLACEHOLDER_KEY);
   }
 
   private static ToolSpec weather() {
@@ -82,50 +172,6 @@ class AnthropicModelProviderTest {
 
   private static ToolSpec clock() {
     return new ToolSpec("time_now", "The current time.", "{\"type\":\"object\",\"properties\":{}}");
-  }
-
-  private static ModelFailure failure(Runnable call) {
-    try {
-      call.run();
-    } catch (ModelFailure f) {
-      return f;
-    }
-    throw new AssertionError("expected a ModelFailure");
-  }
-
-  private static void assertNoKey(ModelFailure f) {
-    for (Throwable t = f; t != null; t = t.getCause()) {
-      assertThat(String.valueOf(t.getMessage())).doesNotContain(KEY);
-    }
-  }
-
-  @Test
-  void textAnswer_isReturnedWithVersionAndUsage() {
-    fake.script(FakeAnthropic.Script.text("Hi there, friend."));
-    ModelResponse response = provider.complete(hello(), ModelStream.NONE);
-    assertThat(response.text()).isEqualTo("Hi there, friend.");
-    assertThat(response.toolCalls()).isEmpty();
-    assertThat(response.modelVersion()).isEqualTo("claude-test");
-    assertThat(response.usage().outputTokens()).isEqualTo(("Hi there, friend.".length() + 3) / 4);
-    assertThat(response.usage().inputTokens() + response.usage().cacheWriteTokens()).isPositive();
-
-    FakeAnthropic.MessagesRequest sent = fake.lastRequest().orElseThrow();
-    assertThat(sent.model()).isEqualTo("claude-test");
-    assertThat(sent.apiKey()).contains(KEY);
-    assertThat(sent.anthropicVersion()).isNotEmpty();
-    assertThat(sent.stream()).isTrue();
-    assertThat(sent.maxTokens()).isEqualTo(AnthropicModelProvider.DEFAULT_MAX_TOKENS);
-    assertThat(sent.system()).containsExactly(new Block.Text(INSTRUCTIONS, true));
-    assertThat(sent.messages()).extracting(FakeAnthropic.WireMessage::role).containsExactly("user");
-    assertThat(sent.messages().getFirst().text()).isEqualTo("hello");
-  }
-
-  @Test
-  void requests_areSentCompact_notPrettyPrinted() {
-    fake.script(FakeAnthropic.Script.text("ok"));
-    provider.complete(hello(), ModelStream.NONE);
-    String body = fake.lastRequest().orElseThrow().json();
-    assertThat(body).doesNotContain("\n  ").doesNotContain("\" : ");
   }
 
   @Test
@@ -231,47 +277,6 @@ class AnthropicModelProviderTest {
   }
 
   @Test
-  void streaming_deliversPiecesInOrder_andTheResponseIsTheirConcatenation() {
-    fake.script(FakeAnthropic.Script.text("one two three four five six"));
-    List<String> pieces = new ArrayList<>();
-    ModelResponse response = provider.complete(hello(), pieces::add);
-    assertThat(pieces).hasSizeGreaterThan(1);
-    assertThat(pieces.getFirst()).isEqualTo("one ");
-    assertThat(String.join("", pieces)).isEqualTo(response.text()).isEqualTo("one two three four five six");
-  }
-
-  @Test
-  void aSubscriberThatThrows_doesNotFailTheCall() {
-    fake.script(FakeAnthropic.Script.text("one two three"));
-    ModelResponse response =
-        provider.complete(
-            hello(),
-            text -> {
-              throw new IllegalStateException("subscriber bug");
-            });
-    assertThat(response.text()).isEqualTo("one two three");
-  }
-
-  @Test
-  void reportedVersion_isTheServersEvenWhenItDrifted_andThePinIsRequested() {
-    fake.reportModel("claude-test-20990101");
-    ModelRequest pinned =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            spec(Optional.of("20250505"), Optional.of(0.25), Optional.of(fake.baseUrl())),
-            "You help.",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelResponse response = provider.complete(pinned, ModelStream.NONE);
-    assertThat(response.modelVersion()).isEqualTo("claude-test-20990101");
-    FakeAnthropic.MessagesRequest sent = fake.lastRequest().orElseThrow();
-    assertThat(sent.model()).isEqualTo("claude-test-20250505");
-    assertThat(sent.temperature()).contains(0.25);
-  }
-
-  @Test
   void aPinThatIsAFullModelId_isRequestedAsIs() {
     ModelRequest pinned =
         new ModelRequest(
@@ -286,22 +291,9 @@ class AnthropicModelProviderTest {
     assertThat(fake.lastRequest().orElseThrow().model()).isEqualTo("claude-test-20240229");
   }
 
-  @Test
-  void rateLimited_isRateLimitedWithRetryAfter() {
-    fake.rateLimitNext(1, 17);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.RATE_LIMITED);
-    assertThat(f.retryAfter()).contains(Duration.ofSeconds(17));
-    assertThat(f.retryable()).isTrue();
-    assertThat(f.getMessage())
-        .contains("anthropic provider")
-        .contains(fake.baseUrl() + "/messages")
-        .contains("rate_limit_error");
-    assertThat(fake.requestCount()).as("LangChain4j must not retry by itself").isEqualTo(1);
-  }
-
+  // HTTP 500 is in the contract.
   @ParameterizedTest(name = "HTTP {0} is transient")
-  @ValueSource(ints = {500, 503, 529})
+  @ValueSource(ints = {503, 529})
   void serverErrorsAndOverload_areTransient_andNotRetriedByLangChain4j(int status) {
     fake.failNext(1, status);
     ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
@@ -321,23 +313,6 @@ class AnthropicModelProviderTest {
   }
 
   @Test
-  void badRequest_isPermanent_withAnthropicsMessage() {
-    fake.failNext(1, 400);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.retryable()).isFalse();
-    assertThat(f.getMessage()).contains("HTTP 400").contains("invalid_request_error");
-  }
-
-  @Test
-  void malformedJson_isInvalidResponse() {
-    fake.malformedNext(1);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.INVALID_RESPONSE);
-    assertThat(f.getMessage()).contains("anthropic provider");
-  }
-
-  @Test
   void aStreamCutBeforeMessageStop_isInvalidResponse_andDoesNotWaitForTheTimeout() {
     fake.script(FakeAnthropic.Script.text("one two three")).cutStreamNext(1);
     List<String> pieces = new ArrayList<>();
@@ -350,111 +325,11 @@ class AnthropicModelProviderTest {
   }
 
   @Test
-  void hang_isTransientAfterTheTimeout() {
-    AnthropicModelProvider impatient =
-        new AnthropicModelProvider(Map.of("ANTHROPIC_API_KEY", KEY), Duration.ofMillis(500));
-    fake.hangNext(1, Duration.ofSeconds(30));
-    long start = System.nanoTime();
-    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
-  }
-
-  @Test
-  void streamStalledAfterItsHeaders_isTransientAfterTheTimeout() {
-    AnthropicModelProvider impatient =
-        new AnthropicModelProvider(Map.of("ANTHROPIC_API_KEY", KEY), Duration.ofMillis(500));
-    fake.stallStreamNext(1, Duration.ofSeconds(30));
-    long start = System.nanoTime();
-    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(f.getMessage()).contains("no complete answer within");
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
-  }
-
-  @Test
-  void connectionRefused_isTransient() {
-    String deadUrl = fake.baseUrl();
-    fake.close();
-    ModelRequest request =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            spec(Optional.empty(), Optional.empty(), Optional.of(deadUrl)),
-            "",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelFailure f = failure(() -> provider.complete(request, ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertNoKey(f);
-    fake = FakeAnthropic.start(); // for @AfterEach
-  }
-
-  @Test
-  void refusedKey_isPermanent_andTheKeyNeverAppears() {
-    fake.requireApiKey("another-key");
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.getMessage()).contains("ANTHROPIC_API_KEY").doesNotContain(KEY);
-    assertNoKey(f);
-  }
-
-  @Test
-  void failuresOfEveryKind_neverContainTheKey() {
-    fake.rateLimitNext(1, 1).overloadNext(1).failNext(1, 500).malformedNext(1).failNext(1, 400).overloadMidStreamNext(1)
-        .cutStreamNext(1).failNext(1, 401);
-    for (int i = 0; i < 8; i++) {
-      assertNoKey(failure(() -> provider.complete(hello(), ModelStream.NONE)));
-    }
-  }
-
-  @Test
-  void missingKey_forAnthropicItself_isPermanentWithoutSendingAnything() {
-    AnthropicModelProvider keyless = new AnthropicModelProvider(Map.of());
-    ModelRequest request =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            spec(Optional.empty(), Optional.empty(), Optional.empty()),
-            "",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelFailure f = failure(() -> keyless.complete(request, ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.getMessage())
-        .contains("ANTHROPIC_API_KEY is not set")
-        .contains(AnthropicModelProvider.DEFAULT_BASE_URL);
-  }
-
-  @Test
-  void missingKey_forAnotherServer_sendsAPlaceholder_andTheBaseUrlComesFromTheEnvironment() {
-    AnthropicModelProvider keyless = new AnthropicModelProvider(Map.of("ANTHROPIC_BASE_URL", fake.baseUrl()));
-    ModelRequest request =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            spec(Optional.empty(), Optional.empty(), Optional.empty()),
-            "",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    assertThat(keyless.complete(request, ModelStream.NONE).text()).isEqualTo("done after 0 steps");
-    assertThat(fake.lastRequest().orElseThrow().apiKey()).contains(AnthropicModelProvider.PLACEHOLDER_KEY);
-  }
-
-  @Test
   void badToolSchema_isPermanent_andNamesTheTool() {
     ToolSpec broken = new ToolSpec("broken", "Broken.", "{not json");
     ModelFailure f = failure(() -> provider.complete(request(List.of(new Message.User("hi")), List.of(broken)), ModelStream.NONE));
     assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
     assertThat(f.getMessage()).contains("tool broken");
     assertThat(fake.requestCount()).isZero();
-  }
-
-  @Test
-  void name_isAnthropic() {
-    assertThat(provider.name()).isEqualTo("anthropic").isEqualTo(AnthropicModelProvider.NAME);
   }
 }

@@ -12,28 +12,84 @@ import keel.core.Content;
 import keel.core.Message;
 import keel.core.ToolCall;
 import keel.testkit.FakeGemini;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
-class GeminiModelProviderTest {
+class GeminiModelProviderTest extends ModelProviderContract {
 
   private static final String KEY = "AIza-test-secret-0123456789";
 
   private FakeGemini fake;
-  private GeminiModelProvider provider;
 
-  @BeforeEach
-  void start() {
+  @Override
+  protected Fake startFake() {
     fake = FakeGemini.start();
-    provider = new GeminiModelProvider(Map.of("GEMINI_API_KEY", KEY), Duration.ofSeconds(5));
+    return fake();
   }
 
-  @AfterEach
-  void stop() {
-    fake.close();
+  @Override
+  protected Fake fake() {
+    FakeGemini f = fake;
+    return new Fake() {
+      @Override public String baseUrl() { return f.baseUrl(); }
+      @Override public void scriptText(String text) { f.script(FakeGemini.Script.text(text)); }
+      @Override public void scriptToolLoop(String toolName) { f.script(FakeGemini.Script.toolLoop(toolName)); }
+      @Override public void reportModel(String model) { f.reportModel(model); }
+      @Override public void requireApiKey(String apiKey) { f.requireApiKey(apiKey); }
+      @Override public void rateLimitNext(int n, int retryAfterSeconds) { f.rateLimitNext(n, retryAfterSeconds); }
+      @Override public void failNext(int n, int status) { f.failNext(n, status); }
+      @Override public void hangNext(int n, Duration duration) { f.hangNext(n, duration); }
+      @Override public void stallStreamNext(int n, Duration duration) { f.stallStreamNext(n, duration); }
+      @Override public void malformedNext(int n) { f.malformedNext(n); }
+      @Override public long requestCount() { return f.requestCount(); }
+      @Override public String lastJson() { return f.lastRequest().orElseThrow().json(); }
+      @Override public String lastModel() { return f.lastRequest().orElseThrow().model(); }
+      @Override public Optional<Double> lastTemperature() { return f.lastRequest().orElseThrow().temperature(); }
+      @Override public boolean lastStreamed() { return f.lastRequest().orElseThrow().stream(); }
+      @Override public void close() { f.close(); }
+    };
+  }
+
+  @Override
+  protected ModelProvider newProvider(Map<String, String> env, Duration timeout) {
+    return new GeminiModelProvider(env, timeout);
+  }
+
+  @Override
+  protected ModelProvider newProvider(Map<String, String> env) {
+    return new GeminiModelProvider(env);
+  }
+
+  @Override
+  protected String key() {
+    return KEY;
+  }
+
+  @Override
+  protected String keyVariable() {
+    return "GEMINI_API_KEY";
+  }
+
+  @Override
+  protected String baseUrlVariable() {
+    return "GEMINI_BASE_URL";
+  }
+
+  @Override
+  protected String providerName() {
+    return GeminiModelProvider.NAME;
+  }
+
+  @Override
+  protected String defaultBaseUrl() {
+    return GeminiModelProvider.DEFAULT_BASE_URL;
+  }
+
+  @Override
+  protected AgentDescriptor.ModelSpec spec(
+      Optional<String> pinned, Optional<Double> temperature, Optional<String> baseUrl) {
+    return spec("gemini-test", pinned, baseUrl, temperature);
   }
 
   private AgentDescriptor.ModelSpec spec(Optional<String> pinned, Optional<Double> temperature) {
@@ -46,56 +102,51 @@ class GeminiModelProviderTest {
         "gemini", name, pinned, baseUrl, temperature, AgentDescriptor.OnDrift.WARN, Optional.empty(), List.of());
   }
 
-  private ModelRequest request(List<Message> conversation, List<ToolSpec> tools) {
-    return new ModelRequest(
-        "helper", "s-1", spec(Optional.empty(), Optional.empty()), "You help.", conversation, tools, 0);
+  @Override
+  protected String modelName() {
+    return "gemini-test";
   }
 
-  private ModelRequest hello() {
-    return request(List.of(new Message.User("hello")), List.of());
+  @Override
+  protected String endpointPath() {
+    return "/models/gemini-test:streamGenerateContent";
   }
 
-  private static ModelFailure failure(Runnable call) {
-    try {
-      call.run();
-    } catch (ModelFailure f) {
-      return f;
-    }
-    throw new AssertionError("expected a ModelFailure");
+  @Override
+  protected String toolCallIdPrefix() {
+    return "call_";
   }
 
-  private static void assertKeyAbsent(Throwable failure) {
-    for (Throwable t = failure; t != null; t = t.getCause()) {
-      assertThat(String.valueOf(t.getMessage())).doesNotContain(KEY);
-      assertThat(String.valueOf(t)).doesNotContain(KEY);
-    }
+  @Override
+  protected Drift drift() {
+    return new Drift("002", "gemini-test-002", "gemini-test-099");
   }
 
-  @Test
-  void requests_areSentCompact_notPrettyPrinted() {
-    fake.script(FakeGemini.Script.text("ok"));
-    provider.complete(hello(), ModelStream.NONE);
-    String body = fake.lastRequest().orElseThrow().json();
-    assertThat(body).doesNotContain("\n  ").doesNotContain("\" : ");
-  }
-
-  @Test
-  void textAnswer_isReturnedWithVersionAndUsage() {
-    fake.script(FakeGemini.Script.text("Hi there, friend."));
-    ModelResponse response = provider.complete(hello(), ModelStream.NONE);
-    assertThat(response.text()).isEqualTo("Hi there, friend.");
-    assertThat(response.toolCalls()).isEmpty();
-    assertThat(response.modelVersion()).isEqualTo("gemini-test");
+  @Override
+  protected void assertTextAnswerUsageAndWire(ModelResponse response) {
     // deterministic: ceil(chars / 4) of instructions and input, and of the answer
     assertThat(response.usage().inputTokens()).isEqualTo(("You help.".length() + "hello".length() + 3) / 4);
     assertThat(response.usage().outputTokens()).isEqualTo(("Hi there, friend.".length() + 3) / 4);
-
     FakeGemini.GenerateRequest sent = fake.lastRequest().orElseThrow();
-    assertThat(sent.model()).isEqualTo("gemini-test");
-    assertThat(sent.stream()).isTrue();
     assertThat(sent.systemInstruction()).contains("You help.");
     assertThat(sent.contents()).extracting(FakeGemini.WireContent::role).containsExactly("user");
     assertThat(sent.contents().getFirst().text()).isEqualTo("hello");
+  }
+
+  @Override
+  protected void assertRateLimitedDetail(ModelFailure failure) {
+    assertThat(failure.getMessage()).contains("RESOURCE_EXHAUSTED");
+  }
+
+  @Override
+  protected void assertBadRequestDetail(ModelFailure failure) {
+    assertThat(failure.getMessage()).contains("INVALID_ARGUMENT");
+  }
+
+  @Override
+  protected int scheduleOwnFaults() {
+    fake.failNext(1, 403);
+    return 1;
   }
 
   @Test
@@ -172,16 +223,6 @@ class GeminiModelProviderTest {
   }
 
   @Test
-  void streaming_deliversPiecesInOrder_andTheResponseIsTheirConcatenation() {
-    fake.script(FakeGemini.Script.text("one two three four five six"));
-    List<String> pieces = new ArrayList<>();
-    ModelResponse response = provider.complete(hello(), pieces::add);
-    assertThat(pieces).hasSizeGreaterThan(1);
-    assertThat(pieces.getFirst()).isEqualTo("one ");
-    assertThat(String.join("", pieces)).isEqualTo(response.text()).isEqualTo("one two three four five six");
-  }
-
-  @Test
   void defaultToolLoop_runsToItsEnd() {
     List<Message> conversation = new ArrayList<>(List.of(new Message.User("go steps=2")));
     ToolSpec timeNow = new ToolSpec("time_now", "The time.", "{\"type\":\"object\"}");
@@ -201,25 +242,6 @@ class GeminiModelProviderTest {
   }
 
   @Test
-  void reportedVersion_isTheServersEvenWhenItDrifted() {
-    fake.reportModel("gemini-test-099");
-    ModelRequest pinned =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            spec(Optional.of("002"), Optional.of(0.25)),
-            "You help.",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelResponse response = provider.complete(pinned, ModelStream.NONE);
-    assertThat(response.modelVersion()).isEqualTo("gemini-test-099");
-    FakeGemini.GenerateRequest sent = fake.lastRequest().orElseThrow();
-    assertThat(sent.model()).isEqualTo("gemini-test-002");
-    assertThat(sent.temperature()).contains(0.25);
-  }
-
-  @Test
   void requestedModel_followsThePinRule_andDropsAModelsPrefix() {
     assertThat(GeminiModelProvider.requestedModel(spec(Optional.empty(), Optional.empty()))).isEqualTo("gemini-test");
     assertThat(GeminiModelProvider.requestedModel(spec(Optional.of("002"), Optional.empty())))
@@ -231,21 +253,7 @@ class GeminiModelProviderTest {
   }
 
   @Test
-  void rateLimited_isRateLimitedWithRetryAfter() {
-    fake.rateLimitNext(1, 17);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.RATE_LIMITED);
-    assertThat(f.retryAfter()).contains(Duration.ofSeconds(17));
-    assertThat(f.retryable()).isTrue();
-    assertThat(f.getMessage())
-        .contains("gemini provider")
-        .contains(fake.baseUrl() + "/models/gemini-test:streamGenerateContent")
-        .contains("RESOURCE_EXHAUSTED");
-    assertThat(fake.requestCount()).as("LangChain4j must not retry by itself").isEqualTo(1);
-  }
-
-  @Test
-  void serverErrors_areTransient_andNotRetriedByLangChain4j() {
+  void serverErrors_areTransient_andNameGooglesStatus() {
     fake.failNext(1, 500).failNext(1, 503);
     ModelFailure internal = failure(() -> provider.complete(hello(), ModelStream.NONE));
     assertThat(internal.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
@@ -257,100 +265,19 @@ class GeminiModelProviderTest {
     assertThat(provider.complete(hello(), ModelStream.NONE).text()).isEqualTo("done after 0 steps");
   }
 
+  // HTTP 400 is in the contract.
   @Test
-  void badRequestAndForbidden_arePermanent() {
-    fake.failNext(1, 400).failNext(1, 403);
-    ModelFailure invalid = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(invalid.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(invalid.getMessage()).contains("INVALID_ARGUMENT");
+  void forbidden_isPermanent() {
+    fake.failNext(1, 403);
     ModelFailure forbidden = failure(() -> provider.complete(hello(), ModelStream.NONE));
     assertThat(forbidden.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
     assertThat(forbidden.retryable()).isFalse();
   }
 
+  // A refused key is in the contract.
   @Test
-  void malformedJson_isInvalidResponse() {
-    fake.malformedNext(1);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.INVALID_RESPONSE);
-    assertThat(f.getMessage()).contains("gemini provider");
-  }
-
-  @Test
-  void hang_isTransientAfterTheTimeout() {
-    GeminiModelProvider impatient = new GeminiModelProvider(Map.of("GEMINI_API_KEY", KEY), Duration.ofMillis(500));
-    fake.hangNext(1, Duration.ofSeconds(30));
-    long start = System.nanoTime();
-    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
-  }
-
-  @Test
-  void streamStalledAfterItsFirstEvent_isTransientAfterTheTimeout() {
-    GeminiModelProvider impatient = new GeminiModelProvider(Map.of("GEMINI_API_KEY", KEY), Duration.ofMillis(500));
-    fake.script(FakeGemini.Script.text("one two three"));
-    fake.stallStreamNext(1, Duration.ofSeconds(30));
-    long start = System.nanoTime();
-    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(f.getMessage()).contains("no complete answer within");
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
-  }
-
-  @Test
-  void connectionRefused_isTransient() {
-    String deadUrl = fake.baseUrl();
-    fake.close();
-    ModelRequest request =
-        new ModelRequest(
-            "helper", "s-1", spec("gemini-test", Optional.empty(), Optional.of(deadUrl), Optional.empty()),
-            "", List.of(new Message.User("hello")), List.of(), 0);
-    ModelFailure f = failure(() -> provider.complete(request, ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertKeyAbsent(f);
-    fake = FakeGemini.start(); // for @AfterEach
-  }
-
-  @Test
-  void theKey_isSentInTheGoogleHeader_andARefusedKeyIsPermanentWithoutTheKey() {
+  void theKey_isSentInTheGoogleHeader() {
     fake.requireApiKey(KEY);
     assertThat(provider.complete(hello(), ModelStream.NONE).text()).isEqualTo("done after 0 steps");
-    fake.requireApiKey("another-key");
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.getMessage()).contains("GEMINI_API_KEY");
-    assertKeyAbsent(f);
-  }
-
-  @Test
-  void failuresOfEveryKind_neverContainTheKey() {
-    fake.rateLimitNext(1, 1).failNext(1, 503).malformedNext(1).failNext(1, 400).failNext(1, 403);
-    for (int i = 0; i < 5; i++) {
-      assertKeyAbsent(failure(() -> provider.complete(hello(), ModelStream.NONE)));
-    }
-  }
-
-  @Test
-  void missingKey_forGoogleItself_isPermanentWithoutSendingAnything() {
-    GeminiModelProvider keyless = new GeminiModelProvider(Map.of());
-    ModelRequest request =
-        new ModelRequest(
-            "helper", "s-1", spec("gemini-test", Optional.empty(), Optional.empty(), Optional.empty()),
-            "", List.of(new Message.User("hello")), List.of(), 0);
-    ModelFailure f = failure(() -> keyless.complete(request, ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.getMessage()).contains("GEMINI_API_KEY is not set").contains(GeminiModelProvider.DEFAULT_BASE_URL);
-  }
-
-  @Test
-  void missingKey_forALocalServer_sendsAPlaceholder_fromGeminiBaseUrl() {
-    GeminiModelProvider keyless = new GeminiModelProvider(Map.of("GEMINI_BASE_URL", fake.baseUrl()));
-    ModelRequest request =
-        new ModelRequest(
-            "helper", "s-1", spec("gemini-test", Optional.empty(), Optional.empty(), Optional.empty()),
-            "", List.of(new Message.User("hello")), List.of(), 0);
-    assertThat(keyless.complete(request, ModelStream.NONE).text()).isEqualTo("done after 0 steps");
-    assertThat(keyless.name()).isEqualTo("gemini").isEqualTo(GeminiModelProvider.NAME);
   }
 }

@@ -14,75 +14,117 @@ import keel.core.KeelException;
 import keel.core.Message;
 import keel.core.ToolCall;
 import keel.testkit.FakeOpenAi;
-import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 
-class OpenAiModelProviderTest {
+class OpenAiModelProviderTest extends ModelProviderContract {
 
   private static final String KEY = "sk-test-secret-0123456789";
 
   private FakeOpenAi fake;
-  private OpenAiModelProvider provider;
 
-  @BeforeEach
-  void start() {
+  @Override
+  protected Fake startFake() {
     fake = FakeOpenAi.start();
-    provider = new OpenAiModelProvider(Map.of("OPENAI_API_KEY", KEY), Duration.ofSeconds(5));
+    return fake();
   }
 
-  @AfterEach
-  void stop() {
-    fake.close();
+  @Override
+  protected Fake fake() {
+    FakeOpenAi f = fake;
+    return new Fake() {
+      @Override public String baseUrl() { return f.baseUrl(); }
+      @Override public void scriptText(String text) { f.script(FakeOpenAi.Script.text(text)); }
+      @Override public void scriptToolLoop(String toolName) { f.script(FakeOpenAi.Script.toolLoop(toolName)); }
+      @Override public void reportModel(String model) { f.reportModel(model); }
+      @Override public void requireApiKey(String apiKey) { f.requireApiKey(apiKey); }
+      @Override public void rateLimitNext(int n, int retryAfterSeconds) { f.rateLimitNext(n, retryAfterSeconds); }
+      @Override public void failNext(int n, int status) { f.failNext(n, status); }
+      @Override public void hangNext(int n, Duration duration) { f.hangNext(n, duration); }
+      @Override public void stallStreamNext(int n, Duration duration) { f.stallStreamNext(n, duration); }
+      @Override public void malformedNext(int n) { f.malformedNext(n); }
+      @Override public long requestCount() { return f.requestCount(); }
+      @Override public String lastJson() { return f.lastRequest().orElseThrow().json(); }
+      @Override public String lastModel() { return f.lastRequest().orElseThrow().model(); }
+      @Override public Optional<Double> lastTemperature() { return f.lastRequest().orElseThrow().temperature(); }
+      @Override public boolean lastStreamed() { return f.lastRequest().orElseThrow().stream(); }
+      @Override public void close() { f.close(); }
+    };
+  }
+
+  @Override
+  protected ModelProvider newProvider(Map<String, String> env, Duration timeout) {
+    return new OpenAiModelProvider(env, timeout);
+  }
+
+  @Override
+  protected ModelProvider newProvider(Map<String, String> env) {
+    return new OpenAiModelProvider(env);
+  }
+
+  @Override
+  protected String key() {
+    return KEY;
+  }
+
+  @Override
+  protected String keyVariable() {
+    return "OPENAI_API_KEY";
+  }
+
+  @Override
+  protected String baseUrlVariable() {
+    return "OPENAI_BASE_URL";
+  }
+
+  @Override
+  protected String providerName() {
+    return OpenAiModelProvider.NAME;
+  }
+
+  @Override
+  protected String defaultBaseUrl() {
+    return OpenAiModelProvider.DEFAULT_BASE_URL;
+  }
+
+  @Override
+  protected AgentDescriptor.ModelSpec spec(
+      Optional<String> pinned, Optional<Double> temperature, Optional<String> baseUrl) {
+    return new AgentDescriptor.ModelSpec(
+        "openai", "gpt-test", pinned, baseUrl, temperature, AgentDescriptor.OnDrift.WARN, Optional.empty(), List.of());
   }
 
   private AgentDescriptor.ModelSpec spec(Optional<String> pinned, Optional<Double> temperature) {
-    return new AgentDescriptor.ModelSpec(
-        "openai",
-        "gpt-test",
-        pinned,
-        Optional.of(fake.baseUrl()),
-        temperature,
-        AgentDescriptor.OnDrift.WARN,
-        Optional.empty(),
-        List.of());
+    return spec(pinned, temperature, Optional.of(fake.baseUrl()));
   }
 
-  private ModelRequest request(List<Message> conversation, List<ToolSpec> tools) {
-    return new ModelRequest(
-        "helper", "s-1", spec(Optional.empty(), Optional.empty()), "You help.", conversation, tools, 0);
+  @Override
+  protected String modelName() {
+    return "gpt-test";
   }
 
-  private ModelRequest hello() {
-    return request(List.of(new Message.User("hello")), List.of());
+  @Override
+  protected String endpointPath() {
+    return "/chat/completions";
   }
 
-  private static ModelFailure failure(Runnable call) {
-    try {
-      call.run();
-    } catch (ModelFailure f) {
-      return f;
-    }
-    throw new AssertionError("expected a ModelFailure");
+  @Override
+  protected String toolCallIdPrefix() {
+    return "call_";
   }
 
-  @Test
-  void textAnswer_isReturnedWithVersionAndUsage() {
-    fake.script(FakeOpenAi.Script.text("Hi there, friend."));
-    ModelResponse response = provider.complete(hello(), ModelStream.NONE);
-    assertThat(response.text()).isEqualTo("Hi there, friend.");
-    assertThat(response.toolCalls()).isEmpty();
-    assertThat(response.modelVersion()).isEqualTo("gpt-test");
+  @Override
+  protected Drift drift() {
+    return new Drift("2025-05-05", "gpt-test-2025-05-05", "gpt-test-2099-01-01");
+  }
+
+  @Override
+  protected void assertTextAnswerUsageAndWire(ModelResponse response) {
     assertThat(response.usage().inputTokens()).isPositive();
-    assertThat(response.usage().outputTokens()).isPositive();
-
     FakeOpenAi.ChatRequest sent = fake.lastRequest().orElseThrow();
-    assertThat(sent.model()).isEqualTo("gpt-test");
     assertThat(sent.messages()).extracting(FakeOpenAi.WireMessage::role).containsExactly("system", "user");
     assertThat(sent.messages().getFirst().content()).isEqualTo("You help.");
-    assertThat(sent.stream()).isTrue();
   }
 
   @Test
@@ -90,14 +132,6 @@ class OpenAiModelProviderTest {
     fake.script(FakeOpenAi.Script.text("ok"));
     provider.complete(hello(), ModelStream.NONE);
     assertThat(fake.lastRequest().orElseThrow().json()).contains("\"prompt_cache_key\":\"keel:" );
-  }
-
-  @Test
-  void requests_areSentCompact_notPrettyPrinted() {
-    fake.script(FakeOpenAi.Script.text("ok"));
-    provider.complete(hello(), ModelStream.NONE);
-    String body = fake.lastRequest().orElseThrow().json();
-    assertThat(body).doesNotContain("\n  ").doesNotContain(": ");
   }
 
   @Test
@@ -168,180 +202,12 @@ class OpenAiModelProviderTest {
   }
 
   @Test
-  void streaming_deliversPiecesInOrder_andTheResponseIsTheirConcatenation() {
-    fake.script(FakeOpenAi.Script.text("one two three four five six"));
-    List<String> pieces = new ArrayList<>();
-    ModelResponse response = provider.complete(hello(), pieces::add);
-    assertThat(pieces).hasSizeGreaterThan(1);
-    assertThat(pieces.getFirst()).isEqualTo("one ");
-    assertThat(String.join("", pieces)).isEqualTo(response.text()).isEqualTo("one two three four five six");
-  }
-
-  @Test
-  void reportedVersion_isTheServersEvenWhenItDrifted() {
-    fake.reportModel("gpt-test-2099-01-01");
-    ModelRequest pinned =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            spec(Optional.of("2025-05-05"), Optional.of(0.25)),
-            "You help.",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelResponse response = provider.complete(pinned, ModelStream.NONE);
-    assertThat(response.modelVersion()).isEqualTo("gpt-test-2099-01-01");
-    FakeOpenAi.ChatRequest sent = fake.lastRequest().orElseThrow();
-    assertThat(sent.model()).isEqualTo("gpt-test-2025-05-05");
-    assertThat(sent.temperature()).contains(0.25);
-  }
-
-  @Test
   void requestedModel_followsThePinRule() {
     assertThat(OpenAiModelProvider.requestedModel(spec(Optional.empty(), Optional.empty()))).isEqualTo("gpt-test");
     assertThat(OpenAiModelProvider.requestedModel(spec(Optional.of("2025-05-05"), Optional.empty())))
         .isEqualTo("gpt-test-2025-05-05");
     assertThat(OpenAiModelProvider.requestedModel(spec(Optional.of("gpt-test-0613"), Optional.empty())))
         .isEqualTo("gpt-test-0613");
-  }
-
-  @Test
-  void rateLimited_isRateLimitedWithRetryAfter() {
-    fake.rateLimitNext(1, 17);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.RATE_LIMITED);
-    assertThat(f.retryAfter()).contains(Duration.ofSeconds(17));
-    assertThat(f.retryable()).isTrue();
-    assertThat(f.getMessage()).contains("openai provider").contains(fake.baseUrl() + "/chat/completions");
-    assertThat(fake.requestCount()).as("LangChain4j must not retry by itself").isEqualTo(1);
-  }
-
-  @Test
-  void serverError_isTransient_andNotRetriedByLangChain4j() {
-    fake.failNext(1, 500);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(f.getMessage()).contains("HTTP 500").contains(fake.baseUrl());
-    assertThat(fake.requestCount()).isEqualTo(1);
-    // the next call succeeds
-    assertThat(provider.complete(hello(), ModelStream.NONE).text()).isEqualTo("done after 0 steps");
-  }
-
-  @Test
-  void badRequest_isPermanent() {
-    fake.failNext(1, 400);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.retryable()).isFalse();
-  }
-
-  @Test
-  void malformedJson_isInvalidResponse() {
-    fake.malformedNext(1);
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.INVALID_RESPONSE);
-    assertThat(f.getMessage()).contains("openai provider");
-  }
-
-  @Test
-  void hang_isTransientAfterTheTimeout() {
-    OpenAiModelProvider impatient =
-        new OpenAiModelProvider(Map.of("OPENAI_API_KEY", KEY), Duration.ofMillis(500));
-    fake.hangNext(1, Duration.ofSeconds(30));
-    long start = System.nanoTime();
-    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
-  }
-
-  @Test
-  void streamStalledAfterItsHeaders_isTransientAfterTheTimeout() {
-    OpenAiModelProvider impatient =
-        new OpenAiModelProvider(Map.of("OPENAI_API_KEY", KEY), Duration.ofMillis(500));
-    fake.stallStreamNext(1, Duration.ofSeconds(30));
-    long start = System.nanoTime();
-    ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    assertThat(f.getMessage()).contains("no complete answer within");
-    assertThat(Duration.ofNanos(System.nanoTime() - start)).isLessThan(Duration.ofSeconds(10));
-  }
-
-  @Test
-  void connectionRefused_isTransient() {
-    String deadUrl = fake.baseUrl();
-    fake.close();
-    ModelRequest request =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            new AgentDescriptor.ModelSpec(
-                "openai", "gpt-test", Optional.empty(), Optional.of(deadUrl), Optional.empty(),
-                AgentDescriptor.OnDrift.WARN, Optional.empty(), List.of()),
-            "",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelFailure f = failure(() -> provider.complete(request, ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.TRANSIENT);
-    fake = FakeOpenAi.start(); // for @AfterEach
-  }
-
-  @Test
-  void refusedKey_isPermanent_andTheKeyNeverAppears() {
-    fake.requireApiKey("another-key");
-    ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.getMessage()).contains("OPENAI_API_KEY").doesNotContain(KEY);
-    for (Throwable t = f; t != null; t = t.getCause()) {
-      assertThat(String.valueOf(t.getMessage())).doesNotContain(KEY);
-    }
-  }
-
-  @Test
-  void failuresOfEveryKind_neverContainTheKey() {
-    fake.rateLimitNext(1, 1).failNext(1, 503).malformedNext(1).failNext(1, 400);
-    for (int i = 0; i < 4; i++) {
-      ModelFailure f = failure(() -> provider.complete(hello(), ModelStream.NONE));
-      for (Throwable t = f; t != null; t = t.getCause()) {
-        assertThat(String.valueOf(t.getMessage())).doesNotContain(KEY);
-      }
-    }
-  }
-
-  @Test
-  void missingKey_forOpenAiItself_isPermanentWithoutSendingAnything() {
-    OpenAiModelProvider keyless = new OpenAiModelProvider(Map.of());
-    ModelRequest request =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            new AgentDescriptor.ModelSpec(
-                "openai", "gpt-test", Optional.empty(), Optional.empty(), Optional.empty(),
-                AgentDescriptor.OnDrift.WARN, Optional.empty(), List.of()),
-            "",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    ModelFailure f = failure(() -> keyless.complete(request, ModelStream.NONE));
-    assertThat(f.kind()).isEqualTo(ModelFailure.Kind.PERMANENT);
-    assertThat(f.getMessage()).contains("OPENAI_API_KEY is not set").contains(OpenAiModelProvider.DEFAULT_BASE_URL);
-  }
-
-  @Test
-  void missingKey_forALocalServer_sendsAPlaceholder() {
-    OpenAiModelProvider keyless = new OpenAiModelProvider(Map.of("OPENAI_BASE_URL", fake.baseUrl()));
-    ModelRequest request =
-        new ModelRequest(
-            "helper",
-            "s-1",
-            new AgentDescriptor.ModelSpec(
-                "openai", "gpt-test", Optional.empty(), Optional.empty(), Optional.empty(),
-                AgentDescriptor.OnDrift.WARN, Optional.empty(), List.of()),
-            "",
-            List.of(new Message.User("hello")),
-            List.of(),
-            0);
-    assertThat(keyless.complete(request, ModelStream.NONE).text()).isEqualTo("done after 0 steps");
   }
 
   @Test
