@@ -23,32 +23,9 @@ class GeminiModelProviderTest extends ModelProviderContract {
   private FakeGemini fake;
 
   @Override
-  protected Fake startFake() {
+  protected FakeGemini startFake() {
     fake = FakeGemini.start();
-    return fake();
-  }
-
-  @Override
-  protected Fake fake() {
-    FakeGemini f = fake;
-    return new Fake() {
-      @Override public String baseUrl() { return f.baseUrl(); }
-      @Override public void scriptText(String text) { f.script(FakeGemini.Script.text(text)); }
-      @Override public void scriptToolLoop(String toolName) { f.script(FakeGemini.Script.toolLoop(toolName)); }
-      @Override public void reportModel(String model) { f.reportModel(model); }
-      @Override public void requireApiKey(String apiKey) { f.requireApiKey(apiKey); }
-      @Override public void rateLimitNext(int n, int retryAfterSeconds) { f.rateLimitNext(n, retryAfterSeconds); }
-      @Override public void failNext(int n, int status) { f.failNext(n, status); }
-      @Override public void hangNext(int n, Duration duration) { f.hangNext(n, duration); }
-      @Override public void stallStreamNext(int n, Duration duration) { f.stallStreamNext(n, duration); }
-      @Override public void malformedNext(int n) { f.malformedNext(n); }
-      @Override public long requestCount() { return f.requestCount(); }
-      @Override public String lastJson() { return f.lastRequest().orElseThrow().json(); }
-      @Override public String lastModel() { return f.lastRequest().orElseThrow().model(); }
-      @Override public Optional<Double> lastTemperature() { return f.lastRequest().orElseThrow().temperature(); }
-      @Override public boolean lastStreamed() { return f.lastRequest().orElseThrow().stream(); }
-      @Override public void close() { f.close(); }
-    };
+    return fake;
   }
 
   @Override

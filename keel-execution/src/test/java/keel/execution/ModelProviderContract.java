@@ -11,6 +11,7 @@ import keel.core.AgentDescriptor;
 import keel.core.Content;
 import keel.core.Message;
 import keel.core.ToolCall;
+import keel.testkit.FakeModelServer;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
@@ -22,43 +23,7 @@ import org.junit.jupiter.api.Test;
  */
 abstract class ModelProviderContract {
 
-  /** What the contract drives on a fake; the fakes share these methods but no public type. */
-  interface Fake extends AutoCloseable {
-    String baseUrl();
 
-    void scriptText(String text);
-
-    void scriptToolLoop(String toolName);
-
-    void reportModel(String model);
-
-    void requireApiKey(String apiKey);
-
-    void rateLimitNext(int n, int retryAfterSeconds);
-
-    void failNext(int n, int status);
-
-    void hangNext(int n, Duration duration);
-
-    void stallStreamNext(int n, Duration duration);
-
-    void malformedNext(int n);
-
-    long requestCount();
-
-    /** The last request's body as sent. */
-    String lastJson();
-
-    /** The model the last request asked for. */
-    String lastModel();
-
-    Optional<Double> lastTemperature();
-
-    boolean lastStreamed();
-
-    @Override
-    void close();
-  }
 
   /** A pinned version, the model it requests, and a later version the server reports instead. */
   record Drift(String pin, String requestedModel, String reportedModel) {}
@@ -67,11 +32,20 @@ abstract class ModelProviderContract {
 
   // ---------------------------------------------------------------- what a subclass supplies
 
-  /** Starts a fresh fake, remembered by the subclass for its own tests. */
-  protected abstract Fake startFake();
+  private FakeModelServer fake;
 
-  /** The fake started last. */
-  protected abstract Fake fake();
+  /** Starts a fresh fake, which the subclass may also keep for its wire-specific tests. */
+  protected abstract FakeModelServer startFake();
+
+  /** The fake started for this test. */
+  protected final FakeModelServer fake() {
+    return fake;
+  }
+
+  /** What the fake's last request said. */
+  protected final FakeModelServer.Recorded lastRequest() {
+    return fake.lastRecorded().orElseThrow();
+  }
 
   /** The provider under test, built from this environment. */
   protected abstract ModelProvider newProvider(Map<String, String> env, Duration timeout);
@@ -134,7 +108,7 @@ abstract class ModelProviderContract {
 
   @BeforeEach
   void startFakeAndProvider() {
-    startFake();
+    fake = startFake();
     provider = newProvider(Map.of(keyVariable(), key()), Duration.ofSeconds(5));
   }
 
@@ -189,22 +163,22 @@ abstract class ModelProviderContract {
 
   @Test
   void textAnswer_isReturnedWithVersionAndUsage() {
-    fake().scriptText("Hi there, friend.");
+    fake().answerText("Hi there, friend.");
     ModelResponse response = provider.complete(hello(), ModelStream.NONE);
     assertThat(response.text()).isEqualTo("Hi there, friend.");
     assertThat(response.toolCalls()).isEmpty();
     assertThat(response.modelVersion()).isEqualTo(modelName());
     assertThat(response.usage().outputTokens()).isPositive();
-    assertThat(fake().lastModel()).isEqualTo(modelName());
-    assertThat(fake().lastStreamed()).isTrue();
+    assertThat(lastRequest().model()).isEqualTo(modelName());
+    assertThat(lastRequest().stream()).isTrue();
     assertTextAnswerUsageAndWire(response);
   }
 
   @Test
   void requests_areSentCompact_notPrettyPrinted() {
-    fake().scriptText("ok");
+    fake().answerText("ok");
     provider.complete(hello(), ModelStream.NONE);
-    assertThat(fake().lastJson()).doesNotContain("\n  ").doesNotContain(": ");
+    assertThat(lastRequest().json()).doesNotContain("\n  ").doesNotContain(": ");
   }
 
   @Test
@@ -214,7 +188,7 @@ abstract class ModelProviderContract {
             "weather",
             "Forecast for a city.",
             "{\"type\":\"object\",\"properties\":{\"city\":{\"type\":\"string\"}},\"required\":[\"city\"]}");
-    fake().scriptToolLoop("weather");
+    fake().answerToolLoop("weather");
     List<Message> conversation = new ArrayList<>(List.of(new Message.User("forecast steps=1")));
 
     ModelResponse first = provider.complete(request(conversation, List.of(weather)), ModelStream.NONE);
@@ -234,7 +208,7 @@ abstract class ModelProviderContract {
 
   @Test
   void streaming_deliversPiecesInOrder_andTheResponseIsTheirConcatenation() {
-    fake().scriptText("one two three four five six");
+    fake().answerText("one two three four five six");
     List<String> pieces = new ArrayList<>();
     ModelResponse response = provider.complete(hello(), pieces::add);
     assertThat(pieces).hasSizeGreaterThan(1);
@@ -244,7 +218,7 @@ abstract class ModelProviderContract {
 
   @Test
   void aSubscriberThatThrows_doesNotFailTheCall() {
-    fake().scriptText("one two three");
+    fake().answerText("one two three");
     ModelResponse response =
         provider.complete(
             hello(),
@@ -269,8 +243,8 @@ abstract class ModelProviderContract {
             0);
     ModelResponse response = provider.complete(pinned, ModelStream.NONE);
     assertThat(response.modelVersion()).isEqualTo(drift.reportedModel());
-    assertThat(fake().lastModel()).isEqualTo(drift.requestedModel());
-    assertThat(fake().lastTemperature()).contains(0.25);
+    assertThat(lastRequest().model()).isEqualTo(drift.requestedModel());
+    assertThat(lastRequest().temperature()).contains(0.25);
   }
 
   @Test
@@ -328,7 +302,7 @@ abstract class ModelProviderContract {
   @Test
   void streamStalledAfterItBegan_isTransientAfterTheTimeout() {
     ModelProvider impatient = newProvider(Map.of(keyVariable(), key()), Duration.ofMillis(500));
-    fake().scriptText("one two three");
+    fake().answerText("one two three");
     fake().stallStreamNext(1, Duration.ofSeconds(30));
     long start = System.nanoTime();
     ModelFailure f = failure(() -> impatient.complete(hello(), ModelStream.NONE));

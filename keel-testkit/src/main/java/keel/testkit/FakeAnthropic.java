@@ -162,6 +162,26 @@ public final class FakeAnthropic
   }
 
   @Override
+  Optional<Double> temperature(MessagesRequest request) {
+    return request.temperature();
+  }
+
+  @Override
+  String json(MessagesRequest request) {
+    return request.json();
+  }
+
+  @Override
+  Script textScript(String text) {
+    return Script.text(text);
+  }
+
+  @Override
+  Script toolLoopScript(String toolName) {
+    return Script.toolLoop(toolName);
+  }
+
+  @Override
   boolean streamed(MessagesRequest request) {
     return request.stream();
   }

@@ -76,6 +76,26 @@ public final class FakeGemini
   }
 
   @Override
+  Optional<Double> temperature(GenerateRequest request) {
+    return request.temperature();
+  }
+
+  @Override
+  String json(GenerateRequest request) {
+    return request.json();
+  }
+
+  @Override
+  Script textScript(String text) {
+    return Script.text(text);
+  }
+
+  @Override
+  Script toolLoopScript(String toolName) {
+    return Script.toolLoop(toolName);
+  }
+
+  @Override
   boolean streamed(GenerateRequest request) {
     return request.stream();
   }

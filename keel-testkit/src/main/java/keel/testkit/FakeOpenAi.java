@@ -75,6 +75,26 @@ public final class FakeOpenAi extends FakeServer<FakeOpenAi, FakeOpenAi.ChatRequ
   }
 
   @Override
+  Optional<Double> temperature(ChatRequest request) {
+    return request.temperature();
+  }
+
+  @Override
+  String json(ChatRequest request) {
+    return request.json();
+  }
+
+  @Override
+  Script textScript(String text) {
+    return Script.text(text);
+  }
+
+  @Override
+  Script toolLoopScript(String toolName) {
+    return Script.toolLoop(toolName);
+  }
+
+  @Override
   boolean streamed(ChatRequest request) {
     return request.stream();
   }

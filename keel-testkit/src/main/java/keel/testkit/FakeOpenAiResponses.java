@@ -67,6 +67,26 @@ public final class FakeOpenAiResponses
   }
 
   @Override
+  Optional<Double> temperature(ResponsesRequest request) {
+    return request.temperature();
+  }
+
+  @Override
+  String json(ResponsesRequest request) {
+    return request.json();
+  }
+
+  @Override
+  Script textScript(String text) {
+    return Script.text(text);
+  }
+
+  @Override
+  Script toolLoopScript(String toolName) {
+    return Script.toolLoop(toolName);
+  }
+
+  @Override
   boolean streamed(ResponsesRequest request) {
     return request.stream();
   }

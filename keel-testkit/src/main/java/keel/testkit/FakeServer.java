@@ -60,7 +60,7 @@ import tools.jackson.databind.json.JsonMapper;
  * @param <C> its script, which decides the reply to a request
  * @param <R> the reply a script gives
  */
-abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements AutoCloseable {
+abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements FakeModelServer {
 
   /** How many received requests are kept. */
   static final int RECORD_LIMIT = 1000;
@@ -212,6 +212,21 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
   }
 
   /** The last requests received (at most {@value #RECORD_LIMIT}), oldest first. */
+  @Override
+  public S answerText(String text) {
+    return script(textScript(text));
+  }
+
+  @Override
+  public S answerToolLoop(String toolName) {
+    return script(toolLoopScript(toolName));
+  }
+
+  @Override
+  public Optional<Recorded> lastRecorded() {
+    return lastRequest().map(q -> new Recorded(requestedModel(q), streamed(q), temperature(q), json(q)));
+  }
+
   public List<Q> requests() {
     return underLock(() -> List.copyOf(recorded));
   }
@@ -380,6 +395,18 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
 
   /** Whether {@code request} asks for a streamed answer. */
   abstract boolean streamed(Q request);
+
+  /** The temperature a request asked for, if it did. */
+  abstract Optional<Double> temperature(Q request);
+
+  /** A request's body as it arrived. */
+  abstract String json(Q request);
+
+  /** This fake's script that always answers {@code text}. */
+  abstract C textScript(String text);
+
+  /** This fake's tool-loop script calling {@code toolName}. */
+  abstract C toolLoopScript(String toolName);
 
   /**
    * Whether {@code request} is admitted: checks its key against {@code expectedApiKey} (null: any
