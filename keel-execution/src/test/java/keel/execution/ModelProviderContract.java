@@ -43,7 +43,7 @@ abstract class ModelProviderContract {
   }
 
   /** What the fake's last request said. */
-  protected final FakeModelServer.Recorded lastRequest() {
+  protected final FakeModelServer.Request lastRequest() {
     return fake.lastRecorded().orElseThrow();
   }
 

@@ -157,21 +157,6 @@ public final class FakeAnthropic
   }
 
   @Override
-  String requestedModel(MessagesRequest request) {
-    return request.model();
-  }
-
-  @Override
-  Optional<Double> temperature(MessagesRequest request) {
-    return request.temperature();
-  }
-
-  @Override
-  String json(MessagesRequest request) {
-    return request.json();
-  }
-
-  @Override
   Script textScript(String text) {
     return Script.text(text);
   }
@@ -179,11 +164,6 @@ public final class FakeAnthropic
   @Override
   Script toolLoopScript(String toolName) {
     return Script.toolLoop(toolName);
-  }
-
-  @Override
-  boolean streamed(MessagesRequest request) {
-    return request.stream();
   }
 
   @Override
@@ -741,7 +721,7 @@ public final class FakeAnthropic
       Optional<Double> temperature,
       Optional<String> apiKey,
       String anthropicVersion,
-      String json) {
+      String json) implements FakeModelServer.Request {
     public MessagesRequest {
       Objects.requireNonNull(model, "model");
       system = List.copyOf(system);

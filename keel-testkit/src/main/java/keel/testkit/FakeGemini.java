@@ -71,21 +71,6 @@ public final class FakeGemini
   }
 
   @Override
-  String requestedModel(GenerateRequest request) {
-    return request.model();
-  }
-
-  @Override
-  Optional<Double> temperature(GenerateRequest request) {
-    return request.temperature();
-  }
-
-  @Override
-  String json(GenerateRequest request) {
-    return request.json();
-  }
-
-  @Override
   Script textScript(String text) {
     return Script.text(text);
   }
@@ -93,11 +78,6 @@ public final class FakeGemini
   @Override
   Script toolLoopScript(String toolName) {
     return Script.toolLoop(toolName);
-  }
-
-  @Override
-  boolean streamed(GenerateRequest request) {
-    return request.stream();
   }
 
   /**
@@ -430,7 +410,7 @@ public final class FakeGemini
       List<WireContent> contents,
       List<String> tools,
       Optional<Double> temperature,
-      String json) {
+      String json) implements FakeModelServer.Request {
     public GenerateRequest {
       Objects.requireNonNull(model, "model");
       Objects.requireNonNull(systemInstruction, "systemInstruction");

@@ -14,7 +14,19 @@ import java.util.Optional;
 public interface FakeModelServer extends AutoCloseable {
 
   /** A request the fake received, in the terms every wire format has. */
-  record Recorded(String model, boolean stream, Optional<Double> temperature, String json) {}
+  interface Request {
+    /** The model it asked for. */
+    String model();
+
+    /** Whether it asked for a streamed answer. */
+    boolean stream();
+
+    /** The temperature it asked for, if it did. */
+    Optional<Double> temperature();
+
+    /** Its body as it arrived. */
+    String json();
+  }
 
   /** The base URL a provider is configured with. */
   String baseUrl();
@@ -53,7 +65,7 @@ public interface FakeModelServer extends AutoCloseable {
   long requestCount();
 
   /** The last request, if any arrived. */
-  Optional<Recorded> lastRecorded();
+  Optional<? extends Request> lastRecorded();
 
   @Override
   void close();

@@ -70,21 +70,6 @@ public final class FakeOpenAi extends FakeServer<FakeOpenAi, FakeOpenAi.ChatRequ
   }
 
   @Override
-  String requestedModel(ChatRequest request) {
-    return request.model();
-  }
-
-  @Override
-  Optional<Double> temperature(ChatRequest request) {
-    return request.temperature();
-  }
-
-  @Override
-  String json(ChatRequest request) {
-    return request.json();
-  }
-
-  @Override
   Script textScript(String text) {
     return Script.text(text);
   }
@@ -92,11 +77,6 @@ public final class FakeOpenAi extends FakeServer<FakeOpenAi, FakeOpenAi.ChatRequ
   @Override
   Script toolLoopScript(String toolName) {
     return Script.toolLoop(toolName);
-  }
-
-  @Override
-  boolean streamed(ChatRequest request) {
-    return request.stream();
   }
 
   @Override
@@ -380,7 +360,7 @@ public final class FakeOpenAi extends FakeServer<FakeOpenAi, FakeOpenAi.ChatRequ
       boolean stream,
       boolean includeUsage,
       Optional<Double> temperature,
-      String json) {
+      String json) implements FakeModelServer.Request {
     public ChatRequest {
       Objects.requireNonNull(model, "model");
       messages = List.copyOf(messages);

@@ -62,21 +62,6 @@ public final class FakeOpenAiResponses
   }
 
   @Override
-  String requestedModel(ResponsesRequest request) {
-    return request.model();
-  }
-
-  @Override
-  Optional<Double> temperature(ResponsesRequest request) {
-    return request.temperature();
-  }
-
-  @Override
-  String json(ResponsesRequest request) {
-    return request.json();
-  }
-
-  @Override
   Script textScript(String text) {
     return Script.text(text);
   }
@@ -84,11 +69,6 @@ public final class FakeOpenAiResponses
   @Override
   Script toolLoopScript(String toolName) {
     return Script.toolLoop(toolName);
-  }
-
-  @Override
-  boolean streamed(ResponsesRequest request) {
-    return request.stream();
   }
 
   @Override
@@ -390,7 +370,7 @@ public final class FakeOpenAiResponses
       Optional<Double> temperature,
       Optional<String> promptCacheKey,
       Optional<Boolean> store,
-      String json) {
+      String json) implements FakeModelServer.Request {
     public ResponsesRequest {
       Objects.requireNonNull(model, "model");
       Objects.requireNonNull(instructions, "instructions");

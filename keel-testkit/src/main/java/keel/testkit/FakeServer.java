@@ -60,7 +60,8 @@ import tools.jackson.databind.json.JsonMapper;
  * @param <C> its script, which decides the reply to a request
  * @param <R> the reply a script gives
  */
-abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements FakeModelServer {
+abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelServer.Request, C, R>
+    implements FakeModelServer {
 
   /** How many received requests are kept. */
   static final int RECORD_LIMIT = 1000;
@@ -223,8 +224,8 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
   }
 
   @Override
-  public Optional<Recorded> lastRecorded() {
-    return lastRequest().map(q -> new Recorded(requestedModel(q), streamed(q), temperature(q), json(q)));
+  public Optional<Q> lastRecorded() {
+    return lastRequest();
   }
 
   public List<Q> requests() {
@@ -301,7 +302,7 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
     List<String> names = new ArrayList<>();
     names.add(defaultModel);
     for (Q r : requests()) {
-      String model = requestedModel(r);
+      String model = r.model();
       if (!names.contains(model)) {
         names.add(model);
       }
@@ -353,12 +354,12 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
         }
         case Fault.Hang h -> closing.await(h.duration().toMillis(), TimeUnit.MILLISECONDS);
         case Fault.Stall st -> {
-          if (!streamed(request)) {
+          if (!request.stream()) {
             closing.await(st.duration().toMillis(), TimeUnit.MILLISECONDS);
           }
         }
         case Fault.Malformed m -> {
-          if (streamed(request)) {
+          if (request.stream()) {
             ctx.res().setContentType("text/event-stream");
             write(ctx.res().getOutputStream(), malformedEvent());
           } else {
@@ -381,7 +382,7 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
       scriptFailed(ctx, e);
       return;
     }
-    String model = now.reportedModel() != null ? now.reportedModel() : requestedModel(request);
+    String model = now.reportedModel() != null ? now.reportedModel() : request.model();
     reply(ctx, new Exchange<>(request, reply, model, fault));
   }
 
@@ -390,17 +391,9 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q, C, R> implements 
   /** Registers the routes; model requests are handed to {@link #serve}. */
   abstract void routes(RoutesConfig routes);
 
-  /** The model {@code request} asks for. */
-  abstract String requestedModel(Q request);
 
-  /** Whether {@code request} asks for a streamed answer. */
-  abstract boolean streamed(Q request);
 
-  /** The temperature a request asked for, if it did. */
-  abstract Optional<Double> temperature(Q request);
 
-  /** A request's body as it arrived. */
-  abstract String json(Q request);
 
   /** This fake's script that always answers {@code text}. */
   abstract C textScript(String text);
