@@ -36,6 +36,32 @@ public interface EventStore {
   /** Events with a sequence number above {@code afterSeq}, in order, at most {@code limit}. */
   List<StoredEvent> events(String sessionId, long afterSeq, int limit);
 
+  /**
+   * Every event with a sequence number above {@code afterSeq}, in order, handed to {@code each} one
+   * at a time; read in bounded pages, so a long session is never one unbounded read.
+   */
+  default void forEachEvent(String sessionId, long afterSeq, java.util.function.Consumer<StoredEvent> each) {
+    final int page = 1000;
+    long after = afterSeq;
+    while (true) {
+      List<StoredEvent> events = events(sessionId, after, page);
+      for (StoredEvent e : events) {
+        each.accept(e);
+        after = e.seq();
+      }
+      if (events.size() < page) {
+        return;
+      }
+    }
+  }
+
+  /** Every event with a sequence number above {@code afterSeq}, in order. */
+  default List<StoredEvent> eventsAfter(String sessionId, long afterSeq) {
+    List<StoredEvent> out = new java.util.ArrayList<>();
+    forEachEvent(sessionId, afterSeq, out::add);
+    return out;
+  }
+
   /** The latest snapshot of a session, if one was taken. */
   Optional<SessionState.Snapshot> snapshot(String sessionId);
 

@@ -4,7 +4,6 @@ import java.util.ArrayList;
 import java.util.List;
 import keel.core.Message;
 import keel.core.SessionEvent;
-import keel.core.StoredEvent;
 import keel.data.EventStore;
 
 /**
@@ -19,7 +18,6 @@ import keel.data.EventStore;
 final class ReplayModelProvider implements ModelProvider {
 
   static final String NAME = "replay";
-  private static final int PAGE = 5000;
 
   private final EventStore events;
 
@@ -54,18 +52,12 @@ final class ReplayModelProvider implements ModelProvider {
 
   private List<SessionEvent.ModelResponded> responses(String sessionId) {
     List<SessionEvent.ModelResponded> out = new ArrayList<>();
-    long after = 0;
-    while (true) {
-      List<StoredEvent> page = events.events(sessionId, after, PAGE);
-      for (StoredEvent e : page) {
-        if (e.event() instanceof SessionEvent.ModelResponded r) {
-          out.add(r);
-        }
-        after = e.seq();
+    events.forEachEvent(sessionId, 0, e -> {
+      if (e.event() instanceof SessionEvent.ModelResponded r) {
+        out.add(r);
       }
-      if (page.size() < PAGE) {
-        return out;
-      }
-    }
+    });
+    return out;
   }
+
 }

@@ -8,8 +8,6 @@ import keel.data.EventStore;
 /** Rehydrates a session: its latest snapshot, then the events after it, folded. */
 final class SessionLoader {
 
-  private static final int PAGE = 1000;
-
   private SessionLoader() {}
 
   /** A rehydrated state and the sequence number of the snapshot it started from (0 if none). */
@@ -23,14 +21,7 @@ final class SessionLoader {
     SessionState state =
         events.snapshot(sessionId).map(SessionState::restore).orElseGet(SessionState::empty);
     long snapshotSeq = state.lastSeq();
-    while (true) {
-      List<StoredEvent> page = events.events(sessionId, state.lastSeq(), PAGE);
-      for (StoredEvent e : page) {
-        state.apply(e);
-      }
-      if (page.size() < PAGE) {
-        return new Loaded(state, snapshotSeq);
-      }
-    }
+    events.forEachEvent(sessionId, snapshotSeq, state::apply);
+    return new Loaded(state, snapshotSeq);
   }
 }

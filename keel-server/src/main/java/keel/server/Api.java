@@ -325,16 +325,8 @@ final class Api {
 
   private void trace(Context ctx) {
     String id = ctx.pathParam("id");
-    List<StoredEvent> all = new ArrayList<>();
-    long after = 0;
-    while (true) {
-      List<StoredEvent> page = sessions.events(id, after, 5000);
-      all.addAll(page);
-      if (page.size() < 5000) {
-        break;
-      }
-      after = page.getLast().seq();
-    }
+    sessions.record(id);
+    List<StoredEvent> all = store.events().eventsAfter(id, 0);
     json(ctx, 200, Views.span(Trace.of(id, all)));
   }
 
