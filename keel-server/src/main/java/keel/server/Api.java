@@ -14,6 +14,8 @@ import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
+import keel.control.Caller;
+import keel.control.Role;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionStatus;
@@ -38,7 +40,7 @@ import tools.jackson.databind.node.ObjectNode;
 final class Api {
 
   /** One route: method, path, what it does, its handler, and (for the document) its body. */
-  record Route(String method, String path, String summary, Handler handler, Optional<String> requestSchema, int okStatus) {}
+  record Route(String method, String path, String summary, Access access, Handler handler, Optional<String> requestSchema, int okStatus) {}
 
   private static final int SSE_QUEUE = 4096;
   private static final long SSE_HEARTBEAT_SECONDS = 15;
@@ -66,36 +68,40 @@ final class Api {
 
   List<Route> routes() {
     return List.of(
-        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision.", this::apply,
+        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision.", Access.global(Role.ADMIN), this::apply,
             Optional.of("{\"type\":\"object\",\"required\":[\"yaml\"],\"properties\":{\"yaml\":{\"type\":\"string\"},\"source\":{\"type\":\"string\"},\"dry_run\":{\"type\":\"boolean\"}}}"), 200),
-        new Route("GET", "/v1/agents", "List agents: latest revision, model, mode, sessions by status.", this::listAgents, Optional.empty(), 200),
-        new Route("GET", "/v1/agents/{name}", "Describe an agent: its latest descriptor and its revisions.", this::describeAgent, Optional.empty(), 200),
-        new Route("GET", "/v1/agents/{name}/revisions/{revision}", "One immutable revision of an agent.", this::agentRevision, Optional.empty(), 200),
-        new Route("GET", "/v1/inventory", "Every descriptor's latest revision, of every kind.", this::listInventory, Optional.empty(), 200),
-        new Route("POST", "/v1/sessions", "Start a session of an agent with a first message. Honours Idempotency-Key and traceparent headers.", this::startSession,
+        new Route("GET", "/v1/agents", "List agents: latest revision, model, mode, sessions by status.", Access.listed(Role.VIEWER), this::listAgents, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}", "Describe an agent: its latest descriptor and its revisions.", Access.agentPath(Role.VIEWER, "name"), this::describeAgent, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/revisions/{revision}", "One immutable revision of an agent.", Access.agentPath(Role.VIEWER, "name"), this::agentRevision, Optional.empty(), 200),
+        new Route("GET", "/v1/inventory", "Every descriptor's latest revision, of every kind.", Access.listed(Role.VIEWER), this::listInventory, Optional.empty(), 200),
+        new Route("POST", "/v1/sessions", "Start a session of an agent with a first message. Honours Idempotency-Key and traceparent headers.", Access.agentBody(Role.OPERATOR, "agent"), this::startSession,
             Optional.of("{\"type\":\"object\",\"required\":[\"agent\",\"message\"],\"properties\":{\"agent\":{\"type\":\"string\"},\"message\":{\"type\":\"string\"},\"task\":{\"type\":\"boolean\",\"description\":\"complete the session after its first answer\"}}}"), 201),
-        new Route("GET", "/v1/sessions", "List sessions, newest first; filter by agent and status; page with before.", this::listSessions, Optional.empty(), 200),
-        new Route("GET", "/v1/sessions/{id}", "A session with its conversation, pending tool calls and usage.", this::getSession, Optional.empty(), 200),
-        new Route("POST", "/v1/sessions/{id}/messages", "Send a message; it is stored before this answers. Honours Idempotency-Key.", this::sendMessage,
+        new Route("GET", "/v1/sessions", "List sessions, newest first; filter by agent and status; page with before.", Access.listed(Role.VIEWER), this::listSessions, Optional.empty(), 200),
+        new Route("GET", "/v1/sessions/{id}", "A session with its conversation, pending tool calls and usage.", Access.session(Role.VIEWER), this::getSession, Optional.empty(), 200),
+        new Route("POST", "/v1/sessions/{id}/messages", "Send a message; it is stored before this answers. Honours Idempotency-Key.", Access.session(Role.OPERATOR), this::sendMessage,
             Optional.of("{\"type\":\"object\",\"required\":[\"message\"],\"properties\":{\"message\":{\"type\":\"string\"}}}"), 202),
-        new Route("POST", "/v1/sessions/{id}/cancel", "Cancel a session at its next safe point.", this::cancel,
+        new Route("POST", "/v1/sessions/{id}/cancel", "Cancel a session at its next safe point.", Access.session(Role.OPERATOR), this::cancel,
             Optional.of("{\"type\":\"object\",\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 202),
-        new Route("POST", "/v1/sessions/{id}/resolve", "Decide a tool call whose outcome is unknown: succeeded, failed or retry.", this::resolve,
+        new Route("POST", "/v1/sessions/{id}/resolve", "Decide a tool call whose outcome is unknown: succeeded, failed or retry.", Access.session(Role.APPROVER), this::resolve,
             Optional.of("{\"type\":\"object\",\"required\":[\"call_id\",\"resolution\"],\"properties\":{\"call_id\":{\"type\":\"string\"},\"resolution\":{\"enum\":[\"succeeded\",\"failed\",\"retry\"]},\"result\":{\"type\":\"string\"}}}"), 202),
-        new Route("POST", "/v1/sessions/{id}/resume", "Let a session suspended on a model drift go on, accepting the reported version.", this::resumeSession,
+        new Route("POST", "/v1/sessions/{id}/resume", "Let a session suspended on a model drift go on, accepting the reported version.", Access.session(Role.OPERATOR), this::resumeSession,
             Optional.empty(), 202),
-        new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", this::events, Optional.empty(), 200),
-        new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", this::stream, Optional.empty(), 200),
-        new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", this::trace, Optional.empty(), 200),
-        new Route("GET", "/v1/openapi.json", "This document.", this::openapi, Optional.empty(), 200));
+        new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", Access.session(Role.VIEWER), this::events, Optional.empty(), 200),
+        new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", Access.session(Role.VIEWER), this::stream, Optional.empty(), 200),
+        new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", Access.session(Role.VIEWER), this::trace, Optional.empty(), 200),
+        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
     cfg.routes.before("/v1/*", this::authenticate);
     for (Route r : routes()) {
+      Handler checked = ctx -> {
+        authorize(ctx, r.access());
+        r.handler().handle(ctx);
+      };
       switch (r.method()) {
-        case "GET" -> cfg.routes.get(r.path(), r.handler());
-        case "POST" -> cfg.routes.post(r.path(), r.handler());
+        case "GET" -> cfg.routes.get(r.path(), checked);
+        case "POST" -> cfg.routes.post(r.path(), checked);
         default -> throw new IllegalStateException("unsupported method " + r.method());
       }
     }
@@ -119,12 +125,56 @@ final class Api {
     if (!token.matches(header.substring(7).strip())) {
       throw new KeelException.Unauthenticated("the bearer token is not valid for this server");
     }
-    ctx.attribute("principal", "operator:admin");
+    ctx.attribute(CALLER, new Caller("operator:admin", List.of(new Caller.Binding(Role.ADMIN, Optional.empty()))));
+  }
+
+  /**
+   * Checks the caller against a route's {@link Access}, before its handler runs. A caller that
+   * holds the role for no owner at all is refused the same way whatever it asks for; a caller
+   * scoped to other owners learns that the thing exists but not what it is.
+   */
+  private void authorize(Context ctx, Access access) {
+    Caller caller = caller(ctx);
+    Role role = access.role();
+    boolean allowed =
+        switch (access.scope()) {
+          case ANY -> true;
+          case GLOBAL -> caller.mayEverywhere(role);
+          case LISTED -> caller.mayAnywhere(role);
+          case AGENT_PATH -> caller.may(role, agentOwner(ctx.pathParam(access.param())));
+          case AGENT_BODY -> caller.may(role, agentOwner(requiredString(body(ctx), access.param())));
+          case SESSION_PATH -> caller.may(role, sessionOwner(ctx.pathParam(access.param())));
+        };
+    if (!allowed) {
+      throw new KeelException.Forbidden(caller.principal() + " may not " + ctx.method() + " " + ctx.path()
+          + ": it needs the role " + access.describe() + "; it has " + (caller.bindings().isEmpty() ? "no roles" : caller.bindings()));
+    }
+  }
+
+  private String agentOwner(String name) {
+    return store.inventory().latest("Agent", name)
+        .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""))
+        .owner();
+  }
+
+  private String sessionOwner(String id) {
+    return store.events().session(id)
+        .orElseThrow(() -> new KeelException.NotFound("there is no session \"" + id + "\""))
+        .owner();
+  }
+
+  private static final String CALLER = "keel.caller";
+
+  static Caller caller(Context ctx) {
+    Caller c = ctx.attribute(CALLER);
+    if (c == null) {
+      throw new KeelException.Unauthenticated("this route needs an Authorization: Bearer <token> header");
+    }
+    return c;
   }
 
   private static String principal(Context ctx) {
-    String p = ctx.attribute("principal");
-    return p == null ? "anonymous" : p;
+    return caller(ctx).principal();
   }
 
   private static ObjectNode body(Context ctx) {

@@ -33,6 +33,8 @@ final class OpenApi {
       ObjectNode path = paths.has(r.path()) ? (ObjectNode) paths.get(r.path()) : paths.putObject(r.path());
       ObjectNode op = path.putObject(r.method().toLowerCase(java.util.Locale.ROOT));
       op.put("summary", r.summary());
+      op.put("description", "Needs: " + r.access().describe() + ".");
+      op.put("x-keel-access", r.access().describe());
       op.put("operationId", r.method().toLowerCase(java.util.Locale.ROOT) + r.path().replaceAll("[^A-Za-z0-9]+", "_"));
       Matcher m = PATH_PARAM.matcher(r.path());
       var params = op.putArray("parameters");
@@ -43,7 +45,7 @@ final class OpenApi {
           .putObject("application/json").set("schema", Views.JSON.readTree(s)));
       ObjectNode responses = op.putObject("responses");
       responses.putObject(Integer.toString(r.okStatus())).put("description", "success");
-      for (int status : List.of(400, 401, 404, 409, 429, 503)) {
+      for (int status : List.of(400, 401, 403, 404, 409, 429, 503)) {
         responses.putObject(Integer.toString(status)).put("description", "problem").putObject("content")
             .putObject("application/problem+json").putObject("schema").put("$ref", "#/components/schemas/Problem");
       }
