@@ -272,6 +272,7 @@ final class Api {
       String result = !r.created() ? "unchanged" : r.status() == InventoryStore.Status.PENDING ? "pending_approval" : r.revision() == 1 ? "created" : "changed";
       o.put("result", result);
       o.put("status", r.status().wireName());
+      o.put("applied_by", r.appliedBy());
       r.superseded().ifPresent(n -> o.put("superseded_revision", n));
       Views.review(o, r.review());
       ArrayNode w = o.putArray("warnings");

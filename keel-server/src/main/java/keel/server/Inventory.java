@@ -29,6 +29,7 @@ final class Inventory {
    * @param status whether that revision is active or pending approval
    * @param review why it is pending (widening) and what else changed
    * @param superseded the pending revision this apply replaced or withdrew
+   * @param appliedBy who applied that revision (for a dry run: who would)
    */
   record Result(
       String kind,
@@ -36,6 +37,7 @@ final class Inventory {
       int revision,
       boolean created,
       List<String> warnings,
+      String appliedBy,
       InventoryStore.Status status,
       InventoryStore.Review review,
       Optional<Integer> superseded) {}
@@ -76,7 +78,7 @@ final class Inventory {
       for (int i = 0; i < parsed.size(); i++) {
         Revisions.Preview p = previews.get(i);
         Descriptor d = parsed.get(i);
-        results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d), p.status(), p.review(), Optional.empty()));
+        results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d), principal, p.status(), p.review(), Optional.empty()));
       }
       return results;
     }
@@ -84,7 +86,7 @@ final class Inventory {
     for (int i = 0; i < parsed.size(); i++) {
       InventoryStore.Applied a = applied.get(i);
       InventoryStore.Revision r = a.revision();
-      results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i)), r.status(),
+      results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i)), r.appliedBy(), r.status(),
           a.created() ? r.review() : InventoryStore.Review.NONE, a.superseded().map(InventoryStore.Revision::number)));
     }
     return results;
