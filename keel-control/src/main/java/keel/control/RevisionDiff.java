@@ -4,6 +4,7 @@ import com.github.difflib.DiffUtils;
 import com.github.difflib.UnifiedDiffUtils;
 import com.github.difflib.patch.Patch;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 import keel.core.AgentDescriptor;
 import keel.core.Descriptors;
@@ -72,6 +73,6 @@ public record RevisionDiff(InventoryStore.Revision from, InventoryStore.Revision
   }
 
   private static String label(InventoryStore.Revision r) {
-    return r.kind().toLowerCase(java.util.Locale.ROOT) + "/" + r.name() + " revision " + r.number();
+    return r.kind().toLowerCase(Locale.ROOT) + "/" + r.name() + " revision " + r.number();
   }
 }

@@ -8,6 +8,7 @@ import java.time.Clock;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.Objects;
 import java.util.Optional;
 import javax.sql.DataSource;
@@ -160,7 +161,7 @@ final class SqliteInventoryStore implements InventoryStore {
   }
 
   private static String describe(String kind, String name) {
-    return kind.toLowerCase(java.util.Locale.ROOT) + " \"" + name + "\"";
+    return kind.toLowerCase(Locale.ROOT) + " \"" + name + "\"";
   }
 
   /** Moves a pending revision out of pending, recording the decision. */

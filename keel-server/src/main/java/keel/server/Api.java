@@ -7,8 +7,10 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
@@ -283,7 +285,7 @@ final class Api {
 
   private void listAgents(Context ctx) {
     List<ObjectNode> out = new ArrayList<>();
-    java.util.Map<String, InventoryStore.Revision> pending = new java.util.HashMap<>();
+    Map<String, InventoryStore.Revision> pending = new HashMap<>();
     store.inventory().pendingOfKind("Agent").forEach(p -> pending.put(p.name(), p));
     for (InventoryStore.Revision r : store.inventory().latestOfKind("Agent")) {
       AgentDescriptor a = sessions.catalog().revision(r.name(), r.number());
