@@ -15,7 +15,7 @@ import tools.jackson.databind.JsonNode;
     header = "Show one agent or one session in detail.",
     mixinStandardHelpOptions = true,
     description = {
-      "Show one agent (its latest descriptor and its revisions) or one session (status, usage, the conversation and any tool calls waiting for a decision)."
+      "Show one agent (its active descriptor, its revisions and any revision pending approval) or one session (status, usage, the conversation and any tool calls waiting for a decision)."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel describe agent demo-assistant", "  keel describe session s_0123abcd -o json"})
@@ -72,11 +72,17 @@ final class DescribeCommand implements Callable<Integer> {
     printFields(fields);
     io.out().println();
     io.out().println("Revisions:");
-    Table t = new Table("  REVISION", "APPLIED BY", "APPLIED AT");
+    Table t = new Table("  REVISION", "STATUS", "APPLIED BY", "APPLIED AT", "DECIDED BY");
     for (JsonNode r : a.path("revisions")) {
-      t.row("  " + Text.of(r, "revision"), Text.of(r, "applied_by"), Text.of(r, "applied_at"));
+      t.row("  " + Text.of(r, "revision"), Text.of(r, "status"), Text.of(r, "applied_by"), Text.of(r, "applied_at"),
+          r.has("decided_by") ? Text.of(r, "decided_by") : "-");
     }
     t.print(io.out());
+    if (a.has("pending")) {
+      io.out().println();
+      io.out().println("Pending: revision " + Text.of(a.path("pending"), "revision") + " widens what the agent may do:");
+      RolloutCommand.printPending(io, name, a.path("pending"));
+    }
     return ExitCodes.OK;
   }
 

@@ -38,7 +38,10 @@ public final class AgentCatalog {
                             "agent \"" + name + "\" has no revision " + revision)));
   }
 
-  /** The latest revision of an agent and its number. */
+  /**
+   * The agent's active revision and its number: the one in force, which new sessions and budget
+   * checks use. A revision pending approval is never returned here.
+   */
   public Versioned latest(String name) {
     InventoryStore.Revision r =
         inventory

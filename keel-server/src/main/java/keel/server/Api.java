@@ -7,14 +7,17 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import keel.control.Caller;
+import keel.control.RevisionDiff;
 import keel.control.Role;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
@@ -89,7 +92,16 @@ final class Api {
         new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", Access.session(Role.VIEWER), this::events, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", Access.session(Role.VIEWER), this::stream, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", Access.session(Role.VIEWER), this::trace, Optional.empty(), 200),
-        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200));
+        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200),
+        // revisions and change approval
+        new Route("GET", "/v1/agents/{name}/revisions", "An agent's revision history: status, who applied and decided each, and why it widened.", Access.agentPath(Role.VIEWER, "name"), this::revisionHistory, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/diff", "A unified diff of two revisions' canonical YAML (?from=N&to=M), with whether the change widens what the agent may do.", Access.agentPath(Role.VIEWER, "name"), this::revisionDiff, Optional.empty(), 200),
+        new Route("POST", "/v1/agents/{name}/rollback", "Roll back to an earlier revision (default: the one active before the active one) as a new revision; a rollback that widens waits for approval.", Access.agentPath(Role.ADMIN, "name"), this::rollback,
+            Optional.of("{\"type\":\"object\",\"properties\":{\"revision\":{\"type\":\"integer\",\"minimum\":1}}}"), 200),
+        new Route("POST", "/v1/agents/{name}/revisions/{revision}/approve", "Approve a pending revision: it becomes active. Whoever applied it may not approve it.", Access.agentPath(Role.APPROVER, "name"), this::approveRevision,
+            Optional.empty(), 200),
+        new Route("POST", "/v1/agents/{name}/revisions/{revision}/reject", "Reject a pending revision, saying why; the active revision stays in force.", Access.agentPath(Role.APPROVER, "name"), this::rejectRevision,
+            Optional.of("{\"type\":\"object\",\"required\":[\"reason\"],\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -259,7 +271,12 @@ final class Api {
       o.put("kind", r.kind());
       o.put("name", r.name());
       o.put("revision", r.revision());
-      o.put("result", r.created() ? (r.revision() == 1 ? "created" : "changed") : "unchanged");
+      String result = !r.created() ? "unchanged" : r.status() == InventoryStore.Status.PENDING ? "pending_approval" : r.revision() == 1 ? "created" : "changed";
+      o.put("result", result);
+      o.put("status", r.status().wireName());
+      o.put("applied_by", r.appliedBy());
+      r.superseded().ifPresent(n -> o.put("superseded_revision", n));
+      Views.review(o, r.review());
       ArrayNode w = o.putArray("warnings");
       r.warnings().forEach(w::add);
     }
@@ -268,9 +285,13 @@ final class Api {
 
   private void listAgents(Context ctx) {
     List<ObjectNode> out = new ArrayList<>();
+    Map<String, InventoryStore.Revision> pending = new HashMap<>();
+    store.inventory().pendingOfKind("Agent").forEach(p -> pending.put(p.name(), p));
     for (InventoryStore.Revision r : store.inventory().latestOfKind("Agent")) {
       AgentDescriptor a = sessions.catalog().revision(r.name(), r.number());
-      out.add(Views.agent(a, r, store.events().countByStatus(r.name())));
+      ObjectNode o = Views.agent(a, r, store.events().countByStatus(r.name()));
+      Optional.ofNullable(pending.get(r.name())).ifPresent(p -> o.set("pending", Views.revision(p, false)));
+      out.add(o);
     }
     json(ctx, 200, Views.JSON.createObjectNode().set("agents", Views.array(out)));
   }
@@ -282,6 +303,7 @@ final class Api {
     AgentDescriptor a = sessions.catalog().revision(name, r.number());
     ObjectNode o = Views.agent(a, r, store.events().countByStatus(name));
     o.set("descriptor", Views.JSON.readTree(r.spec()));
+    store.inventory().pending("Agent", name).ifPresent(p -> o.set("pending", Views.revision(p, false)));
     o.set("revisions", Views.array(store.inventory().history("Agent", name).stream().map(x -> Views.revision(x, false)).toList()));
     json(ctx, 200, o);
   }
@@ -298,8 +320,91 @@ final class Api {
     List<ObjectNode> out = new ArrayList<>();
     for (String kind : List.of("Agent", "McpServer", "Policy")) {
       store.inventory().latestOfKind(kind).forEach(r -> out.add(Views.revision(r, false)));
+      store.inventory().pendingOfKind(kind).forEach(r -> out.add(Views.revision(r, false)));
     }
     json(ctx, 200, Views.JSON.createObjectNode().set("descriptors", Views.array(out)));
+  }
+
+  // ---- revisions and change approval
+
+  private void revisionHistory(Context ctx) {
+    String name = ctx.pathParam("name");
+    List<InventoryStore.Revision> history = inventory.revisions().history(name);
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.put("agent", name);
+    history.stream().filter(r -> r.status() == InventoryStore.Status.ACTIVE).findFirst().ifPresent(r -> o.put("active_revision", r.number()));
+    history.stream().filter(r -> r.status() == InventoryStore.Status.PENDING).findFirst().ifPresent(r -> o.put("pending_revision", r.number()));
+    o.set("revisions", Views.array(history.stream().map(r -> Views.revision(r, false)).toList()));
+    json(ctx, 200, o);
+  }
+
+  private void revisionDiff(Context ctx) {
+    String name = ctx.pathParam("name");
+    int from = requiredRevisionParam(ctx, "from");
+    int to = requiredRevisionParam(ctx, "to");
+    RevisionDiff d = inventory.revisions().diff(name, from, to);
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.put("agent", name);
+    o.set("from", Views.revision(d.from(), false));
+    o.set("to", Views.revision(d.to(), false));
+    o.put("diff", d.unified().isEmpty() ? "" : String.join("\n", d.unified()) + "\n");
+    Views.review(o, d.review().toStore());
+    json(ctx, 200, o);
+  }
+
+  private static int requiredRevisionParam(Context ctx, String param) {
+    String v = ctx.queryParam(param);
+    if (v == null || v.isBlank()) {
+      throw new KeelException.Invalid(param + ": required: the revision number to compare, e.g. ?from=1&to=2");
+    }
+    return revisionNumber(param, v);
+  }
+
+  private static int revisionNumber(String what, String v) {
+    try {
+      int n = Integer.parseInt(v.strip());
+      if (n >= 1) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new KeelException.Invalid(what + ": expected a revision number (1 or more), got \"" + v + "\"");
+  }
+
+  private void rollback(Context ctx) {
+    String name = ctx.pathParam("name");
+    ObjectNode b = body(ctx);
+    Optional<Integer> to = Optional.empty();
+    JsonNode rev = b.get("revision");
+    if (rev != null && !rev.isNull()) {
+      if (!rev.isIntegralNumber() || !rev.canConvertToInt() || rev.asInt() < 1) {
+        throw new KeelException.Invalid("revision: expected a revision number (1 or more), got " + rev);
+      }
+      to = Optional.of(rev.asInt());
+    }
+    InventoryStore.Applied a = inventory.revisions().rollback(name, to, caller(ctx));
+    ObjectNode o = Views.revision(a.revision(), false);
+    o.put("result", !a.created() ? "unchanged" : a.revision().status() == InventoryStore.Status.PENDING ? "pending_approval" : "rolled_back");
+    a.superseded().ifPresent(s -> o.put("superseded_revision", s.number()));
+    json(ctx, 200, o);
+  }
+
+  private void approveRevision(Context ctx) {
+    String name = ctx.pathParam("name");
+    int number = revisionNumber("revision", ctx.pathParam("revision"));
+    json(ctx, 200, Views.revision(inventory.revisions().approve(name, number, caller(ctx)), false));
+  }
+
+  private void rejectRevision(Context ctx) {
+    String name = ctx.pathParam("name");
+    int number = revisionNumber("revision", ctx.pathParam("revision"));
+    JsonNode reason = body(ctx).get("reason");
+    if (reason == null || !reason.isString() || reason.asString().isBlank()) {
+      throw new KeelException.Invalid("reason: required: a string saying why revision " + number + " is rejected"
+          + (reason == null ? "" : ", got " + reason));
+    }
+    json(ctx, 200, Views.revision(inventory.revisions().reject(name, number, caller(ctx), reason.asString()), false));
   }
 
   // ---- sessions

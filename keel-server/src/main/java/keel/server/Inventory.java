@@ -2,6 +2,9 @@ package keel.server;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Optional;
+import java.util.function.Consumer;
+import keel.control.Revisions;
 import keel.core.AgentDescriptor;
 import keel.core.Descriptor;
 import keel.core.Descriptors;
@@ -12,23 +15,52 @@ import keel.execution.ToolRegistry;
 /**
  * Applies descriptors: validates a whole file, then stores every changed descriptor as a new
  * immutable revision in one transaction (an invalid file changes nothing; an unchanged descriptor
- * creates no revision). Running sessions keep the revision they started with.
+ * creates no revision). A change that widens what an agent may do is stored as pending and waits for
+ * approval ({@link Revisions}); running sessions keep the revision they started with.
  *
  * <p>Thread-safe.
  */
 final class Inventory {
 
-  /** What applying one descriptor did, with warnings about what this server cannot do yet. */
-  record Result(String kind, String name, int revision, boolean created, List<String> warnings) {}
+  /**
+   * What applying one descriptor did, with warnings about what this server cannot do yet.
+   *
+   * @param revision the revision created, or the existing one the descriptor equals
+   * @param status whether that revision is active or pending approval
+   * @param review why it is pending (widening) and what else changed
+   * @param superseded the pending revision this apply replaced or withdrew
+   * @param appliedBy who applied that revision (for a dry run: who would)
+   */
+  record Result(
+      String kind,
+      String name,
+      int revision,
+      boolean created,
+      List<String> warnings,
+      String appliedBy,
+      InventoryStore.Status status,
+      InventoryStore.Review review,
+      Optional<Integer> superseded) {}
 
   private final InventoryStore store;
   private final ToolRegistry tools;
   private final ModelProviders models;
+  private final Revisions revisions;
 
-  Inventory(InventoryStore store, ToolRegistry tools, ModelProviders models) {
+  /**
+   * @param onActivated told an agent's name after each of its revisions becomes active (an apply,
+   *     an approval, a rollback)
+   */
+  Inventory(InventoryStore store, ToolRegistry tools, ModelProviders models, Consumer<String> onActivated) {
     this.store = store;
     this.tools = tools;
     this.models = models;
+    this.revisions = new Revisions(store, onActivated);
+  }
+
+  /** Approvals, rollbacks, history and diffs of agent revisions. */
+  Revisions revisions() {
+    return revisions;
   }
 
   List<Result> apply(String yaml, String source, String principal, boolean dryRun) {
@@ -42,19 +74,20 @@ final class Inventory {
     }
     List<Result> results = new ArrayList<>();
     if (dryRun) {
+      List<Revisions.Preview> previews = revisions.preview(changes);
       for (int i = 0; i < parsed.size(); i++) {
+        Revisions.Preview p = previews.get(i);
         Descriptor d = parsed.get(i);
-        var latest = store.latest(d.kind(), d.name());
-        boolean changed = latest.isEmpty() || !latest.get().spec().equals(changes.get(i).spec());
-        int rev = latest.map(r -> changed ? r.number() + 1 : r.number()).orElse(1);
-        results.add(new Result(d.kind(), d.name(), rev, changed, warnings(d)));
+        results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d), principal, p.status(), p.review(), Optional.empty()));
       }
       return results;
     }
-    List<InventoryStore.Applied> applied = store.apply(changes, principal);
+    List<InventoryStore.Applied> applied = revisions.apply(changes, principal);
     for (int i = 0; i < parsed.size(); i++) {
       InventoryStore.Applied a = applied.get(i);
-      results.add(new Result(a.revision().kind(), a.revision().name(), a.revision().number(), a.created(), warnings(parsed.get(i))));
+      InventoryStore.Revision r = a.revision();
+      results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i)), r.appliedBy(), r.status(),
+          a.created() ? r.review() : InventoryStore.Review.NONE, a.superseded().map(InventoryStore.Revision::number)));
     }
     return results;
   }

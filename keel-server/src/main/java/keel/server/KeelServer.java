@@ -56,7 +56,8 @@ public final class KeelServer implements AutoCloseable {
       ModelProviders models = ModelProviders.create(environment);
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
       SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices);
-      Inventory inventory = new Inventory(store.inventory(), tools, models);
+      // an agent's active revision changed: nothing in the runtime listens yet (budgets will)
+      Inventory inventory = new Inventory(store.inventory(), tools, models, agent -> {});
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
       Api api = new Api(sessions, store, inventory, token, new Api.Health() {

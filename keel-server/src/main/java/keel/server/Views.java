@@ -180,12 +180,32 @@ final class Views {
     o.put("name", r.name());
     o.put("revision", r.number());
     o.put("owner", r.owner());
+    o.put("status", r.status().wireName());
     o.put("applied_by", r.appliedBy());
     o.put("applied_at", r.appliedAt().toString());
+    r.activatedAt().ifPresent(t -> o.put("activated_at", t.toString()));
+    r.rollbackOf().ifPresent(n -> o.put("rollback_of", n));
+    r.decision().ifPresent(d -> {
+      o.put("decided_by", d.by());
+      o.put("decided_at", d.at().toString());
+      if (!d.reason().isEmpty()) {
+        o.put("reason", d.reason());
+      }
+    });
+    review(o, r.review());
     if (withSpec) {
       o.set("descriptor", JSON.readTree(r.spec()));
     }
     return o;
+  }
+
+  /** A review as {@code widens}, {@code widening} and {@code narrowing}. */
+  static void review(ObjectNode o, InventoryStore.Review review) {
+    o.put("widens", review.widens());
+    ArrayNode w = o.putArray("widening");
+    review.widening().forEach(w::add);
+    ArrayNode n = o.putArray("narrowing");
+    review.narrowing().forEach(n::add);
   }
 
   static ArrayNode array(List<ObjectNode> items) {
