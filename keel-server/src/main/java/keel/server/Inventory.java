@@ -2,9 +2,13 @@ package keel.server;
 
 import java.util.ArrayList;
 import java.util.List;
+import java.util.concurrent.locks.ReentrantLock;
+import keel.control.Caller;
+import keel.control.Role;
 import keel.core.AgentDescriptor;
 import keel.core.Descriptor;
 import keel.core.Descriptors;
+import keel.core.KeelException;
 import keel.data.InventoryStore;
 import keel.execution.ModelProviders;
 import keel.execution.ToolRegistry;
@@ -14,7 +18,13 @@ import keel.execution.ToolRegistry;
  * immutable revision in one transaction (an invalid file changes nothing; an unchanged descriptor
  * creates no revision). Running sessions keep the revision they started with.
  *
- * <p>Thread-safe.
+ * <p>Applying needs the role admin for the owner of every descriptor in the file and for the owner
+ * of every descriptor it replaces, so that no one takes a descriptor over by changing its {@code
+ * metadata.owner}; a descriptor without an owner (a cluster-wide policy) needs admin for every
+ * owner. A refusal names every descriptor refused and stores nothing.
+ *
+ * <p>Thread-safe. Applies on this node are serialized, so the owners checked are the owners of the
+ * revisions the write replaces.
  */
 final class Inventory {
 
@@ -24,6 +34,8 @@ final class Inventory {
   private final InventoryStore store;
   private final ToolRegistry tools;
   private final ModelProviders models;
+  /** Guards the ownership check and the write that follows it, so nothing changes between them. */
+  private final ReentrantLock applying = new ReentrantLock();
 
   Inventory(InventoryStore store, ToolRegistry tools, ModelProviders models) {
     this.store = store;
@@ -31,32 +43,70 @@ final class Inventory {
     this.models = models;
   }
 
-  List<Result> apply(String yaml, String source, String principal, boolean dryRun) {
+  /**
+   * Applies (or, with {@code dryRun}, checks) a file of descriptors as {@code caller}.
+   *
+   * @throws KeelException.Invalid if the file is not valid (every problem listed); nothing is stored
+   * @throws KeelException.Forbidden if the caller is not admin for an owner involved; nothing is
+   *     stored
+   */
+  List<Result> apply(String yaml, String source, Caller caller, boolean dryRun) {
     List<Descriptor> parsed = Descriptors.parse(yaml, source);
     if (parsed.isEmpty()) {
-      throw new keel.core.KeelException.Invalid(source + ": no descriptors found");
+      throw new KeelException.Invalid(source + ": no descriptors found");
     }
     List<InventoryStore.Change> changes = new ArrayList<>();
     for (Descriptor d : parsed) {
       changes.add(new InventoryStore.Change(d.kind(), d.name(), d.metadata().owner(), Descriptors.canonicalJson(d)));
     }
-    List<Result> results = new ArrayList<>();
-    if (dryRun) {
+    applying.lock();
+    try {
+      authorize(parsed, source, caller);
+      List<Result> results = new ArrayList<>();
+      if (dryRun) {
+        for (int i = 0; i < parsed.size(); i++) {
+          Descriptor d = parsed.get(i);
+          var latest = store.latest(d.kind(), d.name());
+          boolean changed = latest.isEmpty() || !latest.get().spec().equals(changes.get(i).spec())
+              || !latest.get().owner().equals(changes.get(i).owner());
+          int rev = latest.map(r -> changed ? r.number() + 1 : r.number()).orElse(1);
+          results.add(new Result(d.kind(), d.name(), rev, changed, warnings(d)));
+        }
+        return results;
+      }
+      List<InventoryStore.Applied> applied = store.apply(changes, caller.principal());
       for (int i = 0; i < parsed.size(); i++) {
-        Descriptor d = parsed.get(i);
-        var latest = store.latest(d.kind(), d.name());
-        boolean changed = latest.isEmpty() || !latest.get().spec().equals(changes.get(i).spec());
-        int rev = latest.map(r -> changed ? r.number() + 1 : r.number()).orElse(1);
-        results.add(new Result(d.kind(), d.name(), rev, changed, warnings(d)));
+        InventoryStore.Applied a = applied.get(i);
+        results.add(new Result(a.revision().kind(), a.revision().name(), a.revision().number(), a.created(), warnings(parsed.get(i))));
       }
       return results;
+    } finally {
+      applying.unlock();
     }
-    List<InventoryStore.Applied> applied = store.apply(changes, principal);
-    for (int i = 0; i < parsed.size(); i++) {
-      InventoryStore.Applied a = applied.get(i);
-      results.add(new Result(a.revision().kind(), a.revision().name(), a.revision().number(), a.created(), warnings(parsed.get(i))));
+  }
+
+  /** Refuses the whole file unless the caller is admin for every owner it sets or replaces. */
+  private void authorize(List<Descriptor> parsed, String source, Caller caller) {
+    List<String> refused = new ArrayList<>();
+    for (Descriptor d : parsed) {
+      String what = d.kind().toLowerCase(java.util.Locale.ROOT) + "/" + d.name();
+      String owner = d.metadata().owner();
+      if (!caller.may(Role.ADMIN, owner)) {
+        refused.add(what + " has " + ownerText(owner));
+      }
+      store.latest(d.kind(), d.name())
+          .filter(r -> !r.owner().equals(owner) && !caller.may(Role.ADMIN, r.owner()))
+          .ifPresent(r -> refused.add(what + " exists with " + ownerText(r.owner()) + " (revision " + r.number() + ")"));
     }
-    return results;
+    if (!refused.isEmpty()) {
+      throw new KeelException.Forbidden(caller.principal() + " may not apply " + source + "; nothing was applied: "
+          + String.join("; ", refused) + ". Applying needs the role admin for the owner of each descriptor and of what"
+          + " it replaces; " + caller.principal() + " has " + (caller.bindings().isEmpty() ? "no roles" : caller.bindings()));
+    }
+  }
+
+  private static String ownerText(String owner) {
+    return owner.isEmpty() ? "no owner (cluster-wide, which needs admin for every owner)" : "owner \"" + owner + "\"";
   }
 
   private List<String> warnings(Descriptor d) {
