@@ -65,7 +65,7 @@ record Access(Role role, Scope scope, String param) {
       case AGENT_PATH -> role.wireName() + " for the owner of agent {" + param + "}";
       case AGENT_BODY -> role.wireName() + " for the owner of the agent named in \"" + param + "\"";
       case SESSION_PATH -> role.wireName() + " for the owner of the session";
-      case LISTED -> role.wireName() + " for some owner; what it shows or changes is limited to the owners the caller's roles cover";
+      case LISTED -> role.wireName() + " for at least one owner; only what the caller's roles cover is shown or changed";
       case ANY -> "any authenticated caller";
     };
   }
