@@ -108,6 +108,7 @@ final class ServeCommand implements Callable<Integer> {
         io.out().println("  export KEEL_DATA_DIR=" + config.dataDir());
       }
     }
+    currentContextNote();
     if (noFsync) {
       io.out().println("  --no-fsync: writes are acknowledged before they reach the disk");
     }
@@ -155,6 +156,18 @@ final class ServeCommand implements Callable<Integer> {
             "cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage() + "; pass --port");
       }
       throw e;
+    }
+  }
+
+  /** A current context wins over the local server: say so, or client commands surprise. */
+  private void currentContextNote() {
+    try {
+      CliConfig cli = CliConfig.load(io);
+      cli.current().flatMap(cli::context).ifPresent(c -> io.out().println(
+          "Note: the CLI's current context is \"" + c.name() + "\" (" + c.server() + "); client commands go there"
+              + " unless you pass --server and --token, or forget it with: keel logout " + c.name()));
+    } catch (CliException unreadable) {
+      // a broken config file is reported by the client commands that read it
     }
   }
 }

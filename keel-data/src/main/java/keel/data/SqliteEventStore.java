@@ -10,6 +10,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import javax.sql.DataSource;
 import keel.core.EventCodec;
 import keel.core.KeelException;
@@ -299,6 +300,14 @@ final class SqliteEventStore implements EventStore {
               sql.append(" AND status = ?");
               args.add(st.wireName());
             }
+          }
+          if (q.owners().isPresent()) {
+            Set<String> owners = q.owners().get();
+            if (owners.isEmpty()) {
+              return List.of();
+            }
+            sql.append(" AND owner IN (").append(String.join(",", java.util.Collections.nCopies(owners.size(), "?"))).append(")");
+            args.addAll(owners.stream().sorted().toList());
           }
           if (q.before().isPresent()) {
             sql.append(

@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 
 /**
- * An open data store: one database holding every session, blob, note and revision.
+ * An open data store: one database holding every session, blob, note, revision and operator.
  *
  * <p>Thread-safe. Writes from all threads go through one group-committing writer, so concurrent
  * sessions share disk flushes; reads run concurrently.
@@ -18,6 +18,9 @@ public interface Store extends AutoCloseable {
   MemoryStore memory();
 
   InventoryStore inventory();
+
+  /** Operators, their role bindings and their API tokens (as hashes). */
+  OperatorStore operators();
 
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();

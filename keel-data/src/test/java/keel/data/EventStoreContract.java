@@ -593,6 +593,26 @@ public abstract class EventStoreContract {
     }
 
     @Test
+    void sessions_filterByOwners_andPageWithinThem() {
+      for (String[] s : new String[][] {{"f1", "finance"}, {"h1", "hr"}, {"f2", "finance"}, {"o1", "ops"}, {"f3", "finance"}}) {
+        clock.advance(Duration.ofSeconds(1));
+        events.create(new NewSession(
+            s[0], "agent-" + s[1], 1, s[1], TRACE, Optional.empty(), s[0],
+            List.of(pe(new SessionEvent.SessionStarted("agent-" + s[1], 1, s[1], "user:ann", false))),
+            SessionStatus.IDLE, Optional.empty()));
+      }
+      SessionQuery all = SessionQuery.all(100);
+      assertThat(ids(all.withOwners(java.util.Set.of("finance")))).containsExactly("f3", "f2", "f1");
+      assertThat(ids(all.withOwners(java.util.Set.of("finance", "ops")))).containsExactly("f3", "o1", "f2", "f1");
+      assertThat(ids(all.withOwners(java.util.Set.of()))).as("no owner covers nothing").isEmpty();
+      assertThat(ids(all.withOwners(java.util.Set.of("nobody")))).isEmpty();
+      assertThat(ids(all)).hasSize(5);
+      SessionQuery page = new SessionQuery(Optional.empty(), Optional.empty(), 2, Optional.of("f3"), Optional.of(java.util.Set.of("finance", "hr")));
+      assertThat(ids(page)).as("a full page of the owners asked for, whatever lies between").containsExactly("f2", "h1");
+      assertThat(events.session("h1").orElseThrow().owner()).isEqualTo("hr");
+    }
+
+    @Test
     void sessionsCreatedInTheSameMillisecond_pageWithoutLosingAny() {
       for (int i = 0; i < 7; i++) {
         events.create(newSession("same-" + i, "alpha", Optional.empty()));

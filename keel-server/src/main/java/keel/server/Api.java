@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import keel.control.Caller;
 import keel.control.RevisionDiff;
+import keel.control.Operators;
 import keel.control.Role;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
@@ -38,7 +39,9 @@ import tools.jackson.databind.node.ObjectNode;
 /**
  * The HTTP API under {@code /v1}. Routes are declared once, in {@link #routes()}: the same table
  * registers the handlers and writes the OpenAPI document, so the document always matches the code.
- * Every route under {@code /v1} requires a bearer token.
+ * Every route under {@code /v1} requires a bearer token: an operator's, or the server's admin token
+ * (the bootstrap operator). Each route's {@link Access} is checked before its handler runs; the
+ * handlers of listings show only what the caller's roles cover.
  */
 final class Api {
 
@@ -51,7 +54,7 @@ final class Api {
   private final SessionService sessions;
   private final Store store;
   private final Inventory inventory;
-  private final AdminToken token;
+  private final Operators operators;
   private final Health health;
 
   /** What the probes report. */
@@ -61,17 +64,17 @@ final class Api {
     String describe();
   }
 
-  Api(SessionService sessions, Store store, Inventory inventory, AdminToken token, Health health) {
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, Health health) {
     this.sessions = sessions;
     this.store = store;
     this.inventory = inventory;
-    this.token = token;
+    this.operators = operators;
     this.health = health;
   }
 
   List<Route> routes() {
     return List.of(
-        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision.", Access.global(Role.ADMIN), this::apply,
+        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision. Needs admin for the owner of every descriptor in the file and of every descriptor it replaces; otherwise nothing is applied.", Access.listed(Role.ADMIN), this::apply,
             Optional.of("{\"type\":\"object\",\"required\":[\"yaml\"],\"properties\":{\"yaml\":{\"type\":\"string\"},\"source\":{\"type\":\"string\"},\"dry_run\":{\"type\":\"boolean\"}}}"), 200),
         new Route("GET", "/v1/agents", "List agents: latest revision, model, mode, sessions by status.", Access.listed(Role.VIEWER), this::listAgents, Optional.empty(), 200),
         new Route("GET", "/v1/agents/{name}", "Describe an agent: its latest descriptor and its revisions.", Access.agentPath(Role.VIEWER, "name"), this::describeAgent, Optional.empty(), 200),
@@ -101,7 +104,14 @@ final class Api {
         new Route("POST", "/v1/agents/{name}/revisions/{revision}/approve", "Approve a pending revision: it becomes active. Whoever applied it may not approve it.", Access.agentPath(Role.APPROVER, "name"), this::approveRevision,
             Optional.empty(), 200),
         new Route("POST", "/v1/agents/{name}/revisions/{revision}/reject", "Reject a pending revision, saying why; the active revision stays in force.", Access.agentPath(Role.APPROVER, "name"), this::rejectRevision,
-            Optional.of("{\"type\":\"object\",\"required\":[\"reason\"],\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 200));
+            Optional.of("{\"type\":\"object\",\"required\":[\"reason\"],\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 200),
+        // ---- operators and who am I
+        new Route("POST", "/v1/operators", "Create an operator with roles (viewer, operator, approver, admin, each optionally @owner); the answer holds its token, shown only this once. An admin scoped to owners may give only roles scoped to owners it administers.", Access.listed(Role.ADMIN), this::createOperator,
+            Optional.of("{\"type\":\"object\",\"required\":[\"name\",\"roles\"],\"properties\":{\"name\":{\"type\":\"string\"},\"roles\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"examples\":[\"viewer\",\"approver@finance\"]}}}}"), 201),
+        new Route("GET", "/v1/operators", "List the operators the caller manages, revoked ones included; never their tokens.", Access.listed(Role.ADMIN), this::listOperators, Optional.empty(), 200),
+        new Route("POST", "/v1/operators/{name}/revoke", "Revoke an operator; its token stops working for the next request.", Access.listed(Role.ADMIN), this::revokeOperator, Optional.empty(), 200),
+        new Route("POST", "/v1/operators/{name}/token", "Issue a new token for an operator, shown only this once; its previous token stops working.", Access.listed(Role.ADMIN), this::issueOperatorToken, Optional.empty(), 200),
+        new Route("GET", "/v1/whoami", "Who the bearer token stands for: the principal and its roles.", Access.anyCaller(), this::whoami, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -134,10 +144,10 @@ final class Api {
           "this route needs an Authorization: Bearer <token> header; a local server's admin token is in its data directory's "
               + AdminToken.FILE_NAME);
     }
-    if (!token.matches(header.substring(7).strip())) {
-      throw new KeelException.Unauthenticated("the bearer token is not valid for this server");
-    }
-    ctx.attribute(CALLER, new Caller("operator:admin", List.of(new Caller.Binding(Role.ADMIN, Optional.empty()))));
+    Caller caller = operators.authenticate(header.substring(7).strip())
+        .orElseThrow(() -> new KeelException.Unauthenticated(
+            "the bearer token is not valid for this server: it is unknown, its operator was revoked, or a newer token replaced it"));
+    ctx.attribute(CALLER, caller);
   }
 
   /**
@@ -262,7 +272,7 @@ final class Api {
       }
       dryRun = dryRun || b.path("dry_run").asBoolean(false);
     }
-    List<Inventory.Result> results = inventory.apply(yaml, source, principal(ctx), dryRun);
+    List<Inventory.Result> results = inventory.apply(yaml, source, caller(ctx), dryRun);
     ObjectNode out = Views.JSON.createObjectNode();
     out.put("dry_run", dryRun);
     ArrayNode arr = out.putArray("results");
@@ -284,10 +294,14 @@ final class Api {
   }
 
   private void listAgents(Context ctx) {
+    java.util.function.Predicate<String> visible = caller(ctx).owners(Role.VIEWER);
     List<ObjectNode> out = new ArrayList<>();
     Map<String, InventoryStore.Revision> pending = new HashMap<>();
     store.inventory().pendingOfKind("Agent").forEach(p -> pending.put(p.name(), p));
     for (InventoryStore.Revision r : store.inventory().latestOfKind("Agent")) {
+      if (!visible.test(r.owner())) {
+        continue;
+      }
       AgentDescriptor a = sessions.catalog().revision(r.name(), r.number());
       ObjectNode o = Views.agent(a, r, store.events().countByStatus(r.name()));
       Optional.ofNullable(pending.get(r.name())).ifPresent(p -> o.set("pending", Views.revision(p, false)));
@@ -318,9 +332,10 @@ final class Api {
 
   private void listInventory(Context ctx) {
     List<ObjectNode> out = new ArrayList<>();
+    java.util.function.Predicate<String> visible = caller(ctx).owners(Role.VIEWER);
     for (String kind : List.of("Agent", "McpServer", "Policy")) {
-      store.inventory().latestOfKind(kind).forEach(r -> out.add(Views.revision(r, false)));
-      store.inventory().pendingOfKind(kind).forEach(r -> out.add(Views.revision(r, false)));
+      store.inventory().latestOfKind(kind).stream().filter(r -> visible.test(r.owner())).forEach(r -> out.add(Views.revision(r, false)));
+      store.inventory().pendingOfKind(kind).stream().filter(r -> visible.test(r.owner())).forEach(r -> out.add(Views.revision(r, false)));
     }
     json(ctx, 200, Views.JSON.createObjectNode().set("descriptors", Views.array(out)));
   }
@@ -438,6 +453,10 @@ final class Api {
         status,
         intParam(ctx, "limit", 50, 1, 1000),
         Optional.ofNullable(ctx.queryParam("before")).filter(s -> !s.isBlank()));
+    Caller caller = caller(ctx);
+    if (!caller.mayEverywhere(Role.VIEWER)) {
+      q = q.withOwners(caller.scopedOwners(Role.VIEWER));
+    }
     json(ctx, 200, Views.JSON.createObjectNode().set("sessions", Views.array(sessions.list(q).stream().map(Views::session).toList())));
   }
 
@@ -563,6 +582,51 @@ final class Api {
   private static void write(OutputStream out, String s) throws IOException {
     out.write(s.getBytes(StandardCharsets.UTF_8));
     out.flush();
+  }
+
+  // ---- operators
+
+  private void createOperator(Context ctx) {
+    ObjectNode b = body(ctx);
+    String name = requiredString(b, "name");
+    JsonNode rolesNode = b.get("roles");
+    if (rolesNode == null || !rolesNode.isArray()) {
+      throw new KeelException.Invalid("roles: expected an array of roles such as [\"viewer\", \"approver@finance\"]"
+          + (rolesNode == null ? " (required)" : ", got " + rolesNode));
+    }
+    List<String> roles = new ArrayList<>();
+    for (int i = 0; i < rolesNode.size(); i++) {
+      JsonNode r = rolesNode.get(i);
+      if (!r.isString()) {
+        throw new KeelException.Invalid("roles[" + i + "]: expected a string such as \"viewer\" or \"approver@finance\", got " + r);
+      }
+      roles.add(r.asString());
+    }
+    Operators.Issued issued = operators.create(caller(ctx), name, roles);
+    json(ctx, 201, Views.operator(issued.operator()).put("token", issued.token()));
+  }
+
+  private void listOperators(Context ctx) {
+    List<ObjectNode> out = operators.list(caller(ctx)).stream().map(Views::operator).toList();
+    json(ctx, 200, Views.JSON.createObjectNode().set("operators", Views.array(out)));
+  }
+
+  private void revokeOperator(Context ctx) {
+    json(ctx, 200, Views.operator(operators.revoke(caller(ctx), ctx.pathParam("name"))));
+  }
+
+  private void issueOperatorToken(Context ctx) {
+    Operators.Issued issued = operators.issueToken(caller(ctx), ctx.pathParam("name"));
+    json(ctx, 200, Views.operator(issued.operator()).put("token", issued.token()));
+  }
+
+  private void whoami(Context ctx) {
+    Caller c = caller(ctx);
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.put("principal", c.principal());
+    ArrayNode roles = o.putArray("roles");
+    c.bindings().forEach(b -> roles.add(b.toString()));
+    json(ctx, 200, o);
   }
 
   private void openapi(Context ctx) {

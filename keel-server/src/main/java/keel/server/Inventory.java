@@ -3,11 +3,15 @@ package keel.server;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.locks.ReentrantLock;
 import java.util.function.Consumer;
+import keel.control.Caller;
 import keel.control.Revisions;
+import keel.control.Role;
 import keel.core.AgentDescriptor;
 import keel.core.Descriptor;
 import keel.core.Descriptors;
+import keel.core.KeelException;
 import keel.data.InventoryStore;
 import keel.execution.ModelProviders;
 import keel.execution.ToolRegistry;
@@ -18,7 +22,13 @@ import keel.execution.ToolRegistry;
  * creates no revision). A change that widens what an agent may do is stored as pending and waits for
  * approval ({@link Revisions}); running sessions keep the revision they started with.
  *
- * <p>Thread-safe.
+ * <p>Applying needs the role admin for the owner of every descriptor in the file and for the owner
+ * of every descriptor it replaces, so that no one takes a descriptor over by changing its {@code
+ * metadata.owner}; a descriptor without an owner (a cluster-wide policy) needs admin for every
+ * owner. A refusal names every descriptor refused and stores nothing.
+ *
+ * <p>Thread-safe. Applies on this node are serialized, so the owners checked are the owners of the
+ * revisions the write replaces.
  */
 final class Inventory {
 
@@ -46,6 +56,8 @@ final class Inventory {
   private final ToolRegistry tools;
   private final ModelProviders models;
   private final Revisions revisions;
+  /** Guards the ownership check and the write that follows it, so nothing changes between them. */
+  private final ReentrantLock applying = new ReentrantLock();
 
   /**
    * @param onActivated told an agent's name after each of its revisions becomes active (an apply,
@@ -63,33 +75,71 @@ final class Inventory {
     return revisions;
   }
 
-  List<Result> apply(String yaml, String source, String principal, boolean dryRun) {
+  /**
+   * Applies (or, with {@code dryRun}, checks) a file of descriptors as {@code caller}.
+   *
+   * @throws KeelException.Invalid if the file is not valid (every problem listed); nothing is stored
+   * @throws KeelException.Forbidden if the caller is not admin for an owner involved; nothing is
+   *     stored
+   */
+  List<Result> apply(String yaml, String source, Caller caller, boolean dryRun) {
     List<Descriptor> parsed = Descriptors.parse(yaml, source);
     if (parsed.isEmpty()) {
-      throw new keel.core.KeelException.Invalid(source + ": no descriptors found");
+      throw new KeelException.Invalid(source + ": no descriptors found");
     }
     List<InventoryStore.Change> changes = new ArrayList<>();
     for (Descriptor d : parsed) {
       changes.add(new InventoryStore.Change(d.kind(), d.name(), d.metadata().owner(), Descriptors.canonicalJson(d)));
     }
-    List<Result> results = new ArrayList<>();
-    if (dryRun) {
-      List<Revisions.Preview> previews = revisions.preview(changes);
+    String principal = caller.principal();
+    applying.lock();
+    try {
+      authorize(parsed, source, caller);
+      List<Result> results = new ArrayList<>();
+      if (dryRun) {
+        List<Revisions.Preview> previews = revisions.preview(changes);
+        for (int i = 0; i < parsed.size(); i++) {
+          Revisions.Preview p = previews.get(i);
+          Descriptor d = parsed.get(i);
+          results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d), principal, p.status(), p.review(), Optional.empty()));
+        }
+        return results;
+      }
+      List<InventoryStore.Applied> applied = revisions.apply(changes, principal);
       for (int i = 0; i < parsed.size(); i++) {
-        Revisions.Preview p = previews.get(i);
-        Descriptor d = parsed.get(i);
-        results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d), principal, p.status(), p.review(), Optional.empty()));
+        InventoryStore.Applied a = applied.get(i);
+        InventoryStore.Revision r = a.revision();
+        results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i)), r.appliedBy(), r.status(),
+            a.created() ? r.review() : InventoryStore.Review.NONE, a.superseded().map(InventoryStore.Revision::number)));
       }
       return results;
+    } finally {
+      applying.unlock();
     }
-    List<InventoryStore.Applied> applied = revisions.apply(changes, principal);
-    for (int i = 0; i < parsed.size(); i++) {
-      InventoryStore.Applied a = applied.get(i);
-      InventoryStore.Revision r = a.revision();
-      results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i)), r.appliedBy(), r.status(),
-          a.created() ? r.review() : InventoryStore.Review.NONE, a.superseded().map(InventoryStore.Revision::number)));
+  }
+
+  /** Refuses the whole file unless the caller is admin for every owner it sets or replaces. */
+  private void authorize(List<Descriptor> parsed, String source, Caller caller) {
+    List<String> refused = new ArrayList<>();
+    for (Descriptor d : parsed) {
+      String what = d.kind().toLowerCase(java.util.Locale.ROOT) + "/" + d.name();
+      String owner = d.metadata().owner();
+      if (!caller.may(Role.ADMIN, owner)) {
+        refused.add(what + " has " + ownerText(owner));
+      }
+      store.latest(d.kind(), d.name())
+          .filter(r -> !r.owner().equals(owner) && !caller.may(Role.ADMIN, r.owner()))
+          .ifPresent(r -> refused.add(what + " exists with " + ownerText(r.owner()) + " (revision " + r.number() + ")"));
     }
-    return results;
+    if (!refused.isEmpty()) {
+      throw new KeelException.Forbidden(caller.principal() + " may not apply " + source + "; nothing was applied: "
+          + String.join("; ", refused) + ". Applying needs the role admin for the owner of each descriptor and of what"
+          + " it replaces; " + caller.principal() + " has " + (caller.bindings().isEmpty() ? "no roles" : caller.bindings()));
+    }
+  }
+
+  private static String ownerText(String owner) {
+    return owner.isEmpty() ? "no owner (cluster-wide, which needs admin for every owner)" : "owner \"" + owner + "\"";
   }
 
   private List<String> warnings(Descriptor d) {

@@ -2,10 +2,13 @@ package keel.server;
 
 import io.javalin.Javalin;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.Clock;
 import keel.data.Store;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import keel.control.Operators;
 import keel.execution.ModelProviders;
 import keel.execution.PriceTable;
 import keel.execution.SessionService;
@@ -30,15 +33,21 @@ public final class KeelServer implements AutoCloseable {
   private final Store store;
   private final SessionService sessions;
   private final AdminToken token;
+  private final Operators operators;
+  private final Api api;
   private final Javalin app;
   private volatile boolean ready;
 
-  private KeelServer(ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Javalin app) {
+  private KeelServer(
+      ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Operators operators, Api api,
+      Javalin app) {
     this.config = config;
     this.lock = lock;
     this.store = store;
     this.sessions = sessions;
     this.token = token;
+    this.operators = operators;
+    this.api = api;
     this.app = app;
   }
 
@@ -58,9 +67,10 @@ public final class KeelServer implements AutoCloseable {
       SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices);
       // an agent's active revision changed: nothing in the runtime listens yet (budgets will)
       Inventory inventory = new Inventory(store.inventory(), tools, models, agent -> {});
+      Operators operators = new Operators(store.operators(), new SecureRandom(), token.bootstrap());
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
-      Api api = new Api(sessions, store, inventory, token, new Api.Health() {
+      Api api = new Api(sessions, store, inventory, operators, new Api.Health() {
         @Override
         public boolean ready() {
           return self[0] != null && self[0].ready && opened.healthy();
@@ -80,7 +90,7 @@ public final class KeelServer implements AutoCloseable {
         api.install(cfg);
       });
       app.start();
-      KeelServer server = new KeelServer(config, lock, store, sessions, token, app);
+      KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app);
       self[0] = server;
       sessions.recover();
       server.ready = true;
@@ -107,6 +117,16 @@ public final class KeelServer implements AutoCloseable {
 
   public Path adminTokenFile() {
     return token.file();
+  }
+
+  /** The operators of this server: who may call its API, with which roles. */
+  public Operators operators() {
+    return operators;
+  }
+
+  /** The API's route table, as registered (for tests that walk every route). */
+  List<Api.Route> routes() {
+    return api.routes();
   }
 
   public SessionService sessions() {

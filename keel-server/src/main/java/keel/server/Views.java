@@ -208,6 +208,23 @@ final class Views {
     review.narrowing().forEach(n::add);
   }
 
+  /** An operator, never with its token (only the create and token routes add it, once). */
+  static ObjectNode operator(keel.control.Operators.Operator op) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("name", op.name());
+    o.put("principal", op.principal());
+    ArrayNode roles = o.putArray("roles");
+    op.bindings().forEach(b -> roles.add(b.toString()));
+    o.put("status", op.revoked() ? "revoked" : "active");
+    o.put("bootstrap", op.bootstrap());
+    o.put("created_by", op.createdBy());
+    o.put("created_at", op.createdAt().toString());
+    op.tokenIssuedAt().ifPresent(t -> o.put("token_issued_at", t.toString()));
+    op.revokedAt().ifPresent(t -> o.put("revoked_at", t.toString()));
+    op.revokedBy().ifPresent(b -> o.put("revoked_by", b));
+    return o;
+  }
+
   static ArrayNode array(List<ObjectNode> items) {
     ArrayNode a = JSON.createArrayNode();
     items.forEach(a::add);
