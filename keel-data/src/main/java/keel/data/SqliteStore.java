@@ -33,6 +33,7 @@ final class SqliteStore implements Store {
   private final SqliteBlobStore blobs;
   private final SqliteMemoryStore memory;
   private final SqliteInventoryStore inventory;
+  private final SqliteSigningKeyStore signingKeys;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -42,6 +43,7 @@ final class SqliteStore implements Store {
     this.blobs = new SqliteBlobStore(readers, writer);
     this.memory = new SqliteMemoryStore(readers, writer, clock);
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
+    this.signingKeys = new SqliteSigningKeyStore(readers, writer);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -134,6 +136,11 @@ final class SqliteStore implements Store {
   @Override
   public InventoryStore inventory() {
     return inventory;
+  }
+
+  @Override
+  public SigningKeyStore signingKeys() {
+    return signingKeys;
   }
 
   @Override

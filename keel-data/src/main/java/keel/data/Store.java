@@ -19,6 +19,9 @@ public interface Store extends AutoCloseable {
 
   InventoryStore inventory();
 
+  /** The control plane's token signing keys. */
+  SigningKeyStore signingKeys();
+
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();
 
