@@ -225,7 +225,8 @@ public final class SessionState {
         owner = e.owner();
         task = e.task();
         grants = e.grants();
-        chain = e.chain();
+        // a log recorded before identities: the chain is who started the session
+        chain = e.chain().isEmpty() ? List.of(e.principal()) : e.chain();
         parentSessionId = e.parentSessionId();
         status = SessionStatus.IDLE;
       }
@@ -498,7 +499,8 @@ public final class SessionState {
 
   /**
    * The delegation chain recorded at the start: who started the root session, then each
-   * delegating agent. Empty for logs recorded before identities.
+   * delegating agent. For a log recorded before identities, the principal that started it; empty
+   * only in a state restored from a snapshot taken before identities.
    */
   public List<String> chain() {
     return chain;
