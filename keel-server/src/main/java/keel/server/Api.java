@@ -42,6 +42,10 @@ final class Api {
   /** One route: method, path, what it does, its handler, and (for the document) its body. */
   record Route(String method, String path, String summary, Access access, Handler handler, Optional<String> requestSchema, int okStatus) {}
 
+  /** Where the JWKS document is served without a token. */
+  static final String JWKS_PATH = "/.well-known/jwks.json";
+  /** How deep the trace of a session nests the traces of its sub-agents. */
+  private static final int MAX_TRACE_DEPTH = 25;
   private static final int SSE_QUEUE = 4096;
   private static final long SSE_HEARTBEAT_SECONDS = 15;
 
@@ -89,7 +93,8 @@ final class Api {
         new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", Access.session(Role.VIEWER), this::events, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", Access.session(Role.VIEWER), this::stream, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", Access.session(Role.VIEWER), this::trace, Optional.empty(), 200),
-        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200));
+        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200),
+        new Route("GET", "/v1/jwks", "The public keys that verify session tokens (a JWKS document); also served without a token at /.well-known/jwks.json.", Access.anyCaller(), this::jwks, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -106,6 +111,8 @@ final class Api {
       }
     }
     cfg.routes.get("/healthz", ctx -> ctx.json(Views.JSON.createObjectNode().put("status", "ok")));
+    // public by design: anyone may verify a session token a Keel agent presents
+    cfg.routes.get(JWKS_PATH, this::jwks);
     cfg.routes.get("/readyz", ctx -> {
       boolean ready = health.ready();
       ctx.status(ready ? 200 : 503).contentType("application/json")
@@ -376,8 +383,20 @@ final class Api {
   private void trace(Context ctx) {
     String id = ctx.pathParam("id");
     sessions.record(id);
+    json(ctx, 200, Views.span(traceOf(id, 0)));
+  }
+
+  /** A session's trace with the traces of the sub-agents it spawned nested under their calls. */
+  private Trace.Span traceOf(String id, int depth) {
     List<StoredEvent> all = store.events().eventsAfter(id, 0);
-    json(ctx, 200, Views.span(Trace.of(id, all)));
+    return Trace.of(id, all, child -> depth >= MAX_TRACE_DEPTH || store.events().session(child).isEmpty()
+        ? Optional.empty()
+        : Optional.of(traceOf(child, depth + 1)));
+  }
+
+  private void jwks(Context ctx) {
+    ctx.status(200).header("Cache-Control", "public, max-age=60").contentType("application/json")
+        .result(sessions.identity().jwks());
   }
 
   /**

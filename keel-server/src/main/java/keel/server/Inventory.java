@@ -40,6 +40,7 @@ final class Inventory {
     for (Descriptor d : parsed) {
       changes.add(new InventoryStore.Change(d.kind(), d.name(), d.metadata().owner(), Descriptors.canonicalJson(d)));
     }
+    List<String> applying = parsed.stream().filter(d -> d instanceof AgentDescriptor).map(Descriptor::name).toList();
     List<Result> results = new ArrayList<>();
     if (dryRun) {
       for (int i = 0; i < parsed.size(); i++) {
@@ -47,19 +48,20 @@ final class Inventory {
         var latest = store.latest(d.kind(), d.name());
         boolean changed = latest.isEmpty() || !latest.get().spec().equals(changes.get(i).spec());
         int rev = latest.map(r -> changed ? r.number() + 1 : r.number()).orElse(1);
-        results.add(new Result(d.kind(), d.name(), rev, changed, warnings(d)));
+        results.add(new Result(d.kind(), d.name(), rev, changed, warnings(d, applying)));
       }
       return results;
     }
     List<InventoryStore.Applied> applied = store.apply(changes, principal);
     for (int i = 0; i < parsed.size(); i++) {
       InventoryStore.Applied a = applied.get(i);
-      results.add(new Result(a.revision().kind(), a.revision().name(), a.revision().number(), a.created(), warnings(parsed.get(i))));
+      results.add(new Result(a.revision().kind(), a.revision().name(), a.revision().number(), a.created(), warnings(parsed.get(i), applying)));
     }
     return results;
   }
 
-  private List<String> warnings(Descriptor d) {
+  /** What this server cannot act on in a descriptor; {@code applying} are the agents of the same file. */
+  private List<String> warnings(Descriptor d, List<String> applying) {
     List<String> out = new ArrayList<>();
     if (!(d instanceof AgentDescriptor a)) {
       out.add(d.kind() + " descriptors are stored; this server does not act on them yet");
@@ -76,6 +78,11 @@ final class Inventory {
       if (t.startsWith("internal://") && !capabilities.contains(t)) {
         out.add("spec.tools[" + i + "]: \"" + t + "\" is not an internal capability of this server (available: "
             + String.join(", ", capabilities.stream().filter(c -> c.startsWith("internal://")).toList()) + ")");
+      } else if (t.startsWith("agent://")) {
+        String sub = t.substring("agent://".length());
+        if (!applying.contains(sub) && store.latest("Agent", sub).isEmpty()) {
+          out.add("spec.tools[" + i + "]: there is no agent \"" + sub + "\" yet; the model will be offered it once it is applied");
+        }
       } else if (!t.startsWith("internal://")) {
         out.add("spec.tools[" + i + "]: \"" + t + "\" is granted, but this server cannot reach it yet; the model will not see it");
       }

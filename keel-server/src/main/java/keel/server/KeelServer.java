@@ -3,6 +3,7 @@ package keel.server;
 import io.javalin.Javalin;
 import java.nio.file.Path;
 import java.time.Clock;
+import keel.control.Identity;
 import keel.data.Store;
 import java.util.HashMap;
 import java.util.Map;
@@ -55,7 +56,10 @@ public final class KeelServer implements AutoCloseable {
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
-      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices);
+      Identity identity = new Identity(store.signingKeys(), clock, config.identity());
+      // a signing key exists before the first token is asked for, so the JWKS document is never empty
+      identity.activeKeyId();
+      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity);
       Inventory inventory = new Inventory(store.inventory(), tools, models);
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
