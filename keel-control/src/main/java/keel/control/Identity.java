@@ -51,8 +51,15 @@ import org.slf4j.LoggerFactory;
  * the session that presents it; and, for a capability, one of its grants covers it (see {@link
  * Grants}). Each refusal says which check failed.
  *
+ * <p>An ES256 signature check costs a few hundred microseconds, and a session presents the same
+ * token for every call of a run: so tokens whose signature and issuer were verified are remembered,
+ * by their exact text, in a bounded cache (tokens this node issued go there at once). Any other text,
+ * an altered token included, misses the cache and is checked in full; expiry, session and grants are
+ * checked on every use, cached or not.
+ *
  * <p>Thread-safe. The active key is guarded by {@code rotation}; verification keys are cached in a
- * concurrent map holding only keys that have not expired.
+ * concurrent map holding only keys that have not expired; verified tokens are in an LRU map guarded
+ * by {@code verifiedLock}.
  */
 public final class Identity {
 
@@ -110,6 +117,16 @@ public final class Identity {
   private SigningKeyStore.SigningKey active;
   private ECDSASigner signer;
   private final Map<String, VerificationKey> verificationKeys = new ConcurrentHashMap<>();
+  private static final int VERIFIED_TOKENS = 4096;
+  private final ReentrantLock verifiedLock = new ReentrantLock();
+  /** Tokens whose signature and issuer checked out, by their compact text; guarded by {@code verifiedLock}. */
+  private final Map<String, SessionToken> verified =
+      new java.util.LinkedHashMap<>(64, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, SessionToken> eldest) {
+          return size() > VERIFIED_TOKENS;
+        }
+      };
 
   public Identity(SigningKeyStore keys, Clock clock, IdentitySettings settings) {
     this.keys = Objects.requireNonNull(keys, "keys");
@@ -157,10 +174,12 @@ public final class Identity {
         throw new KeelException.Unavailable("cannot sign a token for session " + subject.sessionId() + ": " + e.getMessage(), e);
       }
       // iat and exp travel in whole seconds; the token says what it says
-      return new SessionToken(
+      SessionToken token = new SessionToken(
           jti, principal, subject.agent(), subject.revision(), subject.sessionId(), subject.rootSessionId(),
           subject.grants(), subject.chain(), settings.issuer(), active.kid(), claims.getIssueTime().toInstant(),
           claims.getExpirationTime().toInstant(), jwt.serialize());
+      remember(token);
+      return token;
     } finally {
       rotation.unlock();
     }
@@ -261,6 +280,11 @@ public final class Identity {
     }
     boolean rotated = active != null;
     active = chosen;
+    try {
+      verificationKeys.put(chosen.kid(), new VerificationKey(new ECDSAVerifier(key.toPublicJWK()), chosen.expireAt()));
+    } catch (JOSEException e) {
+      throw new KeelException.Unavailable("signing key " + chosen.kid() + " cannot verify: " + e.getMessage(), e);
+    }
     int purged = keys.purgeExpired(now);
     verificationKeys.values().removeIf(v -> !v.expireAt().isAfter(now));
     LOG.info("{} token signing key {} (signs until {}, published until {}){}", rotated ? "rotated to" : "using",
@@ -315,6 +339,54 @@ public final class Identity {
 
   private Verdict check(String compact, String sessionId) {
     Instant now = clock.instant();
+    SessionToken token = known(compact, now);
+    if (token == null) {
+      Verdict signed = signed(compact, now);
+      if (!(signed instanceof Verdict.Verified v)) {
+        return signed;
+      }
+      token = v.token();
+      remember(token);
+    }
+    if (!now.minus(settings.clockSkew()).isBefore(token.expiresAt())) {
+      return refused("the token expired at " + token.expiresAt() + " (now " + now + ")");
+    }
+    if (token.issuedAt().isAfter(now.plus(settings.clockSkew()))) {
+      return refused("the token was issued in the future (" + token.issuedAt() + ", now " + now + ")");
+    }
+    if (!sessionId.equals(token.sessionId())) {
+      return refused("the token is for session " + token.sessionId() + ", not for session " + sessionId);
+    }
+    return new Verdict.Verified(token);
+  }
+
+  /** A token verified before, whose signing key is still current; null otherwise. */
+  private SessionToken known(String compact, Instant now) {
+    SessionToken t;
+    verifiedLock.lock();
+    try {
+      t = verified.get(compact);
+    } finally {
+      verifiedLock.unlock();
+    }
+    if (t == null) {
+      return null;
+    }
+    VerificationKey key = verificationKeys.get(t.keyId());
+    return key != null && key.expireAt().isAfter(now) ? t : null;
+  }
+
+  private void remember(SessionToken token) {
+    verifiedLock.lock();
+    try {
+      verified.put(token.compact(), token);
+    } finally {
+      verifiedLock.unlock();
+    }
+  }
+
+  /** The checks that depend only on the token's text: form, algorithm, key, signature, issuer, claims. */
+  private Verdict signed(String compact, Instant now) {
     SignedJWT jwt;
     try {
       jwt = SignedJWT.parse(compact);
@@ -357,28 +429,17 @@ public final class Identity {
       }
       Date exp = c.getExpirationTime();
       Date iat = c.getIssueTime();
-      if (exp == null || iat == null) {
-        return refused("the token lacks " + (exp == null ? "exp" : "iat"));
-      }
-      if (!now.minus(settings.clockSkew()).isBefore(exp.toInstant())) {
-        return refused("the token expired at " + exp.toInstant() + " (now " + now + ")");
-      }
-      if (iat.toInstant().isAfter(now.plus(settings.clockSkew()))) {
-        return refused("the token was issued in the future (" + iat.toInstant() + ", now " + now + ")");
-      }
       String sid = c.getStringClaim("sid");
-      if (!sessionId.equals(sid)) {
-        return refused("the token is for session " + sid + ", not for session " + sessionId);
-      }
       String agent = c.getStringClaim("agent");
       String sub = c.getSubject();
       List<String> grants = c.getStringListClaim("grants");
       List<String> chain = c.getStringListClaim("chain");
       Integer revision = c.getIntegerClaim("revision");
       String root = c.getStringClaim("root_sid");
-      if (agent == null || !("agent:" + agent).equals(sub) || grants == null || chain == null || chain.isEmpty()
-          || revision == null || root == null || c.getJWTID() == null) {
-        return refused("the token lacks claims a session token has (sub, agent, revision, root_sid, grants, chain, jti)");
+      if (exp == null || iat == null || sid == null || agent == null || !("agent:" + agent).equals(sub) || grants == null
+          || chain == null || chain.isEmpty() || revision == null || root == null || c.getJWTID() == null) {
+        return refused("the token lacks claims a session token has (sub, agent, revision, sid, root_sid, grants, chain,"
+            + " iat, exp, jti)");
       }
       return new Verdict.Verified(new SessionToken(
           c.getJWTID(), sub, agent, revision, sid, root, grants, chain, c.getIssuer(), kid, iat.toInstant(),
