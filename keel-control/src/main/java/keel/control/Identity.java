@@ -228,8 +228,8 @@ public final class Identity {
     int depth = chain.size() - 1;
     if (depth > settings.maxDelegationDepth()) {
       return new Delegation.Refused(
-          "delegating to " + childAgent + " would make sub-agents " + depth + " levels deep; at most "
-              + settings.maxDelegationDepth() + " are allowed (delegation chain: " + String.join(" → ", chain) + ")");
+          "delegating to " + childAgent + " would start a sub-agent at depth " + depth + " (the root session is depth 0);"
+              + " the deepest allowed is " + settings.maxDelegationDepth() + " (delegation chain: " + String.join(" → ", chain) + ")");
     }
     String child = "agent:" + childAgent;
     if (chain.contains(child)) {

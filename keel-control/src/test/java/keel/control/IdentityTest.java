@@ -244,6 +244,19 @@ class IdentityTest {
   }
 
   @Test
+  void aTokenVerifiedBefore_isStillCheckedForSessionGrantAndExpiry_onEveryUse() {
+    Identity nodeB = new Identity(store.signingKeys(), clock, IdentitySettings.defaults());
+    SessionToken t = identity.issue(PLANNER);
+    verified(nodeB.verify(t.compact(), "s_parent")); // a full check; remembered from now on
+    verified(nodeB.authorize(t.compact(), "s_parent", "internal://memory"));
+    assertThat(reason(nodeB.verify(t.compact(), "s_other"))).isEqualTo("the token is for session s_parent, not for session s_other");
+    assertThat(reason(nodeB.authorize(t.compact(), "s_parent", "internal://time"))).contains("is not granted internal://time");
+    clock.advance(Duration.ofMinutes(11));
+    assertThat(reason(nodeB.verify(t.compact(), "s_parent"))).startsWith("the token expired at");
+    assertThat(reason(identity.verify(t.compact(), "s_parent"))).startsWith("the token expired at");
+  }
+
+  @Test
   void jwks_publishesOnlyPublicKeys_andAStandardVerifierAcceptsOurTokens() throws Exception {
     SessionToken t = identity.issue(PLANNER);
     String jwks = identity.jwks();
@@ -296,8 +309,8 @@ class IdentityTest {
     SessionToken depth2 = shallow.issue(new Identity.Subject("a2", 1, "s2", "s0", List.of("agent://a3"),
         List.of("operator:alice", "agent:a0", "agent:a1")));
     assertThat(shallow.delegate(depth2, "a3", List.of())).isEqualTo(new Identity.Delegation.Refused(
-        "delegating to a3 would make sub-agents 3 levels deep; at most 2 are allowed (delegation chain: operator:alice"
-            + " → agent:a0 → agent:a1 → agent:a2)"));
+        "delegating to a3 would start a sub-agent at depth 3 (the root session is depth 0); the deepest allowed is 2"
+            + " (delegation chain: operator:alice → agent:a0 → agent:a1 → agent:a2)"));
   }
 
   private List<String> publishedKids() {

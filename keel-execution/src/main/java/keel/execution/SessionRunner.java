@@ -762,6 +762,7 @@ final class SessionRunner implements Scheduler.Runner {
         String child =
             p.state() == PendingCall.CallState.SPAWNED ? p.subagentSessionId()
                 : p.state() == PendingCall.CallState.REQUESTED && tools.tool(p.call().name()).isEmpty()
+                        && p.call().name().startsWith(Subagents.TOOL_PREFIX)
                     // a call that may have created its child before a crash cut it short
                     ? Subagents.childSessionId(record.id(), idempotencyKey(p.call()))
                     : "";

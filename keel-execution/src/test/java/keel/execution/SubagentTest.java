@@ -177,10 +177,10 @@ class SubagentTest {
     SessionRecord b = h.children(a.id()).getFirst();
     assertThat(h.children(b.id())).isEmpty();
     SessionEvent.ToolCallDenied denied = h.events(b.id(), SessionEvent.ToolCallDenied.class).getFirst();
-    assertThat(denied.reason()).isEqualTo("delegating to c would make sub-agents 2 levels deep; at most 1 are allowed"
-        + " (delegation chain: operator:ann → agent:a → agent:b)");
+    assertThat(denied.reason()).isEqualTo("delegating to c would start a sub-agent at depth 2 (the root session is depth 0);"
+        + " the deepest allowed is 1 (delegation chain: operator:ann → agent:a → agent:b)");
     assertThat(denied.principal()).isEqualTo("agent:b");
-    assertThat(h.sessions.view(a.id()).lastAnswer()).startsWith("a got: b got: delegating to c would make");
+    assertThat(h.sessions.view(a.id()).lastAnswer()).startsWith("a got: b got: delegating to c would start");
   }
 
   @Test
