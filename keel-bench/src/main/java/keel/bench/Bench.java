@@ -52,7 +52,7 @@ public final class Bench {
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "all" -> scenario = a;
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "all" -> scenario = a;
           case "--quick" -> quick = true;
           case "--sessions" -> sessions = positive(a, args, ++i);
           case "--steps" -> steps = positive(a, args, ++i);
@@ -101,7 +101,7 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: Bench [durable-steps|suspended|gateway|cost|all] [--quick] [--sessions N] [--steps K] [--reps R]"
+      "usage: Bench [durable-steps|suspended|gateway|cost|identity|all] [--quick] [--sessions N] [--steps K] [--reps R]"
           + " [--suspended S] [--turns T] [--tasks T] [--out DIR] [--work-dir DIR]";
 
   public static void main(String[] args) throws Exception {
@@ -132,6 +132,9 @@ public final class Bench {
     results.put("settings", settingsJson(s));
     if (s.scenario().equals("gateway") || s.scenario().equals("all")) {
       results.put("gateway", new GatewayOverhead(s.quick() ? 200 : 2_000, s.quick() ? 2 : 5, progress).run());
+    }
+    if (s.scenario().equals("identity") || s.scenario().equals("all")) {
+      results.put("identity", new IdentityOverhead(s.quick() ? 500 : 5_000, s.quick() ? 2 : 5, s.workDir(), progress).run());
     }
     if (s.scenario().equals("cost") || s.scenario().equals("all")) {
       results.put("cost", new CostBench(new CostBench.Options(s.tasks(), 8, CostBench.SEED, s.workDir()), progress).run());
@@ -204,6 +207,23 @@ public final class Bench {
           .append("| through the model gateway | ").append(micros(gw.get("p50"))).append(" | ").append(micros(gw.get("p90")))
           .append(" | ").append(micros(gw.get("p99"))).append(" |\n\n")
           .append("Gateway overhead at p50: **").append(String.format("%.0f", (Double) g.get("overhead_p50_us"))).append(" µs** per call.\n\n");
+    }
+    Map<String, Object> id = (Map<String, Object>) r.get("identity");
+    if (id != null) {
+      Map<String, Object> is = (Map<String, Object>) id.get("issue_us");
+      Map<String, Object> fc = (Map<String, Object>) id.get("first_check_us");
+      Map<String, Object> rc = (Map<String, Object>) id.get("repeat_check_us");
+      b.append("### Agent identity per use (").append(id.get("reps")).append(" × ").append(id.get("ops_per_rep"))
+          .append(" sequential operations on a SQLite key store, after a warm-up; tokens of ").append(id.get("token_bytes"))
+          .append(" bytes)\n\n")
+          .append("| operation | p50 (µs) | p90 (µs) | p99 (µs) |\n| --- | --- | --- | --- |\n")
+          .append("| issue a session token (ES256 signature) | ").append(micros(is.get("p50"))).append(" | ")
+          .append(micros(is.get("p90"))).append(" | ").append(micros(is.get("p99"))).append(" |\n")
+          .append("| first check of a token on a node (signature, claims, grant) | ").append(micros(fc.get("p50"))).append(" | ")
+          .append(micros(fc.get("p90"))).append(" | ").append(micros(fc.get("p99"))).append(" |\n")
+          .append("| check of a token verified before (expiry, session, grant) | ")
+          .append(String.format("%.1f | %.1f | %.1f", (Double) rc.get("p50"), (Double) rc.get("p90"), (Double) rc.get("p99")))
+          .append(" |\n\n");
     }
     Map<String, Object> c = (Map<String, Object>) r.get("cost");
     if (c != null) {

@@ -108,8 +108,16 @@ final class DescribeCommand implements Callable<Integer> {
         + Text.of(u, "cache_read_tokens") + " read, " + Text.of(u, "cache_write_tokens") + " written)"});
     fields.add(new String[] {"Trace", Text.of(s, "trace_id")});
     if (s.has("parent_id")) {
-      fields.add(new String[] {"Parent", Text.of(s, "parent_id")});
+      fields.add(new String[] {"Parent", Text.of(s, "parent_id") + " (root " + Text.of(s, "root_id") + ")"});
     }
+    List<String> chain = new ArrayList<>();
+    s.path("delegation_chain").forEach(p -> chain.add(p.asString()));
+    if (!chain.isEmpty()) {
+      fields.add(new String[] {"Acts as", "agent:" + Text.of(s, "agent") + ", delegated by " + String.join(" → ", chain)});
+    }
+    List<String> grants = new ArrayList<>();
+    s.path("grants").forEach(g -> grants.add(g.asString()));
+    fields.add(new String[] {"Grants", grants.isEmpty() ? "(none)" : String.join(", ", grants)});
     printFields(fields);
     io.out().println();
     io.out().println("Conversation:");
@@ -136,7 +144,8 @@ final class DescribeCommand implements Callable<Integer> {
       io.out().println("Pending tool calls:");
       Table t = new Table("  CALL", "TOOL", "STATE", "ATTEMPT", "ARGUMENTS");
       for (JsonNode p : pending) {
-        t.row("  " + Text.of(p, "call_id"), Text.of(p, "name"), Text.of(p, "state"), Text.of(p, "attempt"),
+        String state = Text.of(p, "state") + (p.has("subagent_session_id") ? " (session " + Text.of(p, "subagent_session_id") + ")" : "");
+        t.row("  " + Text.of(p, "call_id"), Text.of(p, "name"), state, Text.of(p, "attempt"),
             Text.abbreviate(Text.of(p, "arguments"), 80));
       }
       t.print(io.out());

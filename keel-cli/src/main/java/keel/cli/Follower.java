@@ -191,6 +191,14 @@ final class Follower {
           say("  (resumed by " + Text.of(data, "by") + ", accepting " + Text.of(data, "acceptedVersion") + ")");
       case "ToolCallDenied" ->
           say("  ✗ " + tool(data) + " denied: " + Text.of(data, "reason"));
+      case "SubagentSpawned" ->
+          say("  ⇢ delegated to agent " + Text.of(data, "agent") + " (session " + Text.of(data, "childSessionId")
+              + "); waiting for its answer");
+      case "SubagentCompleted" -> {
+        String outcome = Text.of(data, "outcome");
+        say("  ⇠ " + tool(data) + (outcome.equals("completed") ? ": " : " " + outcome + ": ")
+            + Text.abbreviate(Text.content(data.get("result")), RESULT_CHARS));
+      }
       case "ToolCallCompleted" -> {
         boolean error = data.path("error").asBoolean(false);
         say("  ← " + tool(data) + (error ? " failed: " : ": ")

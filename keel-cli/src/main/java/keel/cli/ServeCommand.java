@@ -4,6 +4,8 @@ import java.net.BindException;
 import java.nio.file.Path;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.time.Duration;
+import keel.control.IdentitySettings;
 import keel.core.KeelException;
 import keel.execution.ExecutionSettings;
 import keel.server.KeelServer;
@@ -50,6 +52,15 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--admission-capacity", paramLabel = "N", description = "The most sessions waiting for a slot before new work is refused with 429 (default ${DEFAULT-VALUE}).")
   int admissionCapacity = ExecutionSettings.defaults("x").admissionCapacity();
 
+  @Option(names = "--token-lifetime", paramLabel = "DURATION", description = "How long a session token is valid, e.g. 10m or 90s (default 10m; 30s to 1h). Sessions renew theirs when a third of it is left.")
+  String tokenLifetime;
+
+  @Option(names = "--key-rotation", paramLabel = "DURATION", description = "How long a token signing key signs before a new one replaces it, e.g. 24h or 7d (default 24h). Old public keys stay in the JWKS until their tokens expire.")
+  String keyRotation;
+
+  @Option(names = "--max-delegation-depth", paramLabel = "N", description = "The most levels of sub-agents below a session an operator started (default ${DEFAULT-VALUE}).")
+  int maxDelegationDepth = IdentitySettings.defaults().maxDelegationDepth();
+
   @Option(
       names = "--no-fsync",
       description =
@@ -81,6 +92,14 @@ final class ServeCommand implements Callable<Integer> {
       if (pricesFile != null) {
         config = config.withPricesFile(pricesFile);
       }
+      IdentitySettings identity = IdentitySettings.defaults().withMaxDelegationDepth(maxDelegationDepth);
+      if (tokenLifetime != null) {
+        identity = identity.withTokenLifetime(duration("--token-lifetime", tokenLifetime));
+      }
+      if (keyRotation != null) {
+        identity = identity.withKeyRotation(duration("--key-rotation", keyRotation));
+      }
+      config = config.withIdentity(identity);
     } catch (IllegalArgumentException e) {
       throw new CliException(ExitCodes.USAGE, e.getMessage());
     }
@@ -123,6 +142,21 @@ final class ServeCommand implements Callable<Integer> {
       Thread.currentThread().interrupt();
     }
     return ExitCodes.OK;
+  }
+
+  /** A duration written as a number and a unit: {@code 90s}, {@code 10m}, {@code 24h}, {@code 7d}. */
+  static Duration duration(String option, String text) {
+    String t = text.strip();
+    if (t.matches("[0-9]{1,9}[smhd]")) {
+      long n = Long.parseLong(t.substring(0, t.length() - 1));
+      return switch (t.charAt(t.length() - 1)) {
+        case 's' -> Duration.ofSeconds(n);
+        case 'm' -> Duration.ofMinutes(n);
+        case 'h' -> Duration.ofHours(n);
+        default -> Duration.ofDays(n);
+      };
+    }
+    throw new IllegalArgumentException(option + ": expected a number and a unit (s, m, h or d), e.g. 10m, got \"" + text + "\"");
   }
 
   private static int parsePort(String s) {

@@ -23,6 +23,7 @@ public final class SessionLifecycle {
           SessionEvent.ToolCallStarted.class,
           SessionEvent.ToolCallCompleted.class,
           SessionEvent.ToolOutcomeUnknown.class,
+          SessionEvent.SubagentSpawned.class,
           SessionEvent.StepInterrupted.class,
           SessionEvent.InputRejected.class,
           SessionEvent.SessionFailed.class,
@@ -63,6 +64,7 @@ public final class SessionLifecycle {
     ALLOWED.put(
         SessionStatus.AWAITING_SUBAGENT,
         Set.of(
+            SessionEvent.SubagentCompleted.class,
             SessionEvent.InputRejected.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));

@@ -32,7 +32,10 @@ public final class SessionState {
       boolean escalatedSinceInput,
       java.math.BigDecimal costUsd,
       String driftPending,
-      List<String> acceptedVersions) {
+      List<String> acceptedVersions,
+      List<String> grants,
+      List<String> chain,
+      String parentSessionId) {
     public Snapshot {
       conversation = List.copyOf(conversation);
       pending = List.copyOf(pending);
@@ -40,6 +43,34 @@ public final class SessionState {
       costUsd = costUsd == null ? java.math.BigDecimal.ZERO : costUsd;
       driftPending = driftPending == null ? "" : driftPending;
       acceptedVersions = acceptedVersions == null ? List.of() : List.copyOf(acceptedVersions);
+      // snapshots taken before identities lack these
+      grants = grants == null ? List.of() : List.copyOf(grants);
+      chain = chain == null ? List.of() : List.copyOf(chain);
+      parentSessionId = parentSessionId == null ? "" : parentSessionId;
+    }
+
+    /** A snapshot without identity state. */
+    public Snapshot(
+        String agent,
+        int revision,
+        String owner,
+        boolean task,
+        SessionStatus status,
+        long lastSeq,
+        int stepsSinceInput,
+        long modelCalls,
+        Usage usage,
+        List<Message> conversation,
+        List<PendingCall> pending,
+        String lastAnswer,
+        String failure,
+        boolean escalatedSinceInput,
+        java.math.BigDecimal costUsd,
+        String driftPending,
+        List<String> acceptedVersions) {
+      this(agent, revision, owner, task, status, lastSeq, stepsSinceInput, modelCalls, usage, conversation,
+          pending, lastAnswer, failure, escalatedSinceInput, costUsd, driftPending, acceptedVersions,
+          List.of(), List.of(), "");
     }
 
     /** A snapshot without model-gateway state. */
@@ -79,6 +110,9 @@ public final class SessionState {
   private java.math.BigDecimal costUsd = java.math.BigDecimal.ZERO;
   private String driftPending = "";
   private final List<String> acceptedVersions = new ArrayList<>();
+  private List<String> grants = List.of();
+  private List<String> chain = List.of();
+  private String parentSessionId = "";
 
   private SessionState() {
     this.conversation = new ArrayList<>();
@@ -110,6 +144,9 @@ public final class SessionState {
     st.costUsd = s.costUsd();
     st.driftPending = s.driftPending();
     st.acceptedVersions.addAll(s.acceptedVersions());
+    st.grants = s.grants();
+    st.chain = s.chain();
+    st.parentSessionId = s.parentSessionId();
     return st;
   }
 
@@ -140,7 +177,10 @@ public final class SessionState {
         escalatedSinceInput,
         costUsd,
         driftPending,
-        acceptedVersions);
+        acceptedVersions,
+        grants,
+        chain,
+        parentSessionId);
   }
 
   /**
@@ -184,6 +224,10 @@ public final class SessionState {
         revision = e.revision();
         owner = e.owner();
         task = e.task();
+        grants = e.grants();
+        // a log recorded before identities: the chain is who started the session
+        chain = e.chain().isEmpty() ? List.of(e.principal()) : e.chain();
+        parentSessionId = e.parentSessionId();
         status = SessionStatus.IDLE;
       }
       case SessionEvent.InputReceived e -> {
@@ -246,6 +290,32 @@ public final class SessionState {
         conversation.add(
             new Message.ToolResult(p.call().id(), p.call().name(), Content.inline(e.reason()), true));
         afterCallEnded();
+      }
+      case SessionEvent.SubagentSpawned e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.REQUESTED) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": SubagentSpawned for tool call \"" + e.callId()
+                  + "\", which is " + p.state().name().toLowerCase(java.util.Locale.ROOT) + ", not requested");
+        }
+        pending.set(
+            i,
+            new PendingCall(
+                p.call(), PendingCall.CallState.SPAWNED, e.capability(), false, 1, "", e.childSessionId()));
+        status = SessionStatus.AWAITING_SUBAGENT;
+      }
+      case SessionEvent.SubagentCompleted e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.SPAWNED || !p.subagentSessionId().equals(e.childSessionId())) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": SubagentCompleted for tool call \"" + e.callId()
+                  + "\" and child session " + e.childSessionId() + ", but that call is not waiting for that child");
+        }
+        pending.remove(i);
+        conversation.add(new Message.ToolResult(p.call().id(), p.call().name(), e.result(), e.error()));
+        status = pending.isEmpty() ? SessionStatus.RUNNABLE : SessionStatus.RUNNING;
       }
       case SessionEvent.ToolCallStarted e -> {
         int i = indexOf(sessionId, e.callId());
@@ -417,6 +487,28 @@ public final class SessionState {
   /** The model versions a human accepted for this session after a drift. */
   public List<String> acceptedVersions() {
     return java.util.Collections.unmodifiableList(acceptedVersions);
+  }
+
+  /**
+   * The capability URIs recorded at the start as the session's grants; empty for logs recorded
+   * before identities (whose grants are their revision's {@code spec.tools}).
+   */
+  public List<String> grants() {
+    return grants;
+  }
+
+  /**
+   * The delegation chain recorded at the start: who started the root session, then each
+   * delegating agent. For a log recorded before identities, the principal that started it; empty
+   * only in a state restored from a snapshot taken before identities.
+   */
+  public List<String> chain() {
+    return chain;
+  }
+
+  /** The session that spawned this one, or empty for a root session. */
+  public String parentSessionId() {
+    return parentSessionId;
   }
 
   /** Why the session failed or was cancelled; empty otherwise. */

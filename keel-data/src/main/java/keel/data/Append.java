@@ -16,6 +16,11 @@ import keel.core.SessionStatus;
  * @param consumedInputs inbox inputs these events consume (they stop being pending)
  * @param snapshot a snapshot of the state after these events, replacing the previous one; its
  *     {@code lastSeq} must be {@code expectedSeq + events.size()}
+ * @param deliveries inputs for other sessions' inboxes, stored in the same transaction as these
+ *     events (a sub-agent's result for its parent, a cancellation for a child), so that they are
+ *     delivered exactly when the events that cause them are recorded. An input whose session does
+ *     not exist or has ended is not delivered (nothing would ever consume it); an input whose id
+ *     the session already accepted is not delivered twice.
  */
 public record Append(
     String sessionId,
@@ -23,15 +28,24 @@ public record Append(
     List<PendingEvent> events,
     SessionStatus status,
     List<String> consumedInputs,
-    Optional<SessionState.Snapshot> snapshot) {
+    Optional<SessionState.Snapshot> snapshot,
+    List<Input> deliveries) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
     Objects.requireNonNull(status, "status");
     consumedInputs = List.copyOf(consumedInputs);
     Objects.requireNonNull(snapshot, "snapshot");
+    deliveries = List.copyOf(deliveries);
     if (events.isEmpty()) {
       throw new IllegalArgumentException("an append needs at least one event");
+    }
+    for (Input d : deliveries) {
+      if (d.sessionId().equals(sessionId)) {
+        throw new IllegalArgumentException(
+            "append to session " + sessionId + ": input " + d.inputId()
+                + " is for the session itself; deliveries are for other sessions");
+      }
     }
     long end = expectedSeq + events.size();
     if (snapshot.isPresent() && snapshot.get().lastSeq() != end) {
@@ -39,5 +53,16 @@ public record Append(
           "snapshot of session " + sessionId + " is at event " + snapshot.get().lastSeq()
               + " but the append ends at event " + end);
     }
+  }
+
+  /** An append that delivers nothing to other sessions. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, List.of());
   }
 }

@@ -165,6 +165,9 @@ final class SqliteEventStore implements EventStore {
           up.setInt(4, a.consumedInputs().size());
           up.setString(5, a.sessionId());
           up.executeUpdate();
+          for (Input d : a.deliveries()) {
+            deliver(tx, d);
+          }
           if (a.snapshot().isPresent()) {
             SessionState.Snapshot snap = a.snapshot().get();
             PreparedStatement put =
@@ -176,6 +179,18 @@ final class SqliteEventStore implements EventStore {
           }
           return newLast;
         });
+  }
+
+  /** Puts an input in another session's inbox, unless that session is gone or has ended. */
+  private static void deliver(GroupCommitWriter.Tx tx, Input d) throws SQLException {
+    PreparedStatement st = tx.prepare("SELECT status FROM sessions WHERE id = ?");
+    st.setString(1, d.sessionId());
+    try (ResultSet rs = st.executeQuery()) {
+      if (!rs.next() || SessionStatus.fromWire(rs.getString(1)).terminal()) {
+        return;
+      }
+    }
+    insertInput(tx, d);
   }
 
   @Override

@@ -34,6 +34,7 @@ final class SqliteStore implements Store {
   private final SqliteMemoryStore memory;
   private final SqliteInventoryStore inventory;
   private final SqliteOperatorStore operators;
+  private final SqliteSigningKeyStore signingKeys;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -44,6 +45,7 @@ final class SqliteStore implements Store {
     this.memory = new SqliteMemoryStore(readers, writer, clock);
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
+    this.signingKeys = new SqliteSigningKeyStore(readers, writer);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -141,6 +143,11 @@ final class SqliteStore implements Store {
   @Override
   public OperatorStore operators() {
     return operators;
+  }
+
+  @Override
+  public SigningKeyStore signingKeys() {
+    return signingKeys;
   }
 
   @Override

@@ -21,6 +21,8 @@ public interface Store extends AutoCloseable {
 
   /** Operators, their role bindings and their API tokens (as hashes). */
   OperatorStore operators();
+  /** The control plane's token signing keys. */
+  SigningKeyStore signingKeys();
 
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();

@@ -1102,6 +1102,73 @@ public abstract class EventStoreContract {
     }
   }
 
+  // ---- deliveries to other sessions' inboxes ----------------------------------------------------
+
+  @Nested
+  class Deliveries {
+
+    private Append delivering(String sessionId, long expectedSeq, SessionStatus status, List<Input> deliveries, SessionEvent... es) {
+      return new Append(
+          sessionId, expectedSeq, Arrays.stream(es).map(EventStoreContract::pe).toList(), status, List.of(),
+          Optional.empty(), deliveries);
+    }
+
+    @Test
+    void append_withADelivery_putsTheInputInTheOtherInbox_inTheSameTransaction() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      Input result = new Input("parent", "sub-child", "subagent_result", "{\"ok\":true}", "agent:helper", clock.instant());
+      events.append(delivering("child", 3, SessionStatus.COMPLETED, List.of(result),
+          answer(1, "done"), new SessionEvent.SessionCompleted("done")));
+      assertThat(events.pendingInputs("parent")).containsExactly(result);
+      assertThat(record("parent").pendingInputs()).isEqualTo(1);
+      assertThat(events.sessionsWithWork(100)).contains("parent");
+    }
+
+    @Test
+    void aDeliveryWhoseAppendFails_isNotDelivered() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      Input result = new Input("parent", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      assertThatThrownBy(() -> events.append(delivering("child", 1, SessionStatus.COMPLETED, List.of(result),
+          new SessionEvent.SessionCompleted("done"))))
+          .isInstanceOf(KeelException.Conflict.class);
+      assertThat(events.pendingInputs("parent")).isEmpty();
+    }
+
+    @Test
+    void theSameDeliveryTwice_isStoredOnce() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      Input result = new Input("parent", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      events.append(delivering("child", 3, SessionStatus.RUNNING, List.of(result), answer(1, "x")));
+      events.append(delivering("child", 4, SessionStatus.RUNNING, List.of(result), answer(1, "y")));
+      assertThat(events.pendingInputs("parent")).hasSize(1);
+      assertThat(record("parent").pendingInputs()).isEqualTo(1);
+    }
+
+    @Test
+    void aDeliveryToAnEndedOrUnknownSession_isDropped_andTheAppendSucceeds() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      events.append(append("parent", 1, SessionStatus.CANCELLED, new SessionEvent.SessionCancelled("op:bob", "enough")));
+      Input toEnded = new Input("parent", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      Input toNobody = new Input("ghost", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      assertThat(events.append(delivering("child", 3, SessionStatus.COMPLETED, List.of(toEnded, toNobody),
+          new SessionEvent.SessionFailed("boom", "it broke", false)))).isEqualTo(4);
+      assertThat(events.pendingInputs("parent")).isEmpty();
+      assertThat(events.session("ghost")).isEmpty();
+    }
+
+    @Test
+    void aDeliveryToTheAppendingSessionItself_isRefused() {
+      Input self = new Input("s1", "x", "message", "hi", "user:ann", clock.instant());
+      assertThatThrownBy(() -> delivering("s1", 1, SessionStatus.IDLE, List.of(self), received("x", "hi")))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("for the session itself");
+    }
+  }
+
   // ---- durability -------------------------------------------------------------------------------
 
   @Nested

@@ -53,6 +53,11 @@ public final class AgentCatalog {
     return new Versioned(revision(name, r.number()), r.number());
   }
 
+  /** The latest revision of an agent, if there is an agent of that name. */
+  public java.util.Optional<Versioned> find(String name) {
+    return inventory.latest("Agent", name).map(r -> new Versioned(revision(name, r.number()), r.number()));
+  }
+
   /** An agent descriptor with its revision number. */
   public record Versioned(AgentDescriptor agent, int revision) {}
 }

@@ -7,6 +7,8 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
+import keel.control.Identity;
+import keel.control.IdentitySettings;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionEvent;
@@ -42,6 +44,7 @@ public final class SessionService implements AutoCloseable {
   private final Scheduler scheduler;
   private final Clock clock;
   private final ExecutionSettings settings;
+  private final Identity identity;
   private final SecureRandom random = new SecureRandom();
 
   private SessionService(
@@ -50,13 +53,15 @@ public final class SessionService implements AutoCloseable {
       EventBus bus,
       Scheduler scheduler,
       Clock clock,
-      ExecutionSettings settings) {
+      ExecutionSettings settings,
+      Identity identity) {
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
     this.scheduler = scheduler;
     this.clock = clock;
     this.settings = settings;
+    this.identity = identity;
   }
 
   /** Wires the execution plane of one node over a store. */
@@ -68,11 +73,30 @@ public final class SessionService implements AutoCloseable {
   /** Wires the execution plane of one node, pricing model calls with {@code prices}. */
   public static SessionService create(
       Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices) {
+    return create(store, models, tools, clock, settings, prices, new Identity(store.signingKeys(), clock, IdentitySettings.defaults()));
+  }
+
+  /**
+   * Wires the execution plane of one node: model calls priced with {@code prices}, every session
+   * acting with tokens {@code identity} issues and checks.
+   */
+  public static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      Identity identity) {
+    return create(store, models, tools, clock, settings, prices, identity, TokenPresenter.HELD);
+  }
+
+  static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      Identity identity, TokenPresenter presenter) {
     AgentCatalog catalog = new AgentCatalog(store.inventory());
     EventBus bus = new EventBus();
     models.register(new ReplayModelProvider(store.events()));
     ModelGateway gateway = new ModelGateway(models, prices, ProviderBreakers.defaults(), new RequestCoalescer());
-    SessionRunner runner = new SessionRunner(store, catalog, gateway, tools, bus, clock, settings.node());
+    // the runner wakes sessions through the scheduler, which is built around the runner
+    java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
+    SessionRunner runner = new SessionRunner(
+        store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id));
     Scheduler scheduler =
         new Scheduler(
             runner,
@@ -86,7 +110,8 @@ public final class SessionService implements AutoCloseable {
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
             });
-    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings);
+    wakes.set(scheduler);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
   }
@@ -129,7 +154,8 @@ public final class SessionService implements AutoCloseable {
     Input first = new Input(id, "in_" + randomHex(16), "message", start.message(), start.principal(), clock.instant());
     SessionEvent.SessionStarted started =
         new SessionEvent.SessionStarted(
-            start.agent(), agent.revision(), agent.agent().metadata().owner(), start.principal(), start.task());
+            start.agent(), agent.revision(), agent.agent().metadata().owner(), start.principal(), start.task(),
+            agent.agent().spec().tools(), List.of(start.principal()), "");
     try {
       store.events()
           .create(
@@ -250,7 +276,9 @@ public final class SessionService implements AutoCloseable {
         s.lastAnswer(),
         s.failure(),
         s.costUsd(),
-        s.driftPending());
+        s.driftPending(),
+        s.parentSessionId().isEmpty() ? catalog.revision(r.agent(), r.revision()).spec().tools() : s.grants(),
+        s.chain());
   }
 
   public List<SessionRecord> list(SessionQuery query) {
@@ -294,6 +322,11 @@ public final class SessionService implements AutoCloseable {
 
   public ExecutionSettings settings() {
     return settings;
+  }
+
+  /** The control plane's identity service the sessions' tokens come from. */
+  public Identity identity() {
+    return identity;
   }
 
   private SessionRecord require(String sessionId) {

@@ -48,6 +48,10 @@ final class Api {
   /** One route: method, path, what it does, its handler, and (for the document) its body. */
   record Route(String method, String path, String summary, Access access, Handler handler, Optional<String> requestSchema, int okStatus) {}
 
+  /** Where the JWKS document is served without a token. */
+  static final String JWKS_PATH = "/.well-known/jwks.json";
+  /** How deep the trace of a session nests the traces of its sub-agents. */
+  private static final int MAX_TRACE_DEPTH = 25;
   private static final int SSE_QUEUE = 4096;
   private static final long SSE_HEARTBEAT_SECONDS = 15;
 
@@ -111,7 +115,8 @@ final class Api {
         new Route("GET", "/v1/operators", "List the operators the caller manages, revoked ones included; never their tokens.", Access.listed(Role.ADMIN), this::listOperators, Optional.empty(), 200),
         new Route("POST", "/v1/operators/{name}/revoke", "Revoke an operator; its token stops working for the next request.", Access.listed(Role.ADMIN), this::revokeOperator, Optional.empty(), 200),
         new Route("POST", "/v1/operators/{name}/token", "Issue a new token for an operator, shown only this once; its previous token stops working.", Access.listed(Role.ADMIN), this::issueOperatorToken, Optional.empty(), 200),
-        new Route("GET", "/v1/whoami", "Who the bearer token stands for: the principal and its roles.", Access.anyCaller(), this::whoami, Optional.empty(), 200));
+        new Route("GET", "/v1/whoami", "Who the bearer token stands for: the principal and its roles.", Access.anyCaller(), this::whoami, Optional.empty(), 200),
+        new Route("GET", "/v1/jwks", "The public keys that verify session tokens (a JWKS document); also served without a token at /.well-known/jwks.json.", Access.anyCaller(), this::jwks, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -128,6 +133,8 @@ final class Api {
       }
     }
     cfg.routes.get("/healthz", ctx -> ctx.json(Views.JSON.createObjectNode().put("status", "ok")));
+    // public by design: anyone may verify a session token a Keel agent presents
+    cfg.routes.get(JWKS_PATH, this::jwks);
     cfg.routes.get("/readyz", ctx -> {
       boolean ready = health.ready();
       ctx.status(ready ? 200 : 503).contentType("application/json")
@@ -500,8 +507,20 @@ final class Api {
   private void trace(Context ctx) {
     String id = ctx.pathParam("id");
     sessions.record(id);
+    json(ctx, 200, Views.span(traceOf(id, 0)));
+  }
+
+  /** A session's trace with the traces of the sub-agents it spawned nested under their calls. */
+  private Trace.Span traceOf(String id, int depth) {
     List<StoredEvent> all = store.events().eventsAfter(id, 0);
-    json(ctx, 200, Views.span(Trace.of(id, all)));
+    return Trace.of(id, all, child -> depth >= MAX_TRACE_DEPTH || store.events().session(child).isEmpty()
+        ? Optional.empty()
+        : Optional.of(traceOf(child, depth + 1)));
+  }
+
+  private void jwks(Context ctx) {
+    ctx.status(200).header("Cache-Control", "public, max-age=60").contentType("application/json")
+        .result(sessions.identity().jwks());
   }
 
   /**

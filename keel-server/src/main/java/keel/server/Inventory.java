@@ -92,6 +92,7 @@ final class Inventory {
       changes.add(new InventoryStore.Change(d.kind(), d.name(), d.metadata().owner(), Descriptors.canonicalJson(d)));
     }
     String principal = caller.principal();
+    List<String> agentsInFile = parsed.stream().filter(d -> d instanceof AgentDescriptor).map(Descriptor::name).toList();
     applying.lock();
     try {
       authorize(parsed, source, caller);
@@ -101,7 +102,7 @@ final class Inventory {
         for (int i = 0; i < parsed.size(); i++) {
           Revisions.Preview p = previews.get(i);
           Descriptor d = parsed.get(i);
-          results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d), principal, p.status(), p.review(), Optional.empty()));
+          results.add(new Result(d.kind(), d.name(), p.revision(), p.created(), warnings(d, agentsInFile), principal, p.status(), p.review(), Optional.empty()));
         }
         return results;
       }
@@ -109,7 +110,7 @@ final class Inventory {
       for (int i = 0; i < parsed.size(); i++) {
         InventoryStore.Applied a = applied.get(i);
         InventoryStore.Revision r = a.revision();
-        results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i)), r.appliedBy(), r.status(),
+        results.add(new Result(r.kind(), r.name(), r.number(), a.created(), warnings(parsed.get(i), agentsInFile), r.appliedBy(), r.status(),
             a.created() ? r.review() : InventoryStore.Review.NONE, a.superseded().map(InventoryStore.Revision::number)));
       }
       return results;
@@ -142,7 +143,8 @@ final class Inventory {
     return owner.isEmpty() ? "no owner (cluster-wide, which needs admin for every owner)" : "owner \"" + owner + "\"";
   }
 
-  private List<String> warnings(Descriptor d) {
+  /** What this server cannot act on in a descriptor; {@code applying} are the agents of the same file. */
+  private List<String> warnings(Descriptor d, List<String> applying) {
     List<String> out = new ArrayList<>();
     if (!(d instanceof AgentDescriptor a)) {
       out.add(d.kind() + " descriptors are stored; this server does not act on them yet");
@@ -159,6 +161,11 @@ final class Inventory {
       if (t.startsWith("internal://") && !capabilities.contains(t)) {
         out.add("spec.tools[" + i + "]: \"" + t + "\" is not an internal capability of this server (available: "
             + String.join(", ", capabilities.stream().filter(c -> c.startsWith("internal://")).toList()) + ")");
+      } else if (t.startsWith("agent://")) {
+        String sub = t.substring("agent://".length());
+        if (!applying.contains(sub) && store.latest("Agent", sub).isEmpty()) {
+          out.add("spec.tools[" + i + "]: there is no agent \"" + sub + "\" yet; the model will be offered it once it is applied");
+        }
       } else if (!t.startsWith("internal://")) {
         out.add("spec.tools[" + i + "]: \"" + t + "\" is granted, but this server cannot reach it yet; the model will not see it");
       }

@@ -4,6 +4,7 @@ import io.javalin.Javalin;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
+import keel.control.Identity;
 import keel.data.Store;
 import java.util.HashMap;
 import java.util.List;
@@ -64,7 +65,10 @@ public final class KeelServer implements AutoCloseable {
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
-      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices);
+      Identity identity = new Identity(store.signingKeys(), clock, config.identity());
+      // a signing key exists before the first token is asked for, so the JWKS document is never empty
+      identity.activeKeyId();
+      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity);
       // an agent's active revision changed: nothing in the runtime listens yet (budgets will)
       Inventory inventory = new Inventory(store.inventory(), tools, models, agent -> {});
       Operators operators = new Operators(store.operators(), new SecureRandom(), token.bootstrap());

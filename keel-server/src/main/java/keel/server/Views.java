@@ -54,6 +54,10 @@ final class Views {
       o.put("waiting_to_accept_model_version", v.driftPending());
     }
     o.put("last_answer", v.lastAnswer());
+    ArrayNode grants = o.putArray("grants");
+    v.grants().forEach(grants::add);
+    ArrayNode chain = o.putArray("delegation_chain");
+    v.chain().forEach(chain::add);
     if (!v.failure().isEmpty()) {
       o.put("failure", v.failure());
     }
@@ -69,6 +73,9 @@ final class Views {
       c.put("arguments", p.call().arguments());
       c.put("state", p.state().name().toLowerCase(java.util.Locale.ROOT));
       c.put("attempt", p.attempt());
+      if (!p.subagentSessionId().isEmpty()) {
+        c.put("subagent_session_id", p.subagentSessionId());
+      }
     }
     return o;
   }
