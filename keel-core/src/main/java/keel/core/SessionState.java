@@ -14,7 +14,13 @@ import java.util.Optional;
  */
 public final class SessionState {
 
-  /** An immutable copy of a state, as stored in a snapshot. */
+  /**
+   * An immutable copy of a state, as stored in a snapshot.
+   *
+   * @param budgetBlock the block the session waits on, or null when it is not budget-blocked
+   * @param budgetWarnings the budget windows this session has warned about, one {@code
+   *     kind@windowEnd} per budget kind
+   */
   public record Snapshot(
       String agent,
       int revision,
@@ -32,7 +38,9 @@ public final class SessionState {
       boolean escalatedSinceInput,
       java.math.BigDecimal costUsd,
       String driftPending,
-      List<String> acceptedVersions) {
+      List<String> acceptedVersions,
+      SessionEvent.BudgetBlocked budgetBlock,
+      List<String> budgetWarnings) {
     public Snapshot {
       conversation = List.copyOf(conversation);
       pending = List.copyOf(pending);
@@ -40,6 +48,31 @@ public final class SessionState {
       costUsd = costUsd == null ? java.math.BigDecimal.ZERO : costUsd;
       driftPending = driftPending == null ? "" : driftPending;
       acceptedVersions = acceptedVersions == null ? List.of() : List.copyOf(acceptedVersions);
+      // and snapshots taken before budgets lack these
+      budgetWarnings = budgetWarnings == null ? List.of() : List.copyOf(budgetWarnings);
+    }
+
+    /** A snapshot without budget state. */
+    public Snapshot(
+        String agent,
+        int revision,
+        String owner,
+        boolean task,
+        SessionStatus status,
+        long lastSeq,
+        int stepsSinceInput,
+        long modelCalls,
+        Usage usage,
+        List<Message> conversation,
+        List<PendingCall> pending,
+        String lastAnswer,
+        String failure,
+        boolean escalatedSinceInput,
+        java.math.BigDecimal costUsd,
+        String driftPending,
+        List<String> acceptedVersions) {
+      this(agent, revision, owner, task, status, lastSeq, stepsSinceInput, modelCalls, usage, conversation,
+          pending, lastAnswer, failure, escalatedSinceInput, costUsd, driftPending, acceptedVersions, null, List.of());
     }
 
     /** A snapshot without model-gateway state. */
@@ -58,7 +91,7 @@ public final class SessionState {
         String lastAnswer,
         String failure) {
       this(agent, revision, owner, task, status, lastSeq, stepsSinceInput, modelCalls, usage, conversation,
-          pending, lastAnswer, failure, false, java.math.BigDecimal.ZERO, "", List.of());
+          pending, lastAnswer, failure, false, java.math.BigDecimal.ZERO, "", List.of(), null, List.of());
     }
   }
 
@@ -79,6 +112,8 @@ public final class SessionState {
   private java.math.BigDecimal costUsd = java.math.BigDecimal.ZERO;
   private String driftPending = "";
   private final List<String> acceptedVersions = new ArrayList<>();
+  private SessionEvent.BudgetBlocked budgetBlock;
+  private final List<String> budgetWarnings = new ArrayList<>();
 
   private SessionState() {
     this.conversation = new ArrayList<>();
@@ -110,6 +145,8 @@ public final class SessionState {
     st.costUsd = s.costUsd();
     st.driftPending = s.driftPending();
     st.acceptedVersions.addAll(s.acceptedVersions());
+    st.budgetBlock = s.budgetBlock();
+    st.budgetWarnings.addAll(s.budgetWarnings());
     return st;
   }
 
@@ -140,7 +177,9 @@ public final class SessionState {
         escalatedSinceInput,
         costUsd,
         driftPending,
-        acceptedVersions);
+        acceptedVersions,
+        budgetBlock,
+        budgetWarnings);
   }
 
   /**
@@ -328,7 +367,24 @@ public final class SessionState {
         failure = "cancelled by " + e.by() + ": " + e.reason();
         status = SessionStatus.CANCELLED;
       }
+      case SessionEvent.BudgetBlocked e -> {
+        budgetBlock = e;
+        status = SessionStatus.BUDGET_BLOCKED;
+      }
+      case SessionEvent.BudgetUnblocked e -> {
+        budgetBlock = null;
+        // the call that was refused is due again: a model call when no tool call is pending
+        status = SessionStatus.RUNNING;
+      }
+      case SessionEvent.BudgetWarning e -> {
+        budgetWarnings.removeIf(w -> w.startsWith(e.kind() + "@"));
+        budgetWarnings.add(warningKey(e.kind(), e.windowEnd()));
+      }
     }
+  }
+
+  private static String warningKey(String kind, java.time.Instant windowEnd) {
+    return kind + "@" + windowEnd;
   }
 
   private void afterCallEnded() {
@@ -417,6 +473,16 @@ public final class SessionState {
   /** The model versions a human accepted for this session after a drift. */
   public List<String> acceptedVersions() {
     return java.util.Collections.unmodifiableList(acceptedVersions);
+  }
+
+  /** The budget block the session waits on; empty unless it is budget-blocked. */
+  public Optional<SessionEvent.BudgetBlocked> budgetBlock() {
+    return Optional.ofNullable(budgetBlock);
+  }
+
+  /** Whether this session has already warned that a budget's window ending then is at 80 %. */
+  public boolean budgetWarned(String kind, java.time.Instant windowEnd) {
+    return budgetWarnings.contains(warningKey(kind, windowEnd));
   }
 
   /** Why the session failed or was cancelled; empty otherwise. */
