@@ -16,6 +16,8 @@ import keel.core.SessionStatus;
  * @param consumedInputs inbox inputs these events consume (they stop being pending)
  * @param snapshot a snapshot of the state after these events, replacing the previous one; its
  *     {@code lastSeq} must be {@code expectedSeq + events.size()}
+ * @param costs ledger entries for what these events record as spent, each naming one of them
+ * @param settlements budget reservations these events settle (the calls they record)
  */
 public record Append(
     String sessionId,
@@ -23,13 +25,17 @@ public record Append(
     List<PendingEvent> events,
     SessionStatus status,
     List<String> consumedInputs,
-    Optional<SessionState.Snapshot> snapshot) {
+    Optional<SessionState.Snapshot> snapshot,
+    List<Cost> costs,
+    List<BudgetStore.Settlement> settlements) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
     Objects.requireNonNull(status, "status");
     consumedInputs = List.copyOf(consumedInputs);
     Objects.requireNonNull(snapshot, "snapshot");
+    costs = List.copyOf(costs);
+    settlements = List.copyOf(settlements);
     if (events.isEmpty()) {
       throw new IllegalArgumentException("an append needs at least one event");
     }
@@ -39,5 +45,23 @@ public record Append(
           "snapshot of session " + sessionId + " is at event " + snapshot.get().lastSeq()
               + " but the append ends at event " + end);
     }
+    for (Cost c : costs) {
+      if (c.seq() <= expectedSeq || c.seq() > end) {
+        throw new IllegalArgumentException(
+            "a cost of session " + sessionId + " names event " + c.seq() + ", which is not one of this append's ("
+                + (expectedSeq + 1) + " to " + end + ")");
+      }
+    }
+  }
+
+  /** An append that records no costs and settles no budget. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, List.of(), List.of());
   }
 }

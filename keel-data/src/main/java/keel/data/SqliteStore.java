@@ -33,6 +33,8 @@ final class SqliteStore implements Store {
   private final SqliteBlobStore blobs;
   private final SqliteMemoryStore memory;
   private final SqliteInventoryStore inventory;
+  private final SqliteBudgetStore budgets;
+  private final SqliteCostLedger ledger;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -42,6 +44,8 @@ final class SqliteStore implements Store {
     this.blobs = new SqliteBlobStore(readers, writer);
     this.memory = new SqliteMemoryStore(readers, writer, clock);
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
+    this.budgets = new SqliteBudgetStore(readers, writer);
+    this.ledger = new SqliteCostLedger(readers);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -134,6 +138,16 @@ final class SqliteStore implements Store {
   @Override
   public InventoryStore inventory() {
     return inventory;
+  }
+
+  @Override
+  public BudgetStore budgets() {
+    return budgets;
+  }
+
+  @Override
+  public CostLedger ledger() {
+    return ledger;
   }
 
   @Override

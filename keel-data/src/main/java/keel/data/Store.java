@@ -19,6 +19,12 @@ public interface Store extends AutoCloseable {
 
   InventoryStore inventory();
 
+  /** Agents' budgets: what each has spent and reserved per budget window. */
+  BudgetStore budgets();
+
+  /** The cost ledger, written with the events that record each cost. */
+  CostLedger ledger();
+
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();
 
