@@ -86,6 +86,7 @@ final class SessionRunner implements Scheduler.Runner {
   private final EventBus bus;
   private final Clock clock;
   private final String node;
+  private final Metering metering;
 
   SessionRunner(
       Store store,
@@ -94,7 +95,8 @@ final class SessionRunner implements Scheduler.Runner {
       ToolRegistry tools,
       EventBus bus,
       Clock clock,
-      String node) {
+      String node,
+      Metering metering) {
     this.store = store;
     this.catalog = catalog;
     this.gateway = gateway;
@@ -102,6 +104,7 @@ final class SessionRunner implements Scheduler.Runner {
     this.bus = bus;
     this.clock = clock;
     this.node = node;
+    this.metering = metering;
   }
 
   @Override
@@ -135,9 +138,11 @@ final class SessionRunner implements Scheduler.Runner {
     private long snapshotSeq;
     private Deque<Input> inbox;
     private AgentDescriptor agent;
+    private final Metering.Meter meter;
 
     Run(SessionRecord record, SessionState state, long snapshotSeq, Signals signals) {
       this.record = record;
+      this.meter = metering.open(record);
       this.state = state;
       this.signals = signals;
       this.flushedSeq = state.lastSeq();
@@ -177,7 +182,8 @@ final class SessionRunner implements Scheduler.Runner {
               case RUNNABLE -> runnable();
               case RUNNING -> running();
               case AWAITING_APPROVAL -> awaitingHuman();
-              case AWAITING_SUBAGENT, BUDGET_BLOCKED -> suspend();
+              case AWAITING_SUBAGENT -> suspend();
+              case BUDGET_BLOCKED -> budgetBlocked();
               case COMPLETED, FAILED, CANCELLED -> throw new IllegalStateException("terminal handled above");
             };
         if (outcome != null) {
@@ -250,6 +256,9 @@ final class SessionRunner implements Scheduler.Runner {
                     "invalid arguments for " + p.call().name() + ": " + String.join("; ", problems)), span);
                 return null;
               }
+              if (blockedByBudget(meter.beforeToolCall(agent, state, a.tool(), p.call().id()), span)) {
+                return null;
+              }
               stage(new SessionEvent.ToolCallAuthorized(p.call().id(), a.tool().capability(), a.tool().idempotent()), span);
               String key = idempotencyKey(p.call());
               stage(new SessionEvent.ToolCallStarted(p.call().id(), 1, key), span);
@@ -261,7 +270,7 @@ final class SessionRunner implements Scheduler.Runner {
           Optional<Tool> tool = tools.tool(p.call().name());
           if (tool.isEmpty()) {
             stage(new SessionEvent.ToolCallDenied(p.call().id(), "the tool \"" + p.call().name() + "\" is no longer available"), span);
-          } else {
+          } else if (!blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), p.call().id()), span)) {
             // a retry a human asked for keeps the call's key, so the tool can recognise it
             String key = p.idempotencyKey().isEmpty() ? idempotencyKey(p.call()) : p.idempotencyKey();
             stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, key), span);
@@ -272,6 +281,9 @@ final class SessionRunner implements Scheduler.Runner {
           // Found started and never completed: the node running it died.
           Optional<Tool> tool = tools.tool(p.call().name());
           if (p.idempotent() && tool.isPresent()) {
+            if (blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), p.call().id()), span)) {
+              return null;
+            }
             stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, p.idempotencyKey()), span);
             execute(tool.get(), p.call(), span, p.idempotencyKey());
           } else {
@@ -348,7 +360,53 @@ final class SessionRunner implements Scheduler.Runner {
       return true;
     }
 
+    /** A model call, once the agent's budgets allow it; the reservation ends with the call. */
     private Outcome callModel() {
+      if (blockedByBudget(meter.beforeModelCall(agent, state, tools.granted(agent).stream().map(Tool::spec).toList()),
+          Spans.model(record.id(), state.modelCalls() + 1))) {
+        return null;
+      }
+      long started = System.nanoTime();
+      try {
+        return callGateway();
+      } finally {
+        meter.modelCallEnded(System.nanoTime() - started);
+      }
+    }
+
+    /**
+     * Stages what a budget check says: its warnings, or the block that suspends the session.
+     *
+     * @return true when the session is now budget-blocked and the call must not be made
+     */
+    private boolean blockedByBudget(Metering.Check check, String span) {
+      switch (check) {
+        case Metering.Check.Stop s -> {
+          stage(s.blocked(), span);
+          return true;
+        }
+        case Metering.Check.Go g -> {
+          for (SessionEvent.BudgetWarning w : g.warnings()) {
+            stage(w, span);
+          }
+          return false;
+        }
+      }
+    }
+
+    /** Waits for the budget that blocks the session, and goes on once it allows the call. */
+    private Outcome budgetBlocked() {
+      SessionEvent.BudgetBlocked block = state.budgetBlock().orElseThrow();
+      Optional<String> reason = meter.unblocked(block);
+      if (reason.isPresent()) {
+        stage(new SessionEvent.BudgetUnblocked(block.kind(), reason.get()));
+        return null;
+      }
+      meter.awaitWindowEnd(block);
+      return suspend();
+    }
+
+    private Outcome callGateway() {
       ModelRequest request =
           new ModelRequest(
               agent.name(),
@@ -372,6 +430,7 @@ final class SessionRunner implements Scheduler.Runner {
         try {
           ModelGateway.Call call = gateway.call(agent, request, state, stream, tools);
           long latency = (System.nanoTime() - started) / 1_000_000;
+          meter.modelCallMade(call);
           for (SessionEvent.ModelEscalated e : call.escalations()) {
             stage(e, span);
           }
@@ -534,6 +593,7 @@ final class SessionRunner implements Scheduler.Runner {
       StoredEvent stored =
           new StoredEvent(record.id(), state.lastSeq() + 1, clock.instant(), node, record.traceId(), span, event);
       state.apply(stored);
+      meter.staged(stored);
       staged.add(new PendingEvent(event, span));
       stagedStored.add(stored);
     }
@@ -554,7 +614,10 @@ final class SessionRunner implements Scheduler.Runner {
                   staged,
                   state.status().orElseThrow(),
                   consumedNow,
-                  snapshotDue ? Optional.of(state.snapshot()) : Optional.empty()));
+                  snapshotDue ? Optional.of(state.snapshot()) : Optional.empty(),
+                  meter.costs(state.lastSeq()),
+                  meter.settlements()));
+      meter.flushed();
       flushedSeq = state.lastSeq();
       if (snapshotDue) {
         snapshotSeq = flushedSeq;

@@ -7,6 +7,7 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
+import keel.control.Budgets;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionEvent;
@@ -42,7 +43,11 @@ public final class SessionService implements AutoCloseable {
   private final Scheduler scheduler;
   private final Clock clock;
   private final ExecutionSettings settings;
+  private final Budgets budgets;
+  private final BudgetWaits budgetWaits;
   private final SecureRandom random = new SecureRandom();
+  /** When the sweep last purged old budget windows, in epoch milliseconds of the clock. */
+  private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
 
   private SessionService(
       Store store,
@@ -50,13 +55,17 @@ public final class SessionService implements AutoCloseable {
       EventBus bus,
       Scheduler scheduler,
       Clock clock,
-      ExecutionSettings settings) {
+      ExecutionSettings settings,
+      Budgets budgets,
+      BudgetWaits budgetWaits) {
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
     this.scheduler = scheduler;
     this.clock = clock;
     this.settings = settings;
+    this.budgets = budgets;
+    this.budgetWaits = budgetWaits;
   }
 
   /** Wires the execution plane of one node over a store. */
@@ -68,11 +77,37 @@ public final class SessionService implements AutoCloseable {
   /** Wires the execution plane of one node, pricing model calls with {@code prices}. */
   public static SessionService create(
       Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices) {
+    return create(store, models, tools, clock, settings, prices, CostSettings.defaults());
+  }
+
+  /**
+   * Wires the execution plane of one node, pricing model calls with {@code prices} and compute with
+   * {@code costs}; every model and tool call asks the agent's current budgets first.
+   */
+  public static SessionService create(
+      Store store,
+      ModelProviders models,
+      ToolRegistry tools,
+      Clock clock,
+      ExecutionSettings settings,
+      PriceTable prices,
+      CostSettings costs) {
     AgentCatalog catalog = new AgentCatalog(store.inventory());
     EventBus bus = new EventBus();
     models.register(new ReplayModelProvider(store.events()));
     ModelGateway gateway = new ModelGateway(models, prices, ProviderBreakers.defaults(), new RequestCoalescer());
-    SessionRunner runner = new SessionRunner(store, catalog, gateway, tools, bus, clock, settings.node());
+    SecureRandom ids = new SecureRandom();
+    Budgets budgets =
+        new Budgets(
+            store.budgets(),
+            // the agent's current limits, so a raised budget applies to sessions already running
+            agent -> store.inventory().latest("Agent", agent).flatMap(r -> catalog.revision(agent, r.number()).spec().budgets()),
+            clock,
+            () -> "br_" + hex(ids, 24),
+            costs.reservationTtl());
+    BudgetWaits waits = new BudgetWaits(clock);
+    Metering metering = new Metering(budgets, prices, costs, waits, clock);
+    SessionRunner runner = new SessionRunner(store, catalog, gateway, tools, bus, clock, settings.node(), metering);
     Scheduler scheduler =
         new Scheduler(
             runner,
@@ -86,17 +121,79 @@ public final class SessionService implements AutoCloseable {
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
             });
-    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings);
+    waits.wakeWith(scheduler::wake);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, budgets, waits);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
   }
 
-  /** Wakes sessions that have work but no run: the safety net behind every wake. */
+  /**
+   * Wakes sessions that have work but no run: the safety net behind every wake. Budget-blocked
+   * sessions this node does not already wait for (after a restart, or blocked by another node) are
+   * woken too; each checks its budget and waits again if it is still exhausted.
+   */
   private void sweep() {
     int woken = scheduler.sweep(store.events().sessionsWithWork(RECOVERY_BATCH));
     if (woken > 0) {
       LOG.info("sweep: resumed {} sessions that had work and no run", woken);
     }
+    List<String> blocked =
+        store.events().sessions(new SessionQuery(Optional.empty(), Optional.of(SessionStatus.BUDGET_BLOCKED), 1000, Optional.empty()))
+            .stream()
+            .map(SessionRecord::id)
+            .filter(id -> !budgetWaits.registered(id))
+            .toList();
+    scheduler.sweep(blocked);
+    long now = clock.millis();
+    long last = lastBudgetPurge.get();
+    if (now - last >= BUDGET_PURGE_PERIOD.toMillis() && lastBudgetPurge.compareAndSet(last, now)) {
+      int purged = store.budgets().purge(clock.instant().minus(BUDGET_RETENTION));
+      if (purged > 0) {
+        LOG.info("purged {} budget windows and expired reservations older than {}", purged, BUDGET_RETENTION);
+      }
+    }
+  }
+
+  private static final java.time.Duration BUDGET_PURGE_PERIOD = java.time.Duration.ofMinutes(10);
+  /** Budget windows are kept two days: the current day's and the one before, for the budget view. */
+  private static final java.time.Duration BUDGET_RETENTION = java.time.Duration.ofDays(2);
+
+  /**
+   * An agent's descriptor changed (a new active revision): its budget-blocked sessions check their
+   * budgets again at once, so a raised or removed limit lets them go on without waiting for the
+   * window to end.
+   *
+   * @return how many sessions were woken to check
+   */
+  public int agentChanged(String agent) {
+    int woken = wakeBudgetBlocked(Optional.of(agent));
+    if (woken > 0) {
+      LOG.info("agent {} changed: {} budget-blocked sessions check their budgets again", agent, woken);
+    }
+    return woken;
+  }
+
+  /** Wakes every budget-blocked session (of one agent), page by page. */
+  private int wakeBudgetBlocked(Optional<String> agent) {
+    int woken = 0;
+    Optional<String> before = Optional.empty();
+    while (true) {
+      List<SessionRecord> page =
+          store.events().sessions(new SessionQuery(agent, Optional.of(SessionStatus.BUDGET_BLOCKED), 1000, before));
+      for (SessionRecord r : page) {
+        scheduler.wake(r.id());
+        woken++;
+      }
+      if (page.size() < 1000) {
+        return woken;
+      }
+      before = Optional.of(page.getLast().id());
+    }
+  }
+
+  /** The agents' budgets, as the step executor sees them. */
+  public Budgets budgets() {
+    return budgets;
   }
 
   /** What starting a session needs. */
@@ -272,7 +369,11 @@ public final class SessionService implements AutoCloseable {
     return bus.subscribeAll(listener);
   }
 
-  /** Resumes every session a crash or a restart left with work; returns how many. */
+  /**
+   * Resumes every session a crash or a restart left with work, and has every budget-blocked session
+   * check its budget (and wait again for its window's end on this node); returns how many sessions
+   * had work.
+   */
   public int recover() {
     List<String> ids = store.events().sessionsWithWork(RECOVERY_BATCH);
     for (String id : ids) {
@@ -280,6 +381,10 @@ public final class SessionService implements AutoCloseable {
     }
     if (!ids.isEmpty()) {
       LOG.info("resuming {} sessions that had work when the node stopped", ids.size());
+    }
+    int blocked = wakeBudgetBlocked(Optional.empty());
+    if (blocked > 0) {
+      LOG.info("{} budget-blocked sessions check their budgets", blocked);
     }
     return ids.size();
   }
@@ -334,5 +439,12 @@ public final class SessionService implements AutoCloseable {
   @Override
   public void close() {
     scheduler.close();
+    budgetWaits.close();
+  }
+
+  private static String hex(SecureRandom random, int chars) {
+    byte[] b = new byte[(chars + 1) / 2];
+    random.nextBytes(b);
+    return HexFormat.of().formatHex(b).substring(0, chars);
   }
 }
