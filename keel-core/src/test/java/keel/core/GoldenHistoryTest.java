@@ -24,6 +24,7 @@ class GoldenHistoryTest {
   @CsvSource({
     "notes-two-turns.jsonl, idle, Hello., 17, 4",
     "routed-escalation-drift.jsonl, idle, it is late, 13, 2",
+    "budget-blocked-raised.jsonl, idle, done, 27, 5",
   })
   void goldenHistory_decodesAndFoldsToTheRecordedEnd(
       String file, String status, String lastAnswer, int events, long modelCalls) throws IOException {
