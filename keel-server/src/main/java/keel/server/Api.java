@@ -20,6 +20,7 @@ import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionStatus;
 import keel.core.StoredEvent;
+import keel.data.CostLedger;
 import keel.data.InventoryStore;
 import keel.data.SessionQuery;
 import keel.data.SessionRecord;
@@ -50,6 +51,7 @@ final class Api {
   private final Inventory inventory;
   private final AdminToken token;
   private final Health health;
+  private final java.time.Clock clock;
 
   /** What the probes report. */
   interface Health {
@@ -59,11 +61,16 @@ final class Api {
   }
 
   Api(SessionService sessions, Store store, Inventory inventory, AdminToken token, Health health) {
+    this(sessions, store, inventory, token, health, java.time.Clock.systemUTC());
+  }
+
+  Api(SessionService sessions, Store store, Inventory inventory, AdminToken token, Health health, java.time.Clock clock) {
     this.sessions = sessions;
     this.store = store;
     this.inventory = inventory;
     this.token = token;
     this.health = health;
+    this.clock = clock;
   }
 
   List<Route> routes() {
@@ -89,7 +96,9 @@ final class Api {
         new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", Access.session(Role.VIEWER), this::events, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", Access.session(Role.VIEWER), this::stream, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", Access.session(Role.VIEWER), this::trace, Optional.empty(), 200),
-        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200));
+        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200),
+        new Route("GET", "/v1/costs", "Cost ledger totals over a time range (from, to: dates or instants, UTC), grouped by any of agent, owner, day, kind (group_by), filtered by agent and owner; only owners the caller may view.", Access.listed(Role.VIEWER), this::costs, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -251,6 +260,14 @@ final class Api {
       dryRun = dryRun || b.path("dry_run").asBoolean(false);
     }
     List<Inventory.Result> results = inventory.apply(yaml, source, principal(ctx), dryRun);
+    if (!dryRun) {
+      for (Inventory.Result r : results) {
+        if (r.created() && r.kind().equals("Agent")) {
+          // a raised or removed budget lets the agent's budget-blocked sessions go on
+          sessions.agentChanged(r.name());
+        }
+      }
+    }
     ObjectNode out = Views.JSON.createObjectNode();
     out.put("dry_run", dryRun);
     ArrayNode arr = out.putArray("results");
@@ -462,5 +479,22 @@ final class Api {
 
   private void openapi(Context ctx) {
     json(ctx, 200, OpenApi.document(routes()));
+  }
+
+  // ---- costs and budgets
+
+  private void costs(Context ctx) {
+    CostsQuery q = CostsQuery.parse(ctx.queryParam("from"), ctx.queryParam("to"), ctx.queryParam("group_by"),
+        ctx.queryParam("agent"), ctx.queryParam("owner"), clock.instant());
+    List<CostLedger.Row> rows = store.ledger().totals(q.query(), caller(ctx).owners(Role.VIEWER));
+    json(ctx, 200, Views.costs(q, rows));
+  }
+
+  private void agentBudget(Context ctx) {
+    String name = ctx.pathParam("name");
+    InventoryStore.Revision r = store.inventory().latest("Agent", name)
+        .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""));
+    long blocked = store.events().countByStatus(name).getOrDefault(SessionStatus.BUDGET_BLOCKED, 0L);
+    json(ctx, 200, Views.budget(name, r.number(), sessions.budgets().status(name), blocked));
   }
 }

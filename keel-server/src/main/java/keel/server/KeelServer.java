@@ -55,7 +55,7 @@ public final class KeelServer implements AutoCloseable {
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
-      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices);
+      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, config.costs());
       Inventory inventory = new Inventory(store.inventory(), tools, models);
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
@@ -69,7 +69,7 @@ public final class KeelServer implements AutoCloseable {
         public String describe() {
           return opened.describe();
         }
-      });
+      }, clock);
       Javalin app = Javalin.create(cfg -> {
         cfg.concurrency.useVirtualThreads = true;
         cfg.startup.showJavalinBanner = false;

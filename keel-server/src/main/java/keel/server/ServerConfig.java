@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import keel.execution.CostSettings;
 import keel.execution.ExecutionSettings;
 
 /**
@@ -19,6 +20,7 @@ import keel.execution.ExecutionSettings;
  * @param secretsFile a file of {@code NAME=value} lines (provider keys and other secrets) whose
  *     entries take precedence over the environment; it should be readable by the server's user only
  * @param pricesFile a YAML price table whose entries override and extend the built-in one
+ * @param costs how compute is priced and model calls are estimated for budgets
  */
 public record ServerConfig(
     String host,
@@ -28,7 +30,8 @@ public record ServerConfig(
     ExecutionSettings execution,
     Map<String, String> environment,
     Optional<Path> secretsFile,
-    Optional<Path> pricesFile) {
+    Optional<Path> pricesFile,
+    CostSettings costs) {
 
   public static final int DEFAULT_PORT = 8420;
   public static final String DEFAULT_DATA_DIR = ".keel";
@@ -40,9 +43,23 @@ public record ServerConfig(
     environment = Map.copyOf(environment);
     Objects.requireNonNull(secretsFile, "secretsFile");
     Objects.requireNonNull(pricesFile, "pricesFile");
+    Objects.requireNonNull(costs, "costs");
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
+  }
+
+  /** A configuration with the default cost settings. */
+  public ServerConfig(
+      String host,
+      int port,
+      Path dataDir,
+      boolean durable,
+      ExecutionSettings execution,
+      Map<String, String> environment,
+      Optional<Path> secretsFile,
+      Optional<Path> pricesFile) {
+    this(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, CostSettings.defaults());
   }
 
   /** A configuration without a secrets file or a price table of its own. */
@@ -71,22 +88,26 @@ public record ServerConfig(
   }
 
   public ServerConfig withExecution(ExecutionSettings settings) {
-    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile);
+    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile, costs);
   }
 
   public ServerConfig withEnvironment(Map<String, String> env) {
-    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile);
+    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile, costs);
   }
 
   public ServerConfig withDurable(boolean d) {
-    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile);
+    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile, costs);
   }
 
   public ServerConfig withSecretsFile(Path file) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile);
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile, costs);
+  }
+
+  public ServerConfig withCosts(CostSettings c) {
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, c);
   }
 
   public ServerConfig withPricesFile(Path file) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file));
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file), costs);
   }
 }
