@@ -91,7 +91,9 @@ public final class Main implements Callable<Integer> {
             new CancelCommand(io),
             new ResumeCommand(io),
             new ResolveCommand(io),
-            new DemoCommand(io))) {
+            new DemoCommand(io),
+            new CostsCommand(io),
+            new BudgetCommand(io))) {
       cl.addSubcommand(sub);
     }
     cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
