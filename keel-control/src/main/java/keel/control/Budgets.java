@@ -183,30 +183,41 @@ public final class Budgets {
     store.settle(settlement(reservation, spent));
   }
 
+  /** What a budget-blocked session should do now. */
+  public sealed interface Recheck {
+    /** Try the call again, for this reason (it may still be refused: another session may be quicker). */
+    record GoOn(String reason) implements Recheck {}
+
+    /**
+     * Stay blocked until the window ends at {@code windowEnd}, or a raised limit; when {@code
+     * roomMayFree}, calls in flight hold reservations that may settle below their estimates and
+     * leave room before that, so it is worth looking again sooner.
+     */
+    record Wait(Instant windowEnd, boolean roomMayFree) implements Recheck {}
+  }
+
   /**
-   * Whether a call refused by {@code blocked} may now be tried: its window has ended, or the
-   * agent's limit was removed, or raised enough that the call fits beside what is spent and
-   * reserved. The call may still be refused when it is tried (another session may be quicker).
-   *
-   * @return the reason to go on, e.g. {@code window_ended: …}, or empty to stay blocked
+   * Whether a call refused as {@code blocked} describes may now be tried: its window has ended, the
+   * agent's limit was removed, or the call now fits beside what is spent and reserved (the limit was
+   * raised, or calls in flight settled below their estimates).
    */
-  public Optional<String> unblocked(String agent, BudgetKind kind, BigDecimal blockedLimit, BigDecimal requested, Instant windowEnd) {
+  public Recheck recheck(String agent, BudgetKind kind, BigDecimal blockedLimit, BigDecimal requested, Instant windowEnd) {
     Instant now = clock.instant();
     if (!now.isBefore(windowEnd)) {
-      return Optional.of("window_ended: the " + kind.wireName() + " window ended at " + windowEnd);
+      return new Recheck.GoOn("window_ended: the " + kind.wireName() + " window ended at " + windowEnd);
     }
     Optional<BigDecimal> limit = limits.apply(agent).flatMap(kind::limit);
     if (limit.isEmpty()) {
-      return Optional.of("limit_removed: agent \"" + agent + "\" no longer sets " + kind.wireName());
+      return new Recheck.GoOn("limit_removed: agent \"" + agent + "\" no longer sets " + kind.wireName());
     }
-    if (limit.get().compareTo(blockedLimit) > 0) {
-      BudgetStore.Level level = level(agent, kind, now);
-      if (level.committed().add(requested).compareTo(limit.get()) <= 0) {
-        return Optional.of("limit_raised: " + kind.wireName() + " is now " + limit.get().toPlainString()
-            + " (was " + blockedLimit.toPlainString() + ")");
-      }
+    BudgetStore.Level level = level(agent, kind, now);
+    if (level.committed().add(requested).compareTo(limit.get()) <= 0) {
+      return new Recheck.GoOn(limit.get().compareTo(blockedLimit) > 0
+          ? "limit_raised: " + kind.wireName() + " is now " + limit.get().toPlainString() + " (was " + blockedLimit.toPlainString() + ")"
+          : "room_freed: calls in flight settled below their reservations; " + kind.wireName() + " has "
+              + limit.get().subtract(level.committed()).toPlainString() + " of " + limit.get().toPlainString() + " left");
     }
-    return Optional.empty();
+    return new Recheck.Wait(windowEnd, level.reserved().signum() > 0);
   }
 
   /**

@@ -71,10 +71,12 @@ class BudgetsTest {
       assertThat(b.reserved()).isEqualByComparingTo("2");
       assertThat(b.requested()).isEqualByComparingTo("1");
       assertThat(b.windowEnd()).isEqualTo(Instant.parse("2026-05-04T10:00:00Z"));
-      assertThat(budgets.unblocked("a", b.kind(), b.limit(), b.requested(), b.windowEnd())).isEmpty();
+      // two calls hold reservations that may settle lower: look again soon
+      assertThat(budgets.recheck("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
+          .isEqualTo(new Budgets.Recheck.Wait(Instant.parse("2026-05-04T10:00:00Z"), true));
       clock.advance(Duration.ofMinutes(30));
-      assertThat(budgets.unblocked("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
-          .hasValueSatisfying(r -> assertThat(r).startsWith("window_ended"));
+      assertThat(budgets.recheck("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
+          .isInstanceOfSatisfying(Budgets.Recheck.GoOn.class, g -> assertThat(g.reason()).startsWith("window_ended"));
     });
     assertThat(budgets.beforeModelCall("a", "s1", BigDecimal.ZERO, 10)).isInstanceOf(Budgets.Decision.Allowed.class);
   }
@@ -126,20 +128,37 @@ class BudgetsTest {
   @Test
   void aRaisedLimit_appliesAtTheNextCall_andUnblocksOnlyWhenTheCallFits() {
     limits.put("a", limits(null, "1", null, null));
-    budgets.beforeModelCall("a", "s1", new BigDecimal("0.9"), 1);
+    Budgets.Decision.Allowed spent = (Budgets.Decision.Allowed) budgets.beforeModelCall("a", "s1", new BigDecimal("0.9"), 1);
+    budgets.settle(spent.reservation(), Map.of(BudgetKind.USD_PER_DAY, new BigDecimal("0.9")));
     Budgets.Decision.Blocked b = (Budgets.Decision.Blocked) budgets.beforeModelCall("a", "s1", new BigDecimal("0.5"), 1);
+    assertThat(b.used()).isEqualByComparingTo("0.9");
 
     limits.put("a", limits(null, "1.2", null, null));
-    assertThat(budgets.unblocked("a", b.kind(), b.limit(), b.requested(), b.windowEnd())).isEmpty();
+    // nothing is in flight, so nothing can free room: wait for the day to end
+    assertThat(budgets.recheck("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
+        .isEqualTo(new Budgets.Recheck.Wait(Instant.parse("2026-05-05T00:00:00Z"), false));
 
     limits.put("a", limits(null, "1.4", null, null));
-    assertThat(budgets.unblocked("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
-        .hasValue("limit_raised: usd_per_day is now 1.4 (was 1)");
+    assertThat(budgets.recheck("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
+        .isEqualTo(new Budgets.Recheck.GoOn("limit_raised: usd_per_day is now 1.4 (was 1)"));
     assertThat(budgets.beforeModelCall("a", "s1", new BigDecimal("0.5"), 1)).isInstanceOf(Budgets.Decision.Allowed.class);
 
     limits.put("a", limits(7, null, null, null));
-    assertThat(budgets.unblocked("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
-        .hasValueSatisfying(r -> assertThat(r).startsWith("limit_removed"));
+    assertThat(budgets.recheck("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
+        .isInstanceOfSatisfying(Budgets.Recheck.GoOn.class, g -> assertThat(g.reason()).startsWith("limit_removed"));
+  }
+
+  @Test
+  void aCallRefusedBecauseOfReservations_goesOnWhenTheyEndBelowTheirEstimates() {
+    limits.put("a", limits(null, "1", null, null));
+    Budgets.Decision.Allowed inFlight = (Budgets.Decision.Allowed) budgets.beforeModelCall("a", "s1", new BigDecimal("0.8"), 1);
+    Budgets.Decision.Blocked b = (Budgets.Decision.Blocked) budgets.beforeModelCall("a", "s2", new BigDecimal("0.3"), 1);
+    assertThat(b.reserved()).isEqualByComparingTo("0.8");
+
+    budgets.settle(inFlight.reservation(), Map.of(BudgetKind.USD_PER_DAY, new BigDecimal("0.1")));
+
+    assertThat(budgets.recheck("a", b.kind(), b.limit(), b.requested(), b.windowEnd()))
+        .isEqualTo(new Budgets.Recheck.GoOn("room_freed: calls in flight settled below their reservations; usd_per_day has 0.9000000000 of 1 left"));
   }
 
   @Test

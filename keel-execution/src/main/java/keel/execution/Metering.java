@@ -50,6 +50,11 @@ final class Metering {
   private final CostSettings settings;
   private final BudgetWaits waits;
   private final Clock clock;
+  /**
+   * What the node last logged, per agent, budget and event ({@code warn}, {@code block}): the window
+   * end, so each is logged once per window, not once per session. Bounded by agents × kinds × 2.
+   */
+  private final java.util.concurrent.ConcurrentMap<String, java.time.Instant> logged = new java.util.concurrent.ConcurrentHashMap<>();
 
   Metering(Budgets budgets, PriceTable prices, CostSettings settings, BudgetWaits waits, Clock clock) {
     this.budgets = budgets;
@@ -135,10 +140,13 @@ final class Metering {
     }
 
     private Check stop(Budgets.Decision.Blocked b) {
-      LOG.warn("agent {}: session {} is budget-blocked: {} would exceed its limit {} ({} used, {} reserved, {} requested);"
-              + " it resumes when the window ends at {} or the limit is raised",
-          record.agent(), record.id(), b.kind().wireName(), b.limit().toPlainString(), b.used().toPlainString(),
-          b.reserved().toPlainString(), b.requested().toPlainString(), b.windowEnd());
+      if (firstInWindow("block", b.kind(), b.windowEnd())) {
+        LOG.warn("agent {}: {} is exhausted: a call of session {} needs {} beside {} used and {} reserved of the limit {};"
+                + " budget-blocked sessions wait until {} or a raised limit (logged once per window; each block is"
+                + " a BudgetBlocked event)",
+            record.agent(), b.kind().wireName(), record.id(), b.requested().toPlainString(), b.used().toPlainString(),
+            b.reserved().toPlainString(), b.limit().toPlainString(), b.windowEnd());
+      }
       return new Check.Stop(new SessionEvent.BudgetBlocked(
           b.kind().wireName(), b.limit(), b.used(), b.reserved(), b.requested(), b.windowEnd()));
     }
@@ -147,13 +155,21 @@ final class Metering {
       List<SessionEvent.BudgetWarning> out = new ArrayList<>();
       for (Budgets.Warning w : a.warnings()) {
         if (!state.budgetWarned(w.kind().wireName(), w.windowEnd())) {
-          LOG.warn("agent {}: {} is at {} of its limit {} in the window ending {} (session {})",
-              record.agent(), w.kind().wireName(), w.used().toPlainString(), w.limit().toPlainString(), w.windowEnd(),
-              record.id());
+          if (firstInWindow("warn", w.kind(), w.windowEnd())) {
+            LOG.warn("agent {}: {} is at {} of its limit {} in the window ending {} (session {}; logged once per window)",
+                record.agent(), w.kind().wireName(), w.used().toPlainString(), w.limit().toPlainString(), w.windowEnd(),
+                record.id());
+          }
           out.add(new SessionEvent.BudgetWarning(w.kind().wireName(), w.limit(), w.used(), w.windowEnd()));
         }
       }
       return new Check.Go(out);
+    }
+
+    /** Whether this node has not yet logged {@code what} for the agent's budget in this window. */
+    private boolean firstInWindow(String what, BudgetKind kind, java.time.Instant windowEnd) {
+      java.time.Instant before = logged.put(record.agent() + "/" + kind.wireName() + "/" + what, windowEnd);
+      return !windowEnd.equals(before);
     }
 
     // ---- after calls
@@ -275,14 +291,21 @@ final class Metering {
 
     // ---- blocked sessions
 
-    /** Whether the call that blocked the session may be tried now, and why. */
+    /**
+     * Whether the call that blocked the session may be tried now, and why; when not, the session is
+     * registered to be woken when its budget should be looked at again.
+     */
     Optional<String> unblocked(SessionEvent.BudgetBlocked b) {
-      return budgets.unblocked(record.agent(), BudgetKind.fromWire(b.kind()), b.limit(), b.requested(), b.windowEnd());
-    }
-
-    /** Wakes the session when the window that blocks it ends. */
-    void awaitWindowEnd(SessionEvent.BudgetBlocked b) {
-      waits.await(record.id(), b.windowEnd());
+      return switch (budgets.recheck(record.agent(), BudgetKind.fromWire(b.kind()), b.limit(), b.requested(), b.windowEnd())) {
+        case Budgets.Recheck.GoOn g -> {
+          waits.unblocked(record.id());
+          yield Optional.of(g.reason());
+        }
+        case Budgets.Recheck.Wait w -> {
+          waits.await(record.id(), w.windowEnd(), w.roomMayFree());
+          yield Optional.empty();
+        }
+      };
     }
   }
 

@@ -394,7 +394,7 @@ final class SessionRunner implements Scheduler.Runner {
       }
     }
 
-    /** Waits for the budget that blocks the session, and goes on once it allows the call. */
+    /** Goes on once the budget that blocks the session allows the call; until then it waits, suspended. */
     private Outcome budgetBlocked() {
       SessionEvent.BudgetBlocked block = state.budgetBlock().orElseThrow();
       Optional<String> reason = meter.unblocked(block);
@@ -402,7 +402,6 @@ final class SessionRunner implements Scheduler.Runner {
         stage(new SessionEvent.BudgetUnblocked(block.kind(), reason.get()));
         return null;
       }
-      meter.awaitWindowEnd(block);
       return suspend();
     }
 
