@@ -142,7 +142,7 @@ public final class Bench {
     }
     if (s.scenario().equals("budget") || s.scenario().equals("all")) {
       BudgetBench.Options o = new BudgetBench.Options(
-          s.budgetSessions(), 2, new java.math.BigDecimal("0.25"), s.quick() ? 1 : 3, 50, s.quick() ? 200 : 2_000, s.workDir());
+          s.budgetSessions(), 2, new java.math.BigDecimal("0.25"), s.quick() ? 1 : 3, s.quick() ? 200 : 1_000, s.quick() ? 200 : 2_000, s.workDir());
       results.put("budget", new BudgetBench(o, progress).run());
     }
     if (s.scenario().equals("durable-steps") || s.scenario().equals("all")) {

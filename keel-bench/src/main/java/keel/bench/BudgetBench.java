@@ -275,22 +275,28 @@ final class BudgetBench {
         %s""".formatted(name, baseUrl, budgets.isEmpty() ? "" : "  budgets: {" + budgets + "}\n");
   }
 
-  /** Starts {@code n} task sessions at once from as many client threads. */
+  /** How many requests the clients have open at once: enough to start hundreds of sessions in a second. */
+  private static final int CLIENT_CONNECTIONS = 32;
+
+  /** Starts {@code n} task sessions as fast as {@value #CLIENT_CONNECTIONS} client connections can. */
   private static List<String> startAll(KeelApi api, String agent, String message, int n) throws Exception {
     List<String> ids = Collections.synchronizedList(new ArrayList<>());
+    java.util.concurrent.Semaphore open = new java.util.concurrent.Semaphore(CLIENT_CONNECTIONS);
     try (ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
       List<Future<?>> f = new ArrayList<>();
-      java.util.concurrent.CountDownLatch go = new java.util.concurrent.CountDownLatch(1);
       for (int i = 0; i < n; i++) {
         f.add(clients.submit(() -> {
-          go.await();
-          String body = keel.core.EventCodec.mapper().createObjectNode().put("agent", agent).put("message", message)
-              .put("task", true).toString();
-          ids.add(api.call("POST", "/v1/sessions", body).get("id").asString());
+          open.acquire();
+          try {
+            String body = keel.core.EventCodec.mapper().createObjectNode().put("agent", agent).put("message", message)
+                .put("task", true).toString();
+            ids.add(api.call("POST", "/v1/sessions", body).get("id").asString());
+          } finally {
+            open.release();
+          }
           return null;
         }));
       }
-      go.countDown();
       for (Future<?> x : f) {
         x.get();
       }

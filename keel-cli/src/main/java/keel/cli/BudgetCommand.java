@@ -57,8 +57,11 @@ final class BudgetCommand implements Callable<Integer> {
     long blocked = r.path("budget_blocked_sessions").asLong(0);
     if (blocked > 0) {
       io.out().println();
-      io.out().println(blocked + " session" + (blocked == 1 ? " waits" : "s wait") + " for a budget (budget_blocked): they go on"
-          + " by themselves when the window ends, or when the limit is raised with keel apply.");
+      io.out().println(blocked == 1
+          ? "1 session waits for a budget (budget_blocked): it goes on by itself when the window ends, or when the limit"
+              + " is raised with keel apply."
+          : blocked + " sessions wait for a budget (budget_blocked): they go on by themselves when the window ends, or"
+              + " when the limit is raised with keel apply.");
     }
     return ExitCodes.OK;
   }

@@ -92,7 +92,7 @@ class BudgetCliTest {
     assertThat(budget.code()).as(budget.err()).isZero();
     assertThat(budget.out()).containsPattern("calls_per_hour\\s+2\\s+2\\s+0\\s+100.00 %")
         .containsPattern("usd_per_day\\s+5\\s+0\\.\\d+\\s+0\\s+0\\.\\d+ %")
-        .contains("1 session waits for a budget (budget_blocked)");
+        .contains("1 session waits for a budget (budget_blocked): it goes on by itself");
 
     Result events = cli("events", id);
     assertThat(events.out()).contains("BudgetBlocked").contains("calls_per_hour: 2 used + 0 reserved + 1 requested > limit 2");
