@@ -94,6 +94,9 @@ class BudgetCliTest {
         .containsPattern("usd_per_day\\s+5\\s+0\\.\\d+\\s+0\\s+0\\.\\d+ %")
         .contains("1 session waits for a budget (budget_blocked): it goes on by itself");
 
+    assertThat(cli("describe", "session", id).out())
+        .contains("Waits for:")
+        .contains("budget calls_per_hour: 2 used + 0 reserved of 2, the next call needs 1; goes on when the window ends at");
     Result events = cli("events", id);
     assertThat(events.out()).contains("BudgetBlocked").contains("calls_per_hour: 2 used + 0 reserved + 1 requested > limit 2");
 

@@ -347,7 +347,8 @@ public final class SessionService implements AutoCloseable {
         s.lastAnswer(),
         s.failure(),
         s.costUsd(),
-        s.driftPending());
+        s.driftPending(),
+        s.budgetBlock());
   }
 
   public List<SessionRecord> list(SessionQuery query) {

@@ -53,6 +53,13 @@ final class Views {
     if (!v.driftPending().isEmpty()) {
       o.put("waiting_to_accept_model_version", v.driftPending());
     }
+    v.budgetBlock().ifPresent(b -> o.putObject("budget_blocked")
+        .put("kind", b.kind())
+        .put("limit", usd(b.limit()))
+        .put("used", usd(b.used()))
+        .put("reserved", usd(b.reserved()))
+        .put("requested", usd(b.requested()))
+        .put("window_end", b.windowEnd().toString()));
     o.put("last_answer", v.lastAnswer());
     if (!v.failure().isEmpty()) {
       o.put("failure", v.failure());
