@@ -101,7 +101,7 @@ public final class SessionService implements AutoCloseable {
         new Budgets(
             store.budgets(),
             // the agent's current limits, so a raised budget applies to sessions already running
-            agent -> store.inventory().latest("Agent", agent).flatMap(r -> catalog.revision(agent, r.number()).spec().budgets()),
+            agent -> currentBudgets(catalog, agent),
             clock,
             () -> "br_" + hex(ids, 24),
             costs.reservationTtl());
@@ -125,6 +125,15 @@ public final class SessionService implements AutoCloseable {
     SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, budgets, waits);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
+  }
+
+  /** The budgets of the agent's current revision ({@link AgentCatalog#latest}); none if it is gone. */
+  private static Optional<AgentDescriptor.Budgets> currentBudgets(AgentCatalog catalog, String agent) {
+    try {
+      return catalog.latest(agent).agent().spec().budgets();
+    } catch (KeelException.NotFound gone) {
+      return Optional.empty();
+    }
   }
 
   /**
