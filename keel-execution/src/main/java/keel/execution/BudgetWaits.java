@@ -74,9 +74,10 @@ final class BudgetWaits implements AutoCloseable {
     await(sessionId, until);
   }
 
-  /** The session may go on: its backoff starts again at the next block. */
+  /** The session may go on: it no longer waits here, and its backoff starts again at the next block. */
   void unblocked(String sessionId) {
     rechecks.invalidate(sessionId);
+    registered.remove(sessionId);
   }
 
   /** Wakes {@code sessionId} once {@code until} has passed (on this node's clock). */

@@ -142,7 +142,9 @@ public final class SessionService implements AutoCloseable {
    * woken too; each checks its budget and waits again if it is still exhausted.
    */
   private void sweep() {
-    int woken = scheduler.sweep(store.events().sessionsWithWork(RECOVERY_BATCH));
+    // a budget-blocked session with a message waiting is woken by its own timer, not every sweep
+    int woken = scheduler.sweep(
+        store.events().sessionsWithWork(RECOVERY_BATCH).stream().filter(id -> !budgetWaits.registered(id)).toList());
     if (woken > 0) {
       LOG.info("sweep: resumed {} sessions that had work and no run", woken);
     }
