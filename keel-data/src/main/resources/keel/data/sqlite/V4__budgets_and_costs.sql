@@ -43,6 +43,7 @@ CREATE TABLE cost_ledger (
   usd             INTEGER NOT NULL,
   detail          TEXT NOT NULL
 );
+-- Totals scan a range of time (an agent or owner filter is applied within it); a session's entries
+-- are read by session. No other index: every entry costs its indexes' bytes too.
 CREATE INDEX cost_ledger_at ON cost_ledger (at);
-CREATE INDEX cost_ledger_agent_at ON cost_ledger (agent, at);
 CREATE INDEX cost_ledger_session ON cost_ledger (session_id, seq);
