@@ -110,11 +110,27 @@ public final class Budgets {
    * {@code usd_per_day} and the estimated tokens against {@code tokens_per_day}.
    */
   public Decision beforeModelCall(String agent, String sessionId, BigDecimal estimatedUsd, long estimatedTokens) {
+    return beforeModelCall(agent, sessionId, () -> new Estimate(estimatedUsd, estimatedTokens));
+  }
+
+  /** What a model call is expected to spend. */
+  public record Estimate(BigDecimal usd, long tokens) {}
+
+  /**
+   * Asks before a model call, estimating it only when the agent limits dollars or tokens (an
+   * estimate reads the whole prompt).
+   */
+  public Decision beforeModelCall(String agent, String sessionId, Supplier<Estimate> estimate) {
+    Instant now = clock.instant();
+    Optional<AgentDescriptor.Budgets> current = limits.apply(agent);
     Map<BudgetKind, BigDecimal> amounts = new EnumMap<>(BudgetKind.class);
     amounts.put(BudgetKind.CALLS_PER_HOUR, BigDecimal.ONE);
-    amounts.put(BudgetKind.USD_PER_DAY, estimatedUsd);
-    amounts.put(BudgetKind.TOKENS_PER_DAY, BigDecimal.valueOf(estimatedTokens));
-    return reserve(agent, sessionId, amounts);
+    if (current.isPresent() && (current.get().usdPerDay().isPresent() || current.get().tokensPerDay().isPresent())) {
+      Estimate e = estimate.get();
+      amounts.put(BudgetKind.USD_PER_DAY, e.usd());
+      amounts.put(BudgetKind.TOKENS_PER_DAY, BigDecimal.valueOf(e.tokens()));
+    }
+    return reserve(agent, sessionId, amounts, current, now);
   }
 
   /**
@@ -132,8 +148,11 @@ public final class Budgets {
 
   /** Reserves {@code amounts} against the agent's budgets that have a limit; the others are not asked. */
   public Decision reserve(String agent, String sessionId, Map<BudgetKind, BigDecimal> amounts) {
-    Instant now = clock.instant();
-    Optional<AgentDescriptor.Budgets> current = limits.apply(agent);
+    return reserve(agent, sessionId, amounts, limits.apply(agent), clock.instant());
+  }
+
+  private Decision reserve(
+      String agent, String sessionId, Map<BudgetKind, BigDecimal> amounts, Optional<AgentDescriptor.Budgets> current, Instant now) {
     List<BudgetStore.Claim> claims = new ArrayList<>();
     if (current.isPresent()) {
       for (Map.Entry<BudgetKind, BigDecimal> e : amounts.entrySet()) {

@@ -162,6 +162,25 @@ class BudgetsTest {
   }
 
   @Test
+  void aModelCallIsEstimated_onlyWhenTheAgentLimitsDollarsOrTokens() {
+    limits.put("calls", limits(5, null, null, null));
+    limits.put("dollars", limits(null, "1", null, null));
+    AtomicInteger estimates = new AtomicInteger();
+    java.util.function.Supplier<Budgets.Estimate> estimate = () -> {
+      estimates.incrementAndGet();
+      return new Budgets.Estimate(new BigDecimal("0.01"), 100);
+    };
+
+    budgets.beforeModelCall("free", "s1", estimate);
+    budgets.beforeModelCall("calls", "s1", estimate);
+    assertThat(estimates.get()).isZero();
+
+    budgets.beforeModelCall("dollars", "s1", estimate);
+    assertThat(estimates.get()).isEqualTo(1);
+    assertThat(budgets.status("dollars").getFirst().reserved()).isEqualByComparingTo("0.01");
+  }
+
+  @Test
   void release_returnsTheReservation() {
     limits.put("a", limits(1, null, null, null));
     Budgets.Decision.Allowed a = (Budgets.Decision.Allowed) budgets.beforeModelCall("a", "s1", BigDecimal.ZERO, 1);

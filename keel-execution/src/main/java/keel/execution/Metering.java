@@ -108,14 +108,15 @@ final class Metering {
     /** Reserves a model call's estimated cost and tokens against the agent's current budgets. */
     Check beforeModelCall(AgentDescriptor agent, SessionState state, List<ToolSpec> toolSpecs) {
       AgentDescriptor.ModelSpec spec = agent.spec().model();
-      long promptTokens =
-          ModelGateway.estimateTokens(
-              new ModelRequest(agent.name(), record.id(), spec, agent.spec().instructions(), state.conversation(), toolSpecs,
-                  state.stepsSinceInput()));
-      long outputTokens = settings.outputTokenEstimate();
-      BigDecimal usd = prices.cost(spec.provider(), OpenAiModelProvider.requestedModel(spec),
-          new Usage(promptTokens, outputTokens, 0, 0));
-      Budgets.Decision d = budgets.beforeModelCall(agent.name(), record.id(), usd, promptTokens + outputTokens);
+      Budgets.Decision d = budgets.beforeModelCall(agent.name(), record.id(), () -> {
+        long promptTokens =
+            ModelGateway.estimateTokens(
+                new ModelRequest(agent.name(), record.id(), spec, agent.spec().instructions(), state.conversation(), toolSpecs,
+                    state.stepsSinceInput()));
+        long outputTokens = settings.outputTokenEstimate();
+        BigDecimal usd = prices.cost(spec.provider(), OpenAiModelProvider.requestedModel(spec), new Usage(promptTokens, outputTokens, 0, 0));
+        return new Budgets.Estimate(usd, promptTokens + outputTokens);
+      });
       return switch (d) {
         case Budgets.Decision.Blocked b -> stop(b);
         case Budgets.Decision.Allowed a -> {
