@@ -2,7 +2,6 @@ package keel.data;
 
 import java.math.BigDecimal;
 import java.math.RoundingMode;
-import java.sql.Connection;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -166,29 +165,30 @@ final class SqliteBudgetStore implements BudgetStore {
         "the budgets of agent " + agent,
         c -> {
           List<Level> out = new ArrayList<>();
-          for (BudgetKind kind : BudgetKind.values()) {
-            long start = kind.windowStart(at).toEpochMilli();
-            out.add(level(kind, at, read(c, "SELECT used FROM budget_windows WHERE agent = ? AND kind = ? AND window_start = ?",
-                agent, kind, start, -1),
-                read(c, "SELECT coalesce(sum(amount), 0) FROM budget_holds WHERE agent = ? AND kind = ? AND window_start = ?"
-                    + " AND expires_at > ?", agent, kind, start, now)));
+          try (PreparedStatement used = c.prepareStatement(
+                  "SELECT used FROM budget_windows WHERE agent = ? AND kind = ? AND window_start = ?");
+              PreparedStatement held = c.prepareStatement(
+                  "SELECT coalesce(sum(amount), 0) FROM budget_holds WHERE agent = ? AND kind = ? AND window_start = ?"
+                      + " AND expires_at > ?")) {
+            for (BudgetKind kind : BudgetKind.values()) {
+              long start = kind.windowStart(at).toEpochMilli();
+              for (PreparedStatement ps : List.of(used, held)) {
+                ps.setString(1, agent);
+                ps.setString(2, kind.wireName());
+                ps.setLong(3, start);
+              }
+              held.setLong(4, now);
+              out.add(level(kind, at, single(used), single(held)));
+            }
           }
           return out;
         });
   }
 
-  private static long read(Connection c, String sql, String agent, BudgetKind kind, long start, long now)
-      throws SQLException {
-    try (PreparedStatement ps = c.prepareStatement(sql)) {
-      ps.setString(1, agent);
-      ps.setString(2, kind.wireName());
-      ps.setLong(3, start);
-      if (now >= 0) {
-        ps.setLong(4, now);
-      }
-      try (ResultSet rs = ps.executeQuery()) {
-        return rs.next() ? rs.getLong(1) : 0;
-      }
+  /** The first column of the first row, or 0 when there is none. */
+  private static long single(PreparedStatement ps) throws SQLException {
+    try (ResultSet rs = ps.executeQuery()) {
+      return rs.next() ? rs.getLong(1) : 0;
     }
   }
 
