@@ -100,6 +100,13 @@ final class DescribeCommand implements Callable<Integer> {
     if (s.has("failure")) {
       fields.add(new String[] {"Failure", Text.of(s, "failure")});
     }
+    if (s.has("budget_blocked")) {
+      JsonNode b = s.get("budget_blocked");
+      fields.add(new String[] {"Waits for", "budget " + Text.of(b, "kind") + ": " + Text.of(b, "used") + " used + "
+          + Text.of(b, "reserved") + " reserved of " + Text.of(b, "limit") + ", the next call needs " + Text.of(b, "requested")
+          + "; goes on when the window ends at " + Text.of(b, "window_end") + " or the limit is raised"});
+    }
+    fields.add(new String[] {"Cost", Text.of(s, "cost_usd") + " USD (model calls)"});
     fields.add(new String[] {"Created", Text.of(s, "created_at")});
     fields.add(new String[] {"Updated", Text.of(s, "updated_at")});
     fields.add(new String[] {"Events", Text.of(s, "last_seq")});

@@ -108,6 +108,14 @@ final class EventsCommand implements Callable<Integer> {
       case "SessionCompleted" -> Text.of(d, "answer");
       case "SessionFailed" -> Text.of(d, "code") + ": " + Text.of(d, "message");
       case "SessionCancelled" -> "by " + Text.of(d, "by") + ": " + Text.of(d, "reason");
+      case "BudgetBlocked" ->
+          Text.of(d, "kind") + ": " + Text.of(d, "used") + " used + " + Text.of(d, "reserved") + " reserved + "
+              + Text.of(d, "requested") + " requested > limit " + Text.of(d, "limit") + "; waits until " + Text.of(d, "windowEnd")
+              + " or a raised limit";
+      case "BudgetUnblocked" -> Text.of(d, "kind") + ": " + Text.of(d, "reason");
+      case "BudgetWarning" ->
+          Text.of(d, "kind") + " at " + Text.of(d, "used") + " of " + Text.of(d, "limit") + " in the window ending "
+              + Text.of(d, "windowEnd");
       default -> d.toString();
     };
   }

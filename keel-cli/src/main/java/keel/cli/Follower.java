@@ -230,6 +230,18 @@ final class Follower {
         sayErr("session " + id + " was cancelled by " + Text.of(data, "by") + ": " + Text.of(data, "reason"));
         return Optional.of(ExitCodes.FAILED);
       }
+      case "BudgetWarning" ->
+          say("  ! budget " + Text.of(data, "kind") + " is at " + Text.of(data, "used") + " of its limit "
+              + Text.of(data, "limit") + " (window ends " + Text.of(data, "windowEnd") + ")");
+      case "BudgetBlocked" -> {
+        say("  ‖ budget " + Text.of(data, "kind") + " exhausted: " + Text.of(data, "used") + " used and "
+            + Text.of(data, "reserved") + " reserved of " + Text.of(data, "limit") + "; this call needs " + Text.of(data, "requested"));
+        say("The session waits (budget_blocked). It goes on by itself when the window ends at " + Text.of(data, "windowEnd")
+            + ", or as soon as the agent's limit is raised with keel apply. See `keel budget AGENT`; follow it"
+            + " again with:\n  keel events " + id + " --after " + f.id().map(String::valueOf).orElse("0") + " --follow");
+        return Optional.of(ExitCodes.FAILED);
+      }
+      case "BudgetUnblocked" -> say("  (budget " + Text.of(data, "kind") + " allows it again: " + Text.of(data, "reason") + ")");
       default -> {
         // ToolCallAuthorized, ToolCallStarted and newer events print nothing here
       }

@@ -98,7 +98,9 @@ public final class Main implements Callable<Integer> {
             new LogoutCommand(io),
             new ConfigCommand(io),
             new OperatorsCommand(io),
-            new WhoamiCommand(io))) {
+            new WhoamiCommand(io),
+            new CostsCommand(io),
+            new BudgetCommand(io))) {
       cl.addSubcommand(sub);
     }
     cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));

@@ -62,6 +62,18 @@ final class ServeCommand implements Callable<Integer> {
   int maxDelegationDepth = IdentitySettings.defaults().maxDelegationDepth();
 
   @Option(
+      names = "--compute-usd-per-second",
+      paramLabel = "USD",
+      description = "The price of a second of compute in the cost ledger: time steps spend running in Keel and time tools run (default ${DEFAULT-VALUE}).")
+  java.math.BigDecimal computeUsdPerSecond = keel.execution.CostSettings.DEFAULT_COMPUTE_USD_PER_SECOND;
+
+  @Option(
+      names = "--budget-output-tokens",
+      paramLabel = "N",
+      description = "The completion tokens a model call is assumed to produce when its cost is reserved against the agent's budgets before the call (default ${DEFAULT-VALUE}).")
+  long budgetOutputTokens = keel.execution.CostSettings.DEFAULT_OUTPUT_TOKEN_ESTIMATE;
+
+  @Option(
       names = "--no-fsync",
       description =
           "Acknowledge writes before they are flushed to disk. Faster, but a power loss or an"
@@ -84,6 +96,14 @@ final class ServeCommand implements Callable<Integer> {
           h, p, io.dataDir(dataDir), !noFsync,
           new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars()),
           io.env());
+      if (computeUsdPerSecond.signum() < 0) {
+        throw new CliException(ExitCodes.USAGE, "--compute-usd-per-second: expected a number zero or greater, got " + computeUsdPerSecond.toPlainString());
+      }
+      if (budgetOutputTokens < 0) {
+        throw new CliException(ExitCodes.USAGE, "--budget-output-tokens: expected a number zero or greater, got " + budgetOutputTokens);
+      }
+      config = config.withCosts(keel.execution.CostSettings.defaults()
+          .withComputeUsdPerSecond(computeUsdPerSecond).withOutputTokenEstimate(budgetOutputTokens));
       Path secretsFile = secrets != null ? secrets : io.env("KEEL_SECRETS_FILE").map(Path::of).orElse(null);
       Path pricesFile = prices != null ? prices : io.env("KEEL_PRICES_FILE").map(Path::of).orElse(null);
       if (secretsFile != null) {

@@ -396,4 +396,65 @@ public sealed interface SessionEvent {
       Objects.requireNonNull(reason, "reason");
     }
   }
+
+  /**
+   * The next call (a model call, or the first pending tool call) would take one of the agent's
+   * budgets over its limit, so the session suspends instead of failing. Nothing of the call was
+   * done. The session resumes by itself with {@link BudgetUnblocked} when the window ends or the
+   * agent's limit is raised.
+   *
+   * @param kind the budget, as {@link BudgetKind#wireName()}, e.g. {@code usd_per_day}
+   * @param limit the agent's limit for it when the call was refused
+   * @param used what the agent had spent in the window (settled calls)
+   * @param reserved what calls in flight had reserved in the window
+   * @param requested what this call would have reserved
+   * @param windowEnd when the window ends and the budget starts again from zero
+   */
+  record BudgetBlocked(
+      String kind,
+      java.math.BigDecimal limit,
+      java.math.BigDecimal used,
+      java.math.BigDecimal reserved,
+      java.math.BigDecimal requested,
+      java.time.Instant windowEnd)
+      implements SessionEvent {
+    public BudgetBlocked {
+      Objects.requireNonNull(kind, "kind");
+      Objects.requireNonNull(limit, "limit");
+      Objects.requireNonNull(used, "used");
+      Objects.requireNonNull(reserved, "reserved");
+      Objects.requireNonNull(requested, "requested");
+      Objects.requireNonNull(windowEnd, "windowEnd");
+    }
+  }
+
+  /**
+   * A budget-blocked session may go on: the call it waits for is tried again (and may block again).
+   *
+   * @param kind the budget that had blocked it
+   * @param reason {@code window_ended}, {@code limit_raised} or {@code limit_removed}, with detail
+   */
+  record BudgetUnblocked(String kind, String reason) implements SessionEvent {
+    public BudgetUnblocked {
+      Objects.requireNonNull(kind, "kind");
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+
+  /**
+   * The agent's spending in a budget's window crossed 80 % of its limit with a call of this session.
+   * Recorded once per budget and window in each session.
+   *
+   * @param used what was spent and reserved in the window, this call's reservation included
+   */
+  record BudgetWarning(
+      String kind, java.math.BigDecimal limit, java.math.BigDecimal used, java.time.Instant windowEnd)
+      implements SessionEvent {
+    public BudgetWarning {
+      Objects.requireNonNull(kind, "kind");
+      Objects.requireNonNull(limit, "limit");
+      Objects.requireNonNull(used, "used");
+      Objects.requireNonNull(windowEnd, "windowEnd");
+    }
+  }
 }

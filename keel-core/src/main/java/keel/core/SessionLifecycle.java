@@ -27,7 +27,9 @@ public final class SessionLifecycle {
           SessionEvent.StepInterrupted.class,
           SessionEvent.InputRejected.class,
           SessionEvent.SessionFailed.class,
-          SessionEvent.SessionCancelled.class);
+          SessionEvent.SessionCancelled.class,
+          SessionEvent.BudgetBlocked.class,
+          SessionEvent.BudgetWarning.class);
 
   private static final Map<SessionStatus, Set<Class<? extends SessionEvent>>> ALLOWED =
       new EnumMap<>(SessionStatus.class);
@@ -71,6 +73,7 @@ public final class SessionLifecycle {
     ALLOWED.put(
         SessionStatus.BUDGET_BLOCKED,
         Set.of(
+            SessionEvent.BudgetUnblocked.class,
             SessionEvent.InputRejected.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));

@@ -14,7 +14,13 @@ import java.util.Optional;
  */
 public final class SessionState {
 
-  /** An immutable copy of a state, as stored in a snapshot. */
+  /**
+   * An immutable copy of a state, as stored in a snapshot.
+   *
+   * @param budgetBlock the block the session waits on, or null when it is not budget-blocked
+   * @param budgetWarnings the budget windows this session has warned about, one {@code
+   *     kind@windowEnd} per budget kind
+   */
   public record Snapshot(
       String agent,
       int revision,
@@ -35,7 +41,9 @@ public final class SessionState {
       List<String> acceptedVersions,
       List<String> grants,
       List<String> chain,
-      String parentSessionId) {
+      String parentSessionId,
+      SessionEvent.BudgetBlocked budgetBlock,
+      List<String> budgetWarnings) {
     public Snapshot {
       conversation = List.copyOf(conversation);
       pending = List.copyOf(pending);
@@ -47,9 +55,11 @@ public final class SessionState {
       grants = grants == null ? List.of() : List.copyOf(grants);
       chain = chain == null ? List.of() : List.copyOf(chain);
       parentSessionId = parentSessionId == null ? "" : parentSessionId;
+      // and snapshots taken before budgets lack these
+      budgetWarnings = budgetWarnings == null ? List.of() : List.copyOf(budgetWarnings);
     }
 
-    /** A snapshot without identity state. */
+    /** A snapshot without identity and budget state. */
     public Snapshot(
         String agent,
         int revision,
@@ -70,7 +80,7 @@ public final class SessionState {
         List<String> acceptedVersions) {
       this(agent, revision, owner, task, status, lastSeq, stepsSinceInput, modelCalls, usage, conversation,
           pending, lastAnswer, failure, escalatedSinceInput, costUsd, driftPending, acceptedVersions,
-          List.of(), List.of(), "");
+          List.of(), List.of(), "", null, List.of());
     }
 
     /** A snapshot without model-gateway state. */
@@ -113,6 +123,8 @@ public final class SessionState {
   private List<String> grants = List.of();
   private List<String> chain = List.of();
   private String parentSessionId = "";
+  private SessionEvent.BudgetBlocked budgetBlock;
+  private final List<String> budgetWarnings = new ArrayList<>();
 
   private SessionState() {
     this.conversation = new ArrayList<>();
@@ -147,6 +159,8 @@ public final class SessionState {
     st.grants = s.grants();
     st.chain = s.chain();
     st.parentSessionId = s.parentSessionId();
+    st.budgetBlock = s.budgetBlock();
+    st.budgetWarnings.addAll(s.budgetWarnings());
     return st;
   }
 
@@ -180,7 +194,9 @@ public final class SessionState {
         acceptedVersions,
         grants,
         chain,
-        parentSessionId);
+        parentSessionId,
+        budgetBlock,
+        budgetWarnings);
   }
 
   /**
@@ -398,7 +414,24 @@ public final class SessionState {
         failure = "cancelled by " + e.by() + ": " + e.reason();
         status = SessionStatus.CANCELLED;
       }
+      case SessionEvent.BudgetBlocked e -> {
+        budgetBlock = e;
+        status = SessionStatus.BUDGET_BLOCKED;
+      }
+      case SessionEvent.BudgetUnblocked e -> {
+        budgetBlock = null;
+        // the call that was refused is due again: a model call when no tool call is pending
+        status = SessionStatus.RUNNING;
+      }
+      case SessionEvent.BudgetWarning e -> {
+        budgetWarnings.removeIf(w -> w.startsWith(e.kind() + "@"));
+        budgetWarnings.add(warningKey(e.kind(), e.windowEnd()));
+      }
     }
+  }
+
+  private static String warningKey(String kind, java.time.Instant windowEnd) {
+    return kind + "@" + windowEnd;
   }
 
   private void afterCallEnded() {
@@ -509,6 +542,16 @@ public final class SessionState {
   /** The session that spawned this one, or empty for a root session. */
   public String parentSessionId() {
     return parentSessionId;
+  }
+
+  /** The budget block the session waits on; empty unless it is budget-blocked. */
+  public Optional<SessionEvent.BudgetBlocked> budgetBlock() {
+    return Optional.ofNullable(budgetBlock);
+  }
+
+  /** Whether this session has already warned that a budget's window ending then is at 80 %. */
+  public boolean budgetWarned(String kind, java.time.Instant windowEnd) {
+    return budgetWarnings.contains(warningKey(kind, windowEnd));
   }
 
   /** Why the session failed or was cancelled; empty otherwise. */

@@ -26,6 +26,7 @@ class GoldenHistoryTest {
     "routed-escalation-drift.jsonl, idle, it is late, 13, 2",
     "subagent-parent.jsonl, idle, planner got: researched, 11, 2",
     "subagent-child.jsonl, completed, researched, 11, 2",
+    "budget-blocked-raised.jsonl, idle, done, 27, 5",
   })
   void goldenHistory_decodesAndFoldsToTheRecordedEnd(
       String file, String status, String lastAnswer, int events, long modelCalls) throws IOException {

@@ -37,13 +37,13 @@ class SessionLifecycleTest {
         names(
             "ModelCalled ModelResponded ModelEscalated ModelDrifted ToolCallAuthorized ToolCallDenied ToolCallStarted"
                 + " ToolCallCompleted ToolOutcomeUnknown SubagentSpawned StepInterrupted InputRejected SessionFailed"
-                + " SessionCancelled"));
+                + " SessionCancelled BudgetBlocked BudgetWarning"));
     EXPECTED.put(
         SessionStatus.AWAITING_APPROVAL,
         names("ToolOutcomeResolved SessionResumed ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"));
     EXPECTED.put(
         SessionStatus.AWAITING_SUBAGENT, names("SubagentCompleted InputRejected SessionFailed SessionCancelled"));
-    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("InputRejected SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("BudgetUnblocked InputRejected SessionFailed SessionCancelled"));
     // an ended session still takes inputs out of its inbox, recording why they were not acted on
     EXPECTED.put(SessionStatus.COMPLETED, names("InputRejected"));
     EXPECTED.put(SessionStatus.FAILED, names("InputRejected"));
@@ -79,7 +79,14 @@ class SessionLifecycleTest {
           new SessionEvent.StepInterrupted("new message"),
           new SessionEvent.SessionCompleted("answer"),
           new SessionEvent.SessionFailed("boom", "it broke", true),
-          new SessionEvent.SessionCancelled("op:bob", "enough"));
+          new SessionEvent.SessionCancelled("op:bob", "enough"),
+          new SessionEvent.BudgetBlocked(
+              "usd_per_day", java.math.BigDecimal.TEN, new java.math.BigDecimal("9.5"), java.math.BigDecimal.ONE,
+              java.math.BigDecimal.ONE, java.time.Instant.parse("2026-01-02T00:00:00Z")),
+          new SessionEvent.BudgetUnblocked("usd_per_day", "window_ended"),
+          new SessionEvent.BudgetWarning(
+              "calls_per_hour", java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(8),
+              java.time.Instant.parse("2026-01-01T11:00:00Z")));
 
   @Test
   void samples_coverEveryEventType() {
@@ -160,15 +167,14 @@ class SessionLifecycleTest {
   void eventTypes_areTheSealedSet() {
     assertThat(SessionLifecycle.eventTypes())
         .containsExactlyInAnyOrder(SessionEvent.class.getPermittedSubclasses())
-        .hasSize(20);
+        .hasSize(23);
     assertThat(Arrays.stream(SessionEvent.class.getPermittedSubclasses()).map(Class::getSimpleName))
         .doesNotHaveDuplicates();
   }
 
   /**
    * A state in the given status, with four pending calls: c1 started, c2 whose outcome is unknown,
-   * c3 requested and c4 spawned. Statuses no event leads to yet (budget_blocked) can only be
-   * reached by a snapshot, which is what this builds for all of them.
+   * c3 requested and c4 spawned. It is built from a snapshot, for every status alike.
    */
   private static SessionState stateIn(SessionStatus status) {
     ToolCall c1 = Log.call("c1");

@@ -188,6 +188,19 @@ class SessionStatePropertiesTest {
           if (choice % 11 == 0 || out.isEmpty()) {
             out.add(new SessionEvent.StepInterrupted("new message"));
           }
+          String kind = BudgetKind.values()[choice % BudgetKind.values().length].wireName();
+          java.time.Instant windowEnd = java.time.Instant.EPOCH.plusSeconds(3600L * (1 + choice % 3));
+          if (choice % 4 == 0) {
+            out.add(new SessionEvent.BudgetWarning(kind, java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(8), windowEnd));
+          }
+          if (choice % 9 == 0) {
+            out.add(new SessionEvent.BudgetBlocked(kind, java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(choice % 10),
+                java.math.BigDecimal.ONE, java.math.BigDecimal.valueOf(choice, 3), windowEnd));
+          }
+        }
+        case BUDGET_BLOCKED -> {
+          String kind = state.budgetBlock().orElseThrow().kind();
+          out.add(new SessionEvent.BudgetUnblocked(kind, choice % 2 == 0 ? "window_ended" : "limit_raised"));
         }
         case AWAITING_APPROVAL -> {
           if (!state.driftPending().isEmpty()) {

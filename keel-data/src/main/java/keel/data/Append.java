@@ -21,6 +21,8 @@ import keel.core.SessionStatus;
  *     delivered exactly when the events that cause them are recorded. An input whose session does
  *     not exist or has ended is not delivered (nothing would ever consume it); an input whose id
  *     the session already accepted is not delivered twice.
+ * @param costs ledger entries for what these events record as spent, each naming one of them
+ * @param settlements budget reservations these events settle (the calls they record)
  */
 public record Append(
     String sessionId,
@@ -29,7 +31,9 @@ public record Append(
     SessionStatus status,
     List<String> consumedInputs,
     Optional<SessionState.Snapshot> snapshot,
-    List<Input> deliveries) {
+    List<Input> deliveries,
+    List<Cost> costs,
+    List<BudgetStore.Settlement> settlements) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
@@ -37,6 +41,8 @@ public record Append(
     consumedInputs = List.copyOf(consumedInputs);
     Objects.requireNonNull(snapshot, "snapshot");
     deliveries = List.copyOf(deliveries);
+    costs = List.copyOf(costs);
+    settlements = List.copyOf(settlements);
     if (events.isEmpty()) {
       throw new IllegalArgumentException("an append needs at least one event");
     }
@@ -53,9 +59,16 @@ public record Append(
           "snapshot of session " + sessionId + " is at event " + snapshot.get().lastSeq()
               + " but the append ends at event " + end);
     }
+    for (Cost c : costs) {
+      if (c.seq() <= expectedSeq || c.seq() > end) {
+        throw new IllegalArgumentException(
+            "a cost of session " + sessionId + " names event " + c.seq() + ", which is not one of this append's ("
+                + (expectedSeq + 1) + " to " + end + ")");
+      }
+    }
   }
 
-  /** An append that delivers nothing to other sessions. */
+  /** An append that delivers nothing to other sessions, records no costs and settles no budget. */
   public Append(
       String sessionId,
       long expectedSeq,
@@ -63,6 +76,6 @@ public record Append(
       SessionStatus status,
       List<String> consumedInputs,
       Optional<SessionState.Snapshot> snapshot) {
-    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, List.of());
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, List.of(), List.of(), List.of());
   }
 }

@@ -119,14 +119,16 @@ final class SqliteEventStore implements EventStore {
     long now = clock.millis();
     return writer.execute(
         tx -> {
-          PreparedStatement sel = tx.prepare("SELECT last_seq FROM sessions WHERE id = ?");
+          PreparedStatement sel = tx.prepare("SELECT last_seq, agent, owner, root_id FROM sessions WHERE id = ?");
           sel.setString(1, a.sessionId());
           long last;
+          SqliteCostLedger.Attribution who;
           try (ResultSet rs = sel.executeQuery()) {
             if (!rs.next()) {
               throw new KeelException.NotFound("session " + a.sessionId() + " does not exist");
             }
             last = rs.getLong(1);
+            who = new SqliteCostLedger.Attribution(a.sessionId(), rs.getString(2), rs.getString(3), rs.getString(4));
           }
           if (last != a.expectedSeq()) {
             throw new KeelException.Conflict(
@@ -140,6 +142,11 @@ final class SqliteEventStore implements EventStore {
           }
           insertEvents(tx, a.sessionId(), last, a.events(), now);
           long newLast = last + a.events().size();
+          // the costs and budget settlements the events record commit with them, or not at all
+          SqliteCostLedger.insert(tx, who, a.costs(), now);
+          for (BudgetStore.Settlement settlement : a.settlements()) {
+            SqliteBudgetStore.settle(tx, settlement);
+          }
           if (!a.consumedInputs().isEmpty()) {
             PreparedStatement consume =
                 tx.prepare(

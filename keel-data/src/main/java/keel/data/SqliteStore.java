@@ -35,6 +35,8 @@ final class SqliteStore implements Store {
   private final SqliteInventoryStore inventory;
   private final SqliteOperatorStore operators;
   private final SqliteSigningKeyStore signingKeys;
+  private final SqliteBudgetStore budgets;
+  private final SqliteCostLedger ledger;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -46,6 +48,8 @@ final class SqliteStore implements Store {
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
+    this.budgets = new SqliteBudgetStore(readers, writer);
+    this.ledger = new SqliteCostLedger(readers);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -148,6 +152,16 @@ final class SqliteStore implements Store {
   @Override
   public SigningKeyStore signingKeys() {
     return signingKeys;
+  }
+
+  @Override
+  public BudgetStore budgets() {
+    return budgets;
+  }
+
+  @Override
+  public CostLedger ledger() {
+    return ledger;
   }
 
   @Override

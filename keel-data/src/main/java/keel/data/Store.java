@@ -24,6 +24,12 @@ public interface Store extends AutoCloseable {
   /** The control plane's token signing keys. */
   SigningKeyStore signingKeys();
 
+  /** Agents' budgets: what each has spent and reserved per budget window. */
+  BudgetStore budgets();
+
+  /** The cost ledger, written with the events that record each cost. */
+  CostLedger ledger();
+
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();
 

@@ -1110,7 +1110,7 @@ public abstract class EventStoreContract {
     private Append delivering(String sessionId, long expectedSeq, SessionStatus status, List<Input> deliveries, SessionEvent... es) {
       return new Append(
           sessionId, expectedSeq, Arrays.stream(es).map(EventStoreContract::pe).toList(), status, List.of(),
-          Optional.empty(), deliveries);
+          Optional.empty(), deliveries, List.of(), List.of());
     }
 
     @Test

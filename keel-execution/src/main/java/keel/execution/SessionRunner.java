@@ -107,6 +107,7 @@ final class SessionRunner implements Scheduler.Runner {
   private final Identity identity;
   private final TokenPresenter presenter;
   private final Consumer<String> wake;
+  private final Metering metering;
 
   /**
    * @param identity issues and checks the sessions' tokens
@@ -123,7 +124,9 @@ final class SessionRunner implements Scheduler.Runner {
       String node,
       Identity identity,
       TokenPresenter presenter,
-      Consumer<String> wake) {
+      Consumer<String> wake,
+
+      Metering metering) {
     this.store = store;
     this.catalog = catalog;
     this.gateway = gateway;
@@ -134,6 +137,7 @@ final class SessionRunner implements Scheduler.Runner {
     this.identity = identity;
     this.presenter = presenter;
     this.wake = wake;
+    this.metering = metering;
   }
 
   @Override
@@ -171,9 +175,11 @@ final class SessionRunner implements Scheduler.Runner {
     private long snapshotSeq;
     private Deque<Input> inbox;
     private AgentDescriptor agent;
+    private final Metering.Meter meter;
 
     Run(SessionRecord record, SessionState state, long snapshotSeq, Signals signals) {
       this.record = record;
+      this.meter = metering.open(record);
       this.state = state;
       this.signals = signals;
       this.flushedSeq = state.lastSeq();
@@ -214,7 +220,7 @@ final class SessionRunner implements Scheduler.Runner {
               case RUNNING -> running();
               case AWAITING_APPROVAL -> awaitingHuman();
               case AWAITING_SUBAGENT -> awaitingSubagent();
-              case BUDGET_BLOCKED -> suspend();
+              case BUDGET_BLOCKED -> budgetBlocked();
               case COMPLETED, FAILED, CANCELLED -> throw new IllegalStateException("terminal handled above");
             };
         if (outcome != null) {
@@ -282,7 +288,7 @@ final class SessionRunner implements Scheduler.Runner {
             stage(new SessionEvent.ToolCallDenied(p.call().id(), "the tool \"" + p.call().name() + "\" is no longer available"), span);
           } else {
             Optional<SessionToken> verified = reauthorize(p, tool.get(), span);
-            if (verified.isPresent()) {
+            if (verified.isPresent() && !blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), p.call().id()), span)) {
               // a retry a human asked for keeps the call's key, so the tool can recognise it
               String key = p.idempotencyKey().isEmpty() ? idempotencyKey(p.call()) : p.idempotencyKey();
               stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, key), span);
@@ -295,7 +301,7 @@ final class SessionRunner implements Scheduler.Runner {
           Optional<Tool> tool = tools.tool(p.call().name());
           if (p.idempotent() && tool.isPresent()) {
             Optional<SessionToken> verified = reauthorize(p, tool.get(), span);
-            if (verified.isPresent()) {
+            if (verified.isPresent() && !blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), p.call().id()), span)) {
               stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, p.idempotencyKey()), span);
               execute(tool.get(), p.call(), span, p.idempotencyKey(), verified.get());
             }
@@ -343,6 +349,9 @@ final class SessionRunner implements Scheduler.Runner {
             if (!problems.isEmpty()) {
               // nothing runs; the model reads what was wrong and can correct the call
               deny(call, "invalid arguments for " + call.name() + ": " + String.join("; ", problems), Optional.of(v.token()), span);
+              return;
+            }
+            if (blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), call.id()), span)) {
               return;
             }
             stage(new SessionEvent.ToolCallAuthorized(
@@ -515,12 +524,58 @@ final class SessionRunner implements Scheduler.Runner {
       return true;
     }
 
+    /** A model call, once the agent's budgets allow it; the reservation ends with the call. */
     private Outcome callModel() {
-      String span = Spans.model(record.id(), state.modelCalls() + 1);
       Optional<SessionToken> caller = verifiedForModel();
       if (caller.isEmpty()) {
         return null;
       }
+      List<ToolSpec> offered = offeredTools(caller.get());
+      if (blockedByBudget(meter.beforeModelCall(agent, state, offered), Spans.model(record.id(), state.modelCalls() + 1))) {
+        return null;
+      }
+      long started = System.nanoTime();
+      try {
+        return callGateway(offered);
+      } finally {
+        meter.modelCallEnded(System.nanoTime() - started);
+      }
+    }
+
+    /**
+     * Stages what a budget check says: its warnings, or the block that suspends the session.
+     *
+     * @return true when the session is now budget-blocked and the call must not be made
+     */
+    private boolean blockedByBudget(Metering.Check check, String span) {
+      switch (check) {
+        case Metering.Check.Stop s -> {
+          stage(s.blocked(), span);
+          return true;
+        }
+        case Metering.Check.Go g -> {
+          for (SessionEvent.BudgetWarning w : g.warnings()) {
+            stage(w, span);
+          }
+          return false;
+        }
+      }
+    }
+
+    /** Goes on once the budget that blocks the session allows the call; until then it waits, suspended. */
+    private Outcome budgetBlocked() {
+      SessionEvent.BudgetBlocked block = state.budgetBlock().orElseThrow();
+      Optional<String> reason = meter.unblocked(block);
+      if (reason.isPresent()) {
+        stage(new SessionEvent.BudgetUnblocked(block.kind(), reason.get()));
+        return null;
+      }
+      return suspend();
+    }
+
+    /** Calls the model through the gateway, offering {@code offered}, and stages what it answered. */
+    private Outcome callGateway(List<ToolSpec> offered) {
+      String span = Spans.model(record.id(), state.modelCalls() + 1);
       ModelRequest request =
           new ModelRequest(
               agent.name(),
@@ -528,7 +583,7 @@ final class SessionRunner implements Scheduler.Runner {
               agent.spec().model(),
               agent.spec().instructions(),
               resolve(state.conversation()),
-              offeredTools(caller.get()),
+              offered,
               state.stepsSinceInput());
       // checked per piece, so a client that subscribes during a long call sees the rest of its text
       ModelStream stream =
@@ -543,6 +598,7 @@ final class SessionRunner implements Scheduler.Runner {
         try {
           ModelGateway.Call call = gateway.call(agent, request, state, stream, tools);
           long latency = (System.nanoTime() - started) / 1_000_000;
+          meter.modelCallMade(call);
           for (SessionEvent.ModelEscalated e : call.escalations()) {
             stage(e, span);
           }
@@ -811,6 +867,7 @@ final class SessionRunner implements Scheduler.Runner {
       StoredEvent stored =
           new StoredEvent(record.id(), state.lastSeq() + 1, clock.instant(), node, record.traceId(), span, event);
       state.apply(stored);
+      meter.staged(stored);
       staged.add(new PendingEvent(event, span));
       stagedStored.add(stored);
     }
@@ -833,7 +890,11 @@ final class SessionRunner implements Scheduler.Runner {
                   state.status().orElseThrow(),
                   consumedNow,
                   snapshotDue ? Optional.of(state.snapshot()) : Optional.empty(),
-                  deliveredNow));
+                  deliveredNow,
+
+                  meter.costs(state.lastSeq()),
+                  meter.settlements()));
+      meter.flushed();
       flushedSeq = state.lastSeq();
       if (snapshotDue) {
         snapshotSeq = flushedSeq;

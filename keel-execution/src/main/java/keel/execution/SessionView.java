@@ -20,6 +20,7 @@ import keel.data.SessionRecord;
  * @param driftPending the model version the session waits on a human to accept, or empty
  * @param grants the capability URIs the session's tokens carry
  * @param chain the delegation chain: who started the root session, then each delegating agent
+ * @param budgetBlock the budget the session waits for, when it is budget-blocked
  */
 public record SessionView(
     SessionRecord record,
@@ -33,7 +34,9 @@ public record SessionView(
     java.math.BigDecimal costUsd,
     String driftPending,
     List<String> grants,
-    List<String> chain) {
+    List<String> chain,
+
+    java.util.Optional<keel.core.SessionEvent.BudgetBlocked> budgetBlock) {
   public SessionView {
     Objects.requireNonNull(record, "record");
     Objects.requireNonNull(status, "status");
@@ -46,5 +49,6 @@ public record SessionView(
     Objects.requireNonNull(driftPending, "driftPending");
     grants = List.copyOf(grants);
     chain = List.copyOf(chain);
+    Objects.requireNonNull(budgetBlock, "budgetBlock");
   }
 }

@@ -94,6 +94,7 @@ public final class Trace {
     Builder model = null;
     Map<String, Builder> toolSpans = new HashMap<>();
     Map<String, ToolCall> calls = new HashMap<>();
+    Builder budget = null;
     Instant last = first.at();
     for (StoredEvent se : events) {
       last = se.at();
@@ -233,7 +234,34 @@ public final class Trace {
           event(parent(root, turn), se, "cancelled", "by " + e.by() + ": " + e.reason(), true);
           root.end = se.at();
         }
+        case SessionEvent.BudgetBlocked e -> {
+          // the span of the wait: from the refused call until the session may go on
+          budget = new Builder(se.spanId() + "-" + se.seq(), "budget blocked: " + e.kind(), "budget", se.at());
+          budget.attributes.put("keel.budget.kind", e.kind());
+          budget.attributes.put("keel.budget.limit", e.limit().toPlainString());
+          budget.attributes.put("keel.budget.used", e.used().toPlainString());
+          budget.attributes.put("keel.budget.reserved", e.reserved().toPlainString());
+          budget.attributes.put("keel.budget.requested", e.requested().toPlainString());
+          budget.attributes.put("keel.budget.window_end", e.windowEnd().toString());
+          parent(root, turn).children.add(budget);
+        }
+        case SessionEvent.BudgetUnblocked e -> {
+          if (budget != null) {
+            budget.end = se.at();
+            budget.attributes.put("keel.budget.resumed", e.reason());
+            budget = null;
+          } else {
+            event(parent(root, turn), se, "budget unblocked", e.reason(), false);
+          }
+        }
+        case SessionEvent.BudgetWarning e ->
+            event(parent(root, turn), se, "budget warning: " + e.kind(),
+                e.used().toPlainString() + " of " + e.limit().toPlainString() + " in the window ending " + e.windowEnd(), false);
       }
+    }
+    if (budget != null && root.end != null) {
+      // a session that ended while blocked (cancelled, failed) ends its wait with it
+      budget.end = root.end;
     }
     closeTurn(turn, last);
     return root.build();

@@ -24,6 +24,7 @@ import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionStatus;
 import keel.core.StoredEvent;
+import keel.data.CostLedger;
 import keel.data.InventoryStore;
 import keel.data.SessionQuery;
 import keel.data.SessionRecord;
@@ -60,6 +61,7 @@ final class Api {
   private final Inventory inventory;
   private final Operators operators;
   private final Health health;
+  private final java.time.Clock clock;
 
   /** What the probes report. */
   interface Health {
@@ -69,11 +71,16 @@ final class Api {
   }
 
   Api(SessionService sessions, Store store, Inventory inventory, Operators operators, Health health) {
+    this(sessions, store, inventory, operators, health, java.time.Clock.systemUTC());
+  }
+
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, Health health, java.time.Clock clock) {
     this.sessions = sessions;
     this.store = store;
     this.inventory = inventory;
     this.operators = operators;
     this.health = health;
+    this.clock = clock;
   }
 
   List<Route> routes() {
@@ -116,7 +123,9 @@ final class Api {
         new Route("POST", "/v1/operators/{name}/revoke", "Revoke an operator; its token stops working for the next request.", Access.listed(Role.ADMIN), this::revokeOperator, Optional.empty(), 200),
         new Route("POST", "/v1/operators/{name}/token", "Issue a new token for an operator, shown only this once; its previous token stops working.", Access.listed(Role.ADMIN), this::issueOperatorToken, Optional.empty(), 200),
         new Route("GET", "/v1/whoami", "Who the bearer token stands for: the principal and its roles.", Access.anyCaller(), this::whoami, Optional.empty(), 200),
-        new Route("GET", "/v1/jwks", "The public keys that verify session tokens (a JWKS document); also served without a token at /.well-known/jwks.json.", Access.anyCaller(), this::jwks, Optional.empty(), 200));
+        new Route("GET", "/v1/jwks", "The public keys that verify session tokens (a JWKS document); also served without a token at /.well-known/jwks.json.", Access.anyCaller(), this::jwks, Optional.empty(), 200),
+        new Route("GET", "/v1/costs", "Cost ledger totals over a time range (from, to: dates or instants, UTC), grouped by any of agent, owner, day, kind (group_by), filtered by agent and owner; only owners the caller may view.", Access.listed(Role.VIEWER), this::costs, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -650,5 +659,22 @@ final class Api {
 
   private void openapi(Context ctx) {
     json(ctx, 200, OpenApi.document(routes()));
+  }
+
+  // ---- costs and budgets
+
+  private void costs(Context ctx) {
+    CostsQuery q = CostsQuery.parse(ctx.queryParam("from"), ctx.queryParam("to"), ctx.queryParam("group_by"),
+        ctx.queryParam("agent"), ctx.queryParam("owner"), clock.instant());
+    List<CostLedger.Row> rows = store.ledger().totals(q.query(), caller(ctx).owners(Role.VIEWER));
+    json(ctx, 200, Views.costs(q, rows));
+  }
+
+  private void agentBudget(Context ctx) {
+    String name = ctx.pathParam("name");
+    InventoryStore.Revision r = store.inventory().latest("Agent", name)
+        .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""));
+    long blocked = store.events().countByStatus(name).getOrDefault(SessionStatus.BUDGET_BLOCKED, 0L);
+    json(ctx, 200, Views.budget(name, r.number(), sessions.budgets().status(name), blocked));
   }
 }

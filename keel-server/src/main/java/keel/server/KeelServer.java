@@ -68,9 +68,10 @@ public final class KeelServer implements AutoCloseable {
       Identity identity = new Identity(store.signingKeys(), clock, config.identity());
       // a signing key exists before the first token is asked for, so the JWKS document is never empty
       identity.activeKeyId();
-      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity);
-      // an agent's active revision changed: nothing in the runtime listens yet (budgets will)
-      Inventory inventory = new Inventory(store.inventory(), tools, models, agent -> {});
+      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity, config.costs());
+      // a revision that becomes active (applied, approved, rolled back) may raise a budget: the
+      // agent's budget-blocked sessions check again
+      Inventory inventory = new Inventory(store.inventory(), tools, models, sessions::agentChanged);
       Operators operators = new Operators(store.operators(), new SecureRandom(), token.bootstrap());
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
@@ -84,7 +85,7 @@ public final class KeelServer implements AutoCloseable {
         public String describe() {
           return opened.describe();
         }
-      });
+      }, clock);
       Javalin app = Javalin.create(cfg -> {
         cfg.concurrency.useVirtualThreads = true;
         cfg.startup.showJavalinBanner = false;

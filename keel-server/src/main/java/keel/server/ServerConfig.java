@@ -5,6 +5,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import keel.control.IdentitySettings;
+import keel.execution.CostSettings;
 import keel.execution.ExecutionSettings;
 
 /**
@@ -21,6 +22,7 @@ import keel.execution.ExecutionSettings;
  *     entries take precedence over the environment; it should be readable by the server's user only
  * @param pricesFile a YAML price table whose entries override and extend the built-in one
  * @param identity how session tokens are issued: lifetime, key rotation, delegation depth
+ * @param costs how compute is priced and model calls are estimated for budgets
  */
 public record ServerConfig(
     String host,
@@ -31,7 +33,8 @@ public record ServerConfig(
     Map<String, String> environment,
     Optional<Path> secretsFile,
     Optional<Path> pricesFile,
-    IdentitySettings identity) {
+    IdentitySettings identity,
+    CostSettings costs) {
 
   public static final int DEFAULT_PORT = 8420;
   public static final String DEFAULT_DATA_DIR = ".keel";
@@ -44,22 +47,30 @@ public record ServerConfig(
     Objects.requireNonNull(secretsFile, "secretsFile");
     Objects.requireNonNull(pricesFile, "pricesFile");
     Objects.requireNonNull(identity, "identity");
+    Objects.requireNonNull(costs, "costs");
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
+  }
+
+  /** A configuration with the default identity and cost settings. */
+  public ServerConfig(
+      String host,
+      int port,
+      Path dataDir,
+      boolean durable,
+      ExecutionSettings execution,
+      Map<String, String> environment,
+      Optional<Path> secretsFile,
+      Optional<Path> pricesFile) {
+    this(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, IdentitySettings.defaults(),
+        CostSettings.defaults());
   }
 
   /** A configuration without a secrets file or a price table of its own. */
   public ServerConfig(
       String host, int port, Path dataDir, boolean durable, ExecutionSettings execution, Map<String, String> environment) {
     this(host, port, dataDir, durable, execution, environment, Optional.empty(), Optional.empty());
-  }
-
-  /** A configuration with the default identity settings. */
-  public ServerConfig(
-      String host, int port, Path dataDir, boolean durable, ExecutionSettings execution, Map<String, String> environment,
-      Optional<Path> secretsFile, Optional<Path> pricesFile) {
-    this(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, IdentitySettings.defaults());
   }
 
   /** Loopback, the given port and data directory, durable, default execution settings. */
@@ -82,26 +93,30 @@ public record ServerConfig(
   }
 
   public ServerConfig withExecution(ExecutionSettings settings) {
-    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile, identity);
+    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile, identity, costs);
   }
 
   public ServerConfig withEnvironment(Map<String, String> env) {
-    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile, identity);
+    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile, identity, costs);
   }
 
   public ServerConfig withDurable(boolean d) {
-    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile, identity);
+    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile, identity, costs);
   }
 
   public ServerConfig withSecretsFile(Path file) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile, identity);
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile, identity, costs);
   }
 
   public ServerConfig withPricesFile(Path file) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file), identity);
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file), identity, costs);
   }
 
   public ServerConfig withIdentity(IdentitySettings settings) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, settings);
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, settings, costs);
+  }
+
+  public ServerConfig withCosts(CostSettings c) {
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, identity, c);
   }
 }

@@ -53,6 +53,13 @@ final class Views {
     if (!v.driftPending().isEmpty()) {
       o.put("waiting_to_accept_model_version", v.driftPending());
     }
+    v.budgetBlock().ifPresent(b -> o.putObject("budget_blocked")
+        .put("kind", b.kind())
+        .put("limit", usd(b.limit()))
+        .put("used", usd(b.used()))
+        .put("reserved", usd(b.reserved()))
+        .put("requested", usd(b.requested()))
+        .put("window_end", b.windowEnd().toString()));
     o.put("last_answer", v.lastAnswer());
     ArrayNode grants = o.putArray("grants");
     v.grants().forEach(grants::add);
@@ -229,6 +236,61 @@ final class Views {
     op.tokenIssuedAt().ifPresent(t -> o.put("token_issued_at", t.toString()));
     op.revokedAt().ifPresent(t -> o.put("revoked_at", t.toString()));
     op.revokedBy().ifPresent(b -> o.put("revoked_by", b));
+    return o;
+  }
+
+  /** A dollar amount as an exact decimal string without trailing zeros, e.g. {@code "0.0025"}. */
+  static String usd(java.math.BigDecimal d) {
+    return d.signum() == 0 ? "0" : d.stripTrailingZeros().toPlainString();
+  }
+
+  static ObjectNode costs(CostsQuery q, List<keel.data.CostLedger.Row> rows) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("from", q.query().from().toString());
+    o.put("to", q.query().to().toString());
+    ArrayNode by = o.putArray("group_by");
+    q.groupBy().forEach(d -> by.add(d.wireName()));
+    q.query().agent().ifPresent(a -> o.put("agent", a));
+    q.query().owner().ifPresent(w -> o.put("owner", w));
+    o.put("currency", "USD");
+    ArrayNode out = o.putArray("rows");
+    java.math.BigDecimal total = java.math.BigDecimal.ZERO;
+    long entries = 0;
+    for (keel.data.CostLedger.Row r : rows) {
+      ObjectNode row = out.addObject();
+      for (keel.data.CostLedger.Dimension d : q.groupBy()) {
+        row.put(d.wireName(), r.group().get(d));
+      }
+      if (q.groupBy().contains(keel.data.CostLedger.Dimension.KIND)) {
+        // quantities of different kinds have different units, so they are shown per kind only
+        row.put("quantity", r.quantity());
+        row.put("unit", keel.data.CostKind.fromWire(r.group().get(keel.data.CostLedger.Dimension.KIND)).unit());
+      }
+      row.put("usd", usd(r.usd()));
+      row.put("entries", r.entries());
+      total = total.add(r.usd());
+      entries += r.entries();
+    }
+    o.putObject("total").put("usd", usd(total)).put("entries", entries);
+    return o;
+  }
+
+  static ObjectNode budget(String agent, int revision, List<keel.control.Budgets.Status> budgets, long blockedSessions) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("agent", agent);
+    o.put("revision", revision);
+    ArrayNode out = o.putArray("budgets");
+    for (keel.control.Budgets.Status b : budgets) {
+      ObjectNode x = out.addObject();
+      x.put("kind", b.kind().wireName());
+      x.put("unit", b.kind().unit());
+      x.put("limit", usd(b.limit()));
+      x.put("used", usd(b.used()));
+      x.put("reserved", usd(b.reserved()));
+      x.put("percent", b.percent().toPlainString());
+      x.putObject("window").put("start", b.windowStart().toString()).put("end", b.windowEnd().toString());
+    }
+    o.put("budget_blocked_sessions", blockedSessions);
     return o;
   }
 

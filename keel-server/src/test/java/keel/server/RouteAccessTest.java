@@ -112,6 +112,8 @@ class RouteAccessTest {
     row("POST /v1/operators/{name}/token", need("admin", Reach.OWNER), f -> post("/v1/operators/" + f.newOperator("operator@" + OWNER) + "/token", null));
     row("GET /v1/whoami", need("viewer", Reach.ANY_CALLER), f -> get("/v1/whoami"));
     row("GET /v1/jwks", need("viewer", Reach.ANY_CALLER), f -> get("/v1/jwks"));
+    row("GET /v1/costs", need("viewer", Reach.SOMEWHERE), f -> get("/v1/costs"));
+    row("GET /v1/agents/{name}/budget", need("viewer", Reach.OWNER), f -> get("/v1/agents/" + f.agent() + "/budget"));
     row("GET /v1/agents/{name}/revisions", need("viewer", Reach.OWNER), f -> get("/v1/agents/" + f.agent() + "/revisions"));
     row("GET /v1/agents/{name}/diff", need("viewer", Reach.OWNER), f -> get("/v1/agents/" + f.agent() + "/diff?from=1&to=1"));
     row("POST /v1/agents/{name}/rollback", need("admin", Reach.OWNER), f -> post("/v1/agents/" + f.agent() + "/rollback", "{\"revision\":1}"));
