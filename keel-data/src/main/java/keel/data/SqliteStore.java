@@ -35,6 +35,7 @@ final class SqliteStore implements Store {
   private final SqliteInventoryStore inventory;
   private final SqliteOperatorStore operators;
   private final SqliteSigningKeyStore signingKeys;
+  private final SqliteTraceExportStore traceExports;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -46,6 +47,7 @@ final class SqliteStore implements Store {
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
+    this.traceExports = new SqliteTraceExportStore(readers, writer);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -148,6 +150,16 @@ final class SqliteStore implements Store {
   @Override
   public SigningKeyStore signingKeys() {
     return signingKeys;
+  }
+
+  @Override
+  public TraceExportStore traceExports() {
+    return traceExports;
+  }
+
+  @Override
+  public void timeAppends(java.util.function.LongConsumer nanos) {
+    events.timeAppends(nanos);
   }
 
   @Override

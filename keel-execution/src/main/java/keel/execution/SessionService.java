@@ -46,6 +46,7 @@ public final class SessionService implements AutoCloseable {
   private final ExecutionSettings settings;
   private final Identity identity;
   private final SecureRandom random = new SecureRandom();
+  private final List<RunListener> runListeners;
 
   private SessionService(
       Store store,
@@ -54,7 +55,9 @@ public final class SessionService implements AutoCloseable {
       Scheduler scheduler,
       Clock clock,
       ExecutionSettings settings,
-      Identity identity) {
+      Identity identity,
+      List<RunListener> runListeners) {
+    this.runListeners = runListeners;
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
@@ -97,9 +100,15 @@ public final class SessionService implements AutoCloseable {
     java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
     SessionRunner runner = new SessionRunner(
         store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id));
+    List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     Scheduler scheduler =
         new Scheduler(
-            runner,
+            (sessionId, signals) -> {
+              long began = System.nanoTime();
+              SessionRunner.Outcome outcome = runner.run(sessionId, signals);
+              notifyRunEnded(listeners, sessionId, java.time.Duration.ofNanos(System.nanoTime() - began));
+              return outcome;
+            },
             settings.maxConcurrentSteps(),
             settings.admissionCapacity(),
             sessionId -> {
@@ -111,9 +120,28 @@ public final class SessionService implements AutoCloseable {
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
             });
     wakes.set(scheduler);
-    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, listeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
+  }
+
+  private static void notifyRunEnded(List<RunListener> listeners, String sessionId, java.time.Duration took) {
+    for (RunListener l : listeners) {
+      try {
+        l.runEnded(sessionId, took);
+      } catch (RuntimeException e) {
+        LOG.warn("session {}: a run listener failed: {}", sessionId, e.toString());
+      }
+    }
+  }
+
+  /**
+   * Registers a listener told each time a run of a session on this node ends (the session
+   * suspended, ended or will be retried): where metrics time steps and the trace export learns that
+   * a session's spans may be final.
+   */
+  public void addRunListener(RunListener listener) {
+    runListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
   }
 
   /** Wakes sessions that have work but no run: the safety net behind every wake. */
@@ -124,14 +152,28 @@ public final class SessionService implements AutoCloseable {
     }
   }
 
-  /** What starting a session needs. */
+  /**
+   * What starting a session needs.
+   *
+   * @param traceId the W3C trace id to continue (a caller's), else a new one is made
+   * @param parentSpanId the caller's span the session's root span is a child of; kept only with
+   *     the caller's trace id
+   */
   public record Start(
       String agent,
       String message,
       String principal,
       boolean task,
       Optional<String> idempotencyKey,
-      Optional<String> traceId) {}
+      Optional<String> traceId,
+      Optional<String> parentSpanId) {
+
+    /** A start without a caller's parent span. */
+    public Start(
+        String agent, String message, String principal, boolean task, Optional<String> idempotencyKey, Optional<String> traceId) {
+      this(agent, message, principal, task, idempotencyKey, traceId, Optional.empty());
+    }
+  }
 
   /**
    * Starts a session of the agent's latest revision with its first message. With an idempotency
@@ -150,7 +192,13 @@ public final class SessionService implements AutoCloseable {
       }
     }
     scheduler.admit();
-    String traceId = start.traceId().filter(SessionService::validTraceId).orElseGet(() -> randomHex(32));
+    Optional<String> callerTrace = start.traceId().filter(SessionService::validTraceId);
+    String traceId = callerTrace.orElseGet(() -> randomHex(32));
+    Optional<String> remoteParent = start.parentSpanId().filter(p -> callerTrace.isPresent() && p.matches("[0-9a-f]{16}") && !p.equals("0".repeat(16)));
+    if (remoteParent.isPresent()) {
+      // written before the session exists, so a session is never exported without its link
+      store.traceExports().linkRemoteParent(id, remoteParent.get());
+    }
     Input first = new Input(id, "in_" + randomHex(16), "message", start.message(), start.principal(), clock.instant());
     SessionEvent.SessionStarted started =
         new SessionEvent.SessionStarted(
