@@ -61,6 +61,9 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--max-delegation-depth", paramLabel = "N", description = "The most levels of sub-agents below a session an operator started (default ${DEFAULT-VALUE}).")
   int maxDelegationDepth = IdentitySettings.defaults().maxDelegationDepth();
 
+  @Option(names = "--otlp-endpoint", paramLabel = "URL", description = "Export session traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (env OTEL_EXPORTER_OTLP_ENDPOINT; off by default).")
+  String otlpEndpoint;
+
   @Option(
       names = "--compute-usd-per-second",
       paramLabel = "USD",
@@ -120,6 +123,11 @@ final class ServeCommand implements Callable<Integer> {
         identity = identity.withKeyRotation(duration("--key-rotation", keyRotation));
       }
       config = config.withIdentity(identity);
+      if (otlpEndpoint != null) {
+        java.util.Map<String, String> env = new java.util.HashMap<>(config.environment());
+        env.put(KeelServer.OTLP_ENDPOINT, otlpEndpoint);
+        config = config.withEnvironment(env);
+      }
     } catch (IllegalArgumentException e) {
       throw new CliException(ExitCodes.USAGE, e.getMessage());
     }

@@ -30,6 +30,8 @@ final class SqliteEventStore implements EventStore {
   private final GroupCommitWriter writer;
   private final String node;
   private final Clock clock;
+  /** Told how long each append took, in nanoseconds (metrics); never null. */
+  private volatile java.util.function.LongConsumer appendTimer = nanos -> {};
 
   SqliteEventStore(DataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.readers = readers;
@@ -116,6 +118,17 @@ final class SqliteEventStore implements EventStore {
 
   @Override
   public long append(Append a) {
+    long started = System.nanoTime();
+    long seq = appendTimed(a);
+    appendTimer.accept(System.nanoTime() - started);
+    return seq;
+  }
+
+  void timeAppends(java.util.function.LongConsumer timer) {
+    appendTimer = java.util.Objects.requireNonNull(timer, "timer");
+  }
+
+  private long appendTimed(Append a) {
     long now = clock.millis();
     return writer.execute(
         tx -> {

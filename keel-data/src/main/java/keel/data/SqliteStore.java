@@ -37,6 +37,7 @@ final class SqliteStore implements Store {
   private final SqliteSigningKeyStore signingKeys;
   private final SqliteBudgetStore budgets;
   private final SqliteCostLedger ledger;
+  private final SqliteTraceExportStore traceExports;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -50,6 +51,7 @@ final class SqliteStore implements Store {
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
     this.budgets = new SqliteBudgetStore(readers, writer);
     this.ledger = new SqliteCostLedger(readers);
+    this.traceExports = new SqliteTraceExportStore(readers, writer);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -162,6 +164,16 @@ final class SqliteStore implements Store {
   @Override
   public CostLedger ledger() {
     return ledger;
+  }
+
+  @Override
+  public TraceExportStore traceExports() {
+    return traceExports;
+  }
+
+  @Override
+  public void timeAppends(java.util.function.LongConsumer nanos) {
+    events.timeAppends(nanos);
   }
 
   @Override

@@ -30,6 +30,16 @@ public interface Store extends AutoCloseable {
   /** The cost ledger, written with the events that record each cost. */
   CostLedger ledger();
 
+  /** What the OpenTelemetry export keeps beside the event log: remote parents, export markers. */
+  TraceExportStore traceExports();
+
+  /**
+   * Tells {@code nanos} how long each event append took (queueing, the transaction and its share
+   * of the group commit's flush), for metrics. Replaces any earlier timer; it must be fast and
+   * must not throw.
+   */
+  void timeAppends(java.util.function.LongConsumer nanos);
+
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();
 

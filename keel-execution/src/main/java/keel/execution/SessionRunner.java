@@ -596,7 +596,8 @@ final class SessionRunner implements Scheduler.Runner {
       for (int attempt = 1; attempt <= MODEL_ATTEMPTS; attempt++) {
         long started = System.nanoTime();
         try {
-          ModelGateway.Call call = gateway.call(agent, request, state, stream, tools);
+          ModelGateway.Call call =
+              TraceContext.with(TraceContext.traceparent(record.traceId(), span), () -> gateway.call(agent, request, state, stream, tools));
           long latency = (System.nanoTime() - started) / 1_000_000;
           meter.modelCallMade(call);
           for (SessionEvent.ModelEscalated e : call.escalations()) {
@@ -730,7 +731,7 @@ final class SessionRunner implements Scheduler.Runner {
       long started = System.nanoTime();
       ToolOutput out;
       try {
-        out = tool.call(new ToolContext(agent, record.id(), call.id(), key, verified), call.arguments());
+        out = tool.call(new ToolContext(agent, record.id(), call.id(), key, verified, TraceContext.traceparent(record.traceId(), span)), call.arguments());
       } catch (RuntimeException e) {
         LOG.warn("session {}: tool {} threw: {}", record.id(), call.name(), e.toString());
         out = ToolOutput.error("the tool \"" + call.name() + "\" failed: " + e.getMessage());

@@ -51,6 +51,7 @@ public final class SessionService implements AutoCloseable {
   private final SecureRandom random = new SecureRandom();
   /** When the sweep last purged old budget windows, in epoch milliseconds of the clock. */
   private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
+  private final List<RunListener> runListeners;
 
   private SessionService(
       Store store,
@@ -61,7 +62,9 @@ public final class SessionService implements AutoCloseable {
       ExecutionSettings settings,
       Identity identity,
       Budgets budgets,
-      BudgetWaits budgetWaits) {
+      BudgetWaits budgetWaits,
+      List<RunListener> runListeners) {
+    this.runListeners = runListeners;
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
@@ -148,9 +151,15 @@ public final class SessionService implements AutoCloseable {
     java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
     SessionRunner runner = new SessionRunner(
         store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering);
+    List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     Scheduler scheduler =
         new Scheduler(
-            runner,
+            (sessionId, signals) -> {
+              long began = System.nanoTime();
+              SessionRunner.Outcome outcome = runner.run(sessionId, signals);
+              notifyRunEnded(listeners, sessionId, java.time.Duration.ofNanos(System.nanoTime() - began));
+              return outcome;
+            },
             settings.maxConcurrentSteps(),
             settings.admissionCapacity(),
             sessionId -> {
@@ -163,7 +172,7 @@ public final class SessionService implements AutoCloseable {
             });
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
-    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
   }
@@ -175,6 +184,25 @@ public final class SessionService implements AutoCloseable {
     } catch (KeelException.NotFound gone) {
       return Optional.empty();
     }
+  }
+
+  private static void notifyRunEnded(List<RunListener> listeners, String sessionId, java.time.Duration took) {
+    for (RunListener l : listeners) {
+      try {
+        l.runEnded(sessionId, took);
+      } catch (RuntimeException e) {
+        LOG.warn("session {}: a run listener failed: {}", sessionId, e.toString());
+      }
+    }
+  }
+
+  /**
+   * Registers a listener told each time a run of a session on this node ends (the session
+   * suspended, ended or will be retried): where metrics time steps and the trace export learns that
+   * a session's spans may be final.
+   */
+  public void addRunListener(RunListener listener) {
+    runListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
   }
 
   /**
@@ -248,14 +276,28 @@ public final class SessionService implements AutoCloseable {
     return budgets;
   }
 
-  /** What starting a session needs. */
+  /**
+   * What starting a session needs.
+   *
+   * @param traceId the W3C trace id to continue (a caller's), else a new one is made
+   * @param parentSpanId the caller's span the session's root span is a child of; kept only with
+   *     the caller's trace id
+   */
   public record Start(
       String agent,
       String message,
       String principal,
       boolean task,
       Optional<String> idempotencyKey,
-      Optional<String> traceId) {}
+      Optional<String> traceId,
+      Optional<String> parentSpanId) {
+
+    /** A start without a caller's parent span. */
+    public Start(
+        String agent, String message, String principal, boolean task, Optional<String> idempotencyKey, Optional<String> traceId) {
+      this(agent, message, principal, task, idempotencyKey, traceId, Optional.empty());
+    }
+  }
 
   /**
    * Starts a session of the agent's latest revision with its first message. With an idempotency
@@ -274,7 +316,13 @@ public final class SessionService implements AutoCloseable {
       }
     }
     scheduler.admit();
-    String traceId = start.traceId().filter(SessionService::validTraceId).orElseGet(() -> randomHex(32));
+    Optional<String> callerTrace = start.traceId().filter(SessionService::validTraceId);
+    String traceId = callerTrace.orElseGet(() -> randomHex(32));
+    Optional<String> remoteParent = start.parentSpanId().filter(p -> callerTrace.isPresent() && p.matches("[0-9a-f]{16}") && !p.equals("0".repeat(16)));
+    if (remoteParent.isPresent()) {
+      // written before the session exists, so a session is never exported without its link
+      store.traceExports().linkRemoteParent(id, remoteParent.get());
+    }
     Input first = new Input(id, "in_" + randomHex(16), "message", start.message(), start.principal(), clock.instant());
     SessionEvent.SessionStarted started =
         new SessionEvent.SessionStarted(

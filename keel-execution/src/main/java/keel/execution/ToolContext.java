@@ -15,10 +15,20 @@ import keel.core.AgentDescriptor;
  *     call is made as and what the session may do. Its {@link SessionToken#compact() signed form}
  *     is a bearer credential a tool may present to a service outside Keel (which can check it
  *     against the server's JWKS); never log it or put it in a result
+ * @param traceparent the W3C {@code traceparent} naming this call's span (empty when untraced): a
+ *     tool that calls another system (an MCP server, an HTTP API) sends it so the callee's spans
+ *     join the session's trace
  */
 public record ToolContext(
-    AgentDescriptor agent, String sessionId, String callId, String idempotencyKey, SessionToken identity) {
+    AgentDescriptor agent, String sessionId, String callId, String idempotencyKey, SessionToken identity, String traceparent) {
+
+  /** A context without trace propagation. */
+  public ToolContext(AgentDescriptor agent, String sessionId, String callId, String idempotencyKey, SessionToken identity) {
+    this(agent, sessionId, callId, idempotencyKey, identity, "");
+  }
+
   public ToolContext {
+    Objects.requireNonNull(traceparent, "traceparent");
     Objects.requireNonNull(agent, "agent");
     Objects.requireNonNull(sessionId, "sessionId");
     Objects.requireNonNull(callId, "callId");

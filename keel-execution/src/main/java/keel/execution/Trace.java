@@ -45,7 +45,7 @@ public final class Trace {
 
   /** A span under construction. */
   private static final class Builder {
-    final String id;
+    String id;
     final String name;
     final String kind;
     Instant start;
@@ -131,6 +131,8 @@ public final class Trace {
           if (model == null) {
             parent(root, turn).children.add(m);
           }
+          // ModelCalled is stored under the session's span; the call's own span is its response's
+          m.id = se.spanId();
           m.start = se.at().minusMillis(e.latencyMillis());
           m.end = se.at();
           m.attributes.put("gen_ai.response.model", e.modelVersion());

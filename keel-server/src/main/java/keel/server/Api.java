@@ -62,6 +62,7 @@ final class Api {
   private final Operators operators;
   private final Health health;
   private final java.time.Clock clock;
+  private final java.util.function.Supplier<String> metrics;
 
   /** What the probes report. */
   interface Health {
@@ -70,11 +71,13 @@ final class Api {
     String describe();
   }
 
-  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, Health health) {
-    this(sessions, store, inventory, operators, health, java.time.Clock.systemUTC());
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, java.util.function.Supplier<String> metrics, Health health) {
+    this(sessions, store, inventory, operators, metrics, health, java.time.Clock.systemUTC());
   }
 
-  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, Health health, java.time.Clock clock) {
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, java.util.function.Supplier<String> metrics, Health health,
+      java.time.Clock clock) {
+    this.metrics = metrics;
     this.sessions = sessions;
     this.store = store;
     this.inventory = inventory;
@@ -125,11 +128,14 @@ final class Api {
         new Route("GET", "/v1/whoami", "Who the bearer token stands for: the principal and its roles.", Access.anyCaller(), this::whoami, Optional.empty(), 200),
         new Route("GET", "/v1/jwks", "The public keys that verify session tokens (a JWKS document); also served without a token at /.well-known/jwks.json.", Access.anyCaller(), this::jwks, Optional.empty(), 200),
         new Route("GET", "/v1/costs", "Cost ledger totals over a time range (from, to: dates or instants, UTC), grouped by any of agent, owner, day, kind (group_by), filtered by agent and owner; only owners the caller may view.", Access.listed(Role.VIEWER), this::costs, Optional.empty(), 200),
-        new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200));
+        new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200),
+        // ---- observability
+        new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
     cfg.routes.before("/v1/*", this::authenticate);
+    cfg.routes.before("/metrics", this::authenticate);
     for (Route r : routes()) {
       Handler checked = ctx -> {
         authorize(ctx, r.access());
@@ -446,7 +452,7 @@ final class Api {
     String message = requiredString(b, "message");
     boolean task = b.path("task").asBoolean(false);
     SessionRecord r = sessions.start(new SessionService.Start(
-        agent, message, principal(ctx), task, Optional.ofNullable(ctx.header("Idempotency-Key")), traceIdOf(ctx.header("traceparent"))));
+        agent, message, principal(ctx), task, Optional.ofNullable(ctx.header("Idempotency-Key")), traceIdOf(ctx.header("traceparent")), parentSpanOf(ctx.header("traceparent"))));
     json(ctx, 201, Views.session(r));
   }
 
@@ -460,6 +466,19 @@ final class Api {
       return Optional.of(parts[1]);
     }
     return Optional.empty();
+  }
+
+  /** The parent span id of a W3C traceparent header, if the header is valid and the id is not all zeros. */
+  static Optional<String> parentSpanOf(String traceparent) {
+    if (traceIdOf(traceparent).isEmpty()) {
+      return Optional.empty();
+    }
+    String[] parts = traceparent.strip().split("-");
+    return parts[2].matches("[0-9a-f]{16}") && !parts[2].equals("0".repeat(16)) ? Optional.of(parts[2]) : Optional.empty();
+  }
+
+  private void metrics(Context ctx) {
+    ctx.status(200).contentType("text/plain; version=0.0.4; charset=utf-8").result(metrics.get());
   }
 
   private void listSessions(Context ctx) {

@@ -9,6 +9,7 @@ import keel.data.Store;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import keel.control.Operators;
 import keel.execution.ModelProviders;
 import keel.execution.PriceTable;
@@ -37,11 +38,15 @@ public final class KeelServer implements AutoCloseable {
   private final Operators operators;
   private final Api api;
   private final Javalin app;
+  private final Metrics metrics;
+  private final Optional<TraceExport> traceExport;
   private volatile boolean ready;
 
   private KeelServer(
       ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Operators operators, Api api,
-      Javalin app) {
+      Javalin app, Metrics metrics, Optional<TraceExport> traceExport) {
+    this.metrics = metrics;
+    this.traceExport = traceExport;
     this.config = config;
     this.lock = lock;
     this.store = store;
@@ -75,7 +80,13 @@ public final class KeelServer implements AutoCloseable {
       Operators operators = new Operators(store.operators(), new SecureRandom(), token.bootstrap());
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
-      Api api = new Api(sessions, store, inventory, operators, new Api.Health() {
+      Metrics metrics = new Metrics(sessions, store);
+      Optional<TraceExport> traceExport = otlpEndpoint(environment).map(url -> {
+        LOG.info("exporting traces over OTLP to {}", url);
+        return new TraceExport(opened, exporter(url), config.execution().node());
+      });
+      traceExport.ifPresent(t -> sessions.addRunListener((id, took) -> t.sessionSuspended(id)));
+      Api api = new Api(sessions, store, inventory, operators, metrics::scrape, new Api.Health() {
         @Override
         public boolean ready() {
           return self[0] != null && self[0].ready && opened.healthy();
@@ -95,7 +106,7 @@ public final class KeelServer implements AutoCloseable {
         api.install(cfg);
       });
       app.start();
-      KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app);
+      KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport);
       self[0] = server;
       sessions.recover();
       server.ready = true;
@@ -108,6 +119,31 @@ public final class KeelServer implements AutoCloseable {
       lock.close();
       throw e;
     }
+  }
+
+  /** Environment variable naming the OTLP endpoint (its base URL; {@code /v1/traces} is added). */
+  public static final String OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+  private static Optional<String> otlpEndpoint(Map<String, String> environment) {
+    return Optional.ofNullable(environment.get(OTLP_ENDPOINT)).map(String::strip).filter(s -> !s.isEmpty());
+  }
+
+  /** An OTLP/HTTP protobuf span exporter (JDK HTTP client) for a base URL such as {@code http://collector:4318}. */
+  private static io.opentelemetry.sdk.trace.export.SpanExporter exporter(String base) {
+    String url = base.endsWith("/v1/traces") ? base : (base.endsWith("/") ? base.substring(0, base.length() - 1) : base) + "/v1/traces";
+    try {
+      java.net.URI uri = java.net.URI.create(url);
+      if (uri.getScheme() == null || !(uri.getScheme().equals("http") || uri.getScheme().equals("https")) || uri.getHost() == null) {
+        throw new IllegalArgumentException("not an http(s) URL");
+      }
+    } catch (IllegalArgumentException e) {
+      throw new keel.core.KeelException.Invalid(
+          "the OTLP endpoint \"" + base + "\" is not an http(s) URL such as http://127.0.0.1:4318 (" + e.getMessage() + ")");
+    }
+    return io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter.builder()
+        .setEndpoint(url)
+        .setTimeout(java.time.Duration.ofSeconds(10))
+        .build();
   }
 
   public int port() {
@@ -152,6 +188,8 @@ public final class KeelServer implements AutoCloseable {
     ready = false;
     sessions.close();
     app.stop();
+    traceExport.ifPresent(TraceExport::close);
+    metrics.close();
     store.close();
     lock.close();
   }

@@ -121,6 +121,7 @@ class RouteAccessTest {
         f -> post("/v1/agents/beta/revisions/" + f.pendingRevision() + "/approve", null));
     row("POST /v1/agents/{name}/revisions/{revision}/reject", need("approver", Reach.OWNER),
         f -> post("/v1/agents/beta/revisions/" + f.pendingRevision() + "/reject", "{\"reason\":\"not now\"}"));
+    row("GET /metrics", need("viewer", Reach.EVERYWHERE), f -> get("/metrics"));
   }
 
   /** What each role includes, written out (approver does not include operator). */
