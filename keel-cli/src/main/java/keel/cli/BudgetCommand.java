@@ -15,7 +15,7 @@ import tools.jackson.databind.JsonNode;
       "For each limit in the agent's spec.budgets: what was spent in the current window (the clock hour for"
           + " calls_per_hour and tool_calls_per_hour, the UTC day for usd_per_day and tokens_per_day), what calls in"
           + " flight have reserved, and the share of the limit. A session that would exceed a limit waits"
-          + " (budget_blocked) until the window ends or the limit is raised with keel apply."
+          + " (budget_blocked) until the window ends or a raised limit becomes active (keel apply, then keel rollout approve)."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel budget invoice-agent", "  keel budget invoice-agent -o json"})
@@ -59,9 +59,9 @@ final class BudgetCommand implements Callable<Integer> {
       io.out().println();
       io.out().println(blocked == 1
           ? "1 session waits for a budget (budget_blocked): it goes on by itself when the window ends, or when the limit"
-              + " is raised with keel apply."
+              + " is raised (keel apply; a raise waits for keel rollout approve)."
           : blocked + " sessions wait for a budget (budget_blocked): they go on by themselves when the window ends, or"
-              + " when the limit is raised with keel apply.");
+              + " when the limit is raised (keel apply; a raise waits for keel rollout approve).");
     }
     return ExitCodes.OK;
   }

@@ -237,7 +237,7 @@ final class Follower {
         say("  ‖ budget " + Text.of(data, "kind") + " exhausted: " + Text.of(data, "used") + " used and "
             + Text.of(data, "reserved") + " reserved of " + Text.of(data, "limit") + "; this call needs " + Text.of(data, "requested"));
         say("The session waits (budget_blocked). It goes on by itself when the window ends at " + Text.of(data, "windowEnd")
-            + ", or as soon as the agent's limit is raised with keel apply. See `keel budget AGENT`; follow it"
+            + ", or as soon as a raised limit of the agent is active (keel apply, then keel rollout approve). See `keel budget AGENT`; follow it"
             + " again with:\n  keel events " + id + " --after " + f.id().map(String::valueOf).orElse("0") + " --follow");
         return Optional.of(ExitCodes.FAILED);
       }
