@@ -127,6 +127,7 @@ final class Report {
       CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Latency per operation (sequential)")
           .yAxisTitle("µs (log)").build();
       c.getStyler().setYAxisLogarithmic(true);
+      c.getStyler().setYAxisMin(0.1); // bars start from the axis' minimum, which a log axis cannot put at 0
       c.getStyler().setXAxisLabelRotation(20);
       c.addSeries("p50", names, p50);
       c.addSeries("p90", names, p90);
@@ -170,9 +171,14 @@ final class Report {
       Map<String, Object> m) {
     names.add(name);
     // a log axis cannot show 0: the cached check can round to it
-    p50.add(Math.max(0.01, ((Number) m.get("p50")).doubleValue()));
-    p90.add(Math.max(0.01, ((Number) m.get("p90")).doubleValue()));
-    p99.add(Math.max(0.01, ((Number) m.get("p99")).doubleValue()));
+    p50.add(positive(m.get("p50")));
+    p90.add(positive(m.get("p90")));
+    p99.add(positive(m.get("p99")));
+  }
+
+  private static double positive(Object value) {
+    double v = ((Number) value).doubleValue();
+    return Double.isNaN(v) || v < 0.1 ? 0.1 : v;
   }
 
   private static void save(Chart<?, ?> chart, Path dir, String file, String caption, Map<String, String> drawn)
