@@ -13,10 +13,12 @@ import java.util.stream.Stream;
 import keel.core.EventCodec;
 
 /**
- * The benchmark driver: {@code Bench [durable-steps|suspended|gateway|cost|budget|all] [--quick]
- * [--sessions N] [--steps K] [--reps R] [--suspended S] [--tasks T] [--budget-sessions B] [--out DIR]}. It prints
- * progress on standard error and writes {@code results.json} and {@code results.md} (a Markdown section for {@code BENCHMARKS.md})
- * to the output directory ({@code bench-results} by default).
+ * The benchmark driver behind {@code keel bench}: {@code [SCENARIO…] [--quick] [--sessions N] [--steps K]
+ * [--reps R] [--suspended S] [--tasks T] [--budget-sessions B] [--out DIR]}, or {@code jmh [--quick]
+ * [REGEX] [--out DIR]} for the JMH micro-benchmarks ({@link Micro}). It prints progress on standard
+ * error and writes {@code results.json} (every figure, every repetition) and {@code report.md} (the
+ * machine, the command, the tables and PNG charts in {@code charts/}, see {@link Report}) to the
+ * output directory ({@code bench-results} by default).
  *
  * <p>Not thread-safe; one run per JVM.
  */
@@ -26,7 +28,7 @@ public final class Bench {
 
   /** Parsed command line. */
   record Settings(
-      String scenario,
+      List<String> scenarios,
       boolean quick,
       int sessions,
       int steps,
@@ -39,8 +41,17 @@ public final class Bench {
       Path out,
       Path workDir) {
 
+    Settings {
+      scenarios = List.copyOf(scenarios);
+    }
+
+    /** Whether the named scenario is to run. */
+    boolean runs(String scenario) {
+      return scenarios.contains(scenario) || scenarios.contains("all");
+    }
+
     static Settings parse(String[] args) {
-      String scenario = "all";
+      List<String> scenarios = new ArrayList<>();
       boolean quick = false;
       Integer sessions = null;
       Integer steps = null;
@@ -54,7 +65,11 @@ public final class Bench {
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "all" -> scenario = a;
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "all" -> {
+            if (!scenarios.contains(a)) {
+              scenarios.add(a);
+            }
+          }
           case "--quick" -> quick = true;
           case "--sessions" -> sessions = positive(a, args, ++i);
           case "--steps" -> steps = positive(a, args, ++i);
@@ -69,7 +84,7 @@ public final class Bench {
         }
       }
       return new Settings(
-          scenario,
+          scenarios.isEmpty() ? List.of("all") : scenarios,
           quick,
           sessions != null ? sessions : quick ? 20 : 100,
           steps != null ? steps : quick ? 10 : 40,
@@ -105,28 +120,61 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: Bench [durable-steps|suspended|gateway|cost|identity|budget|all] [--quick] [--sessions N] [--steps K] [--reps R]"
-          + " [--suspended S] [--turns T] [--tasks T] [--budget-sessions B] [--out DIR] [--work-dir DIR]";
+      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|all]... [--quick] [--sessions N] [--steps K] [--reps R]"
+          + " [--suspended S] [--turns T] [--tasks T] [--budget-sessions B] [--out DIR] [--work-dir DIR]\n"
+          + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
 
   public static void main(String[] args) throws Exception {
     if (args.length == 2 && args[0].equals("serve-probe")) {
       Suspended.serveProbe(Path.of(args[1]));
       return;
     }
+    quietLogging();
+    if (args.length == 1 && (args[0].equals("--help") || args[0].equals("-h") || args[0].equals("help"))) {
+      System.out.println(USAGE);
+      System.exit(0);
+      return;
+    }
+    if (args.length > 0 && args[0].equals("jmh")) {
+      try {
+        System.exit(Micro.main(java.util.Arrays.copyOfRange(args, 1, args.length)));
+      } catch (IllegalArgumentException e) {
+        System.err.println("keel bench jmh: " + e.getMessage());
+        System.exit(2);
+      }
+      return;
+    }
     Settings s;
     try {
       s = Settings.parse(args);
     } catch (IllegalArgumentException e) {
-      System.err.println(e.getMessage());
+      System.err.println("keel bench: " + e.getMessage());
       System.exit(2);
       return;
     }
-    Map<String, Object> results = run(s, new Progress(false));
-    Files.createDirectories(s.out());
-    Files.writeString(s.out().resolve("results.json"), EventCodec.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(results));
-    Files.writeString(s.out().resolve("results.md"), markdown(results));
-    System.err.println("wrote " + s.out().resolve("results.json") + " and " + s.out().resolve("results.md"));
+    String command = "keel bench " + String.join(" ", args);
+    write(run(s, new Progress(false)), s.out(), command.strip());
     System.exit(0); // the fake's and clients' threads are daemons or closed; exit promptly anyway
+  }
+
+  /** Writes {@code results.json}, {@code report.md} and its charts into {@code out}. */
+  static void write(Map<String, Object> results, Path out, String command) throws IOException {
+    Files.createDirectories(out);
+    results.put("command", command);
+    Files.writeString(out.resolve("results.json"), EventCodec.mapper().writerWithDefaultPrettyPrinter().writeValueAsString(results));
+    List<String> charts = Report.write(results, out, command);
+    System.err.println("wrote " + out.resolve("results.json") + ", " + out.resolve("report.md") + " and " + charts.size()
+        + " charts in " + out.resolve("charts"));
+  }
+
+  /** The server logs at warn unless -D says otherwise, so that progress lines stay readable. */
+  private static void quietLogging() {
+    for (String[] kv : new String[][] {
+        {"org.slf4j.simpleLogger.defaultLogLevel", "warn"}, {"org.slf4j.simpleLogger.showDateTime", "true"}}) {
+      if (System.getProperty(kv[0]) == null) {
+        System.setProperty(kv[0], kv[1]);
+      }
+    }
   }
 
   /** Runs the chosen scenarios; returns their results as a JSON-ready tree. */
@@ -134,31 +182,33 @@ public final class Bench {
     Map<String, Object> results = new LinkedHashMap<>();
     results.put("machine", machine());
     results.put("settings", settingsJson(s));
-    if (s.scenario().equals("gateway") || s.scenario().equals("all")) {
+    if (s.runs("gateway")) {
       results.put("gateway", new GatewayOverhead(s.quick() ? 200 : 2_000, s.quick() ? 2 : 5, progress).run());
     }
-    if (s.scenario().equals("identity") || s.scenario().equals("all")) {
+    if (s.runs("identity")) {
       results.put("identity", new IdentityOverhead(s.quick() ? 500 : 5_000, s.quick() ? 2 : 5, s.workDir(), progress).run());
     }
-    if (s.scenario().equals("cost") || s.scenario().equals("all")) {
+    if (s.runs("cost")) {
       results.put("cost", new CostBench(new CostBench.Options(s.tasks(), 8, CostBench.SEED, s.workDir()), progress).run());
     }
-    if (s.scenario().equals("budget") || s.scenario().equals("all")) {
+    if (s.runs("budget")) {
       BudgetBench.Options o = new BudgetBench.Options(
           s.budgetSessions(), 2, new java.math.BigDecimal("0.25"), s.quick() ? 1 : 3, s.quick() ? 200 : 1_000, s.quick() ? 200 : 2_000, s.workDir());
       results.put("budget", new BudgetBench(o, progress).run());
     }
-    if (s.scenario().equals("durable-steps") || s.scenario().equals("all")) {
+    if (s.runs("durable-steps")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
       DurableSteps.Options o =
           new DurableSteps.Options(
-              s.sessions(), s.steps(), s.warmups(), s.reps(), s.quick() ? 5 : 20, ks, s.turns(), s.quick() ? 10 : 80, s.workDir());
+              s.sessions(), s.steps(), s.warmups(), s.reps(), s.quick() ? 5 : 20, ks, s.turns(), s.quick() ? 10 : 80,
+              s.quick() ? List.of(1, 5, s.sessions()) : List.of(1, 10, 50, s.sessions()), s.quick() ? 1 : 3, true,
+              s.quick() ? 101 : 1_000, s.workDir());
       Map<String, Object> r = new DurableSteps(o, progress).run();
       Object dir = r.remove("data_dir");
       deleteTree(Path.of(dir.toString()));
       results.put("durable_steps", r);
     }
-    if (s.scenario().equals("suspended") || s.scenario().equals("all")) {
+    if (s.runs("suspended")) {
       results.put("suspended", new Suspended(new Suspended.Options(s.suspended(), s.quick() ? 50 : 200, "1g", s.workDir()), progress).run());
     }
     return results;
@@ -166,7 +216,7 @@ public final class Bench {
 
   private static Map<String, Object> settingsJson(Settings s) {
     Map<String, Object> m = new LinkedHashMap<>();
-    m.put("scenario", s.scenario());
+    m.put("scenarios", s.scenarios());
     m.put("quick", s.quick());
     m.put("sessions", s.sessions());
     m.put("steps", s.steps());
@@ -182,6 +232,7 @@ public final class Bench {
   static Map<String, Object> machine() {
     Map<String, Object> m = new LinkedHashMap<>();
     m.put("cores", Runtime.getRuntime().availableProcessors());
+    m.put("cpu", cpuModel());
     m.put("jdk", System.getProperty("java.vm.name") + " " + Runtime.version());
     m.put("os", System.getProperty("os.name") + " " + System.getProperty("os.version") + " " + System.getProperty("os.arch"));
     try {
@@ -197,13 +248,27 @@ public final class Bench {
     return m;
   }
 
+  private static String cpuModel() {
+    try {
+      for (String l : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+        if (l.startsWith("model name")) {
+          return l.substring(l.indexOf(':') + 1).strip();
+        }
+      }
+    } catch (IOException | RuntimeException e) {
+      // not Linux: the architecture says enough
+    }
+    return System.getProperty("os.arch");
+  }
+
   // ---------------------------------------------------------------- Markdown
 
   @SuppressWarnings("unchecked")
   static String markdown(Map<String, Object> r) {
     StringBuilder b = new StringBuilder();
     Map<String, Object> m = (Map<String, Object>) r.get("machine");
-    b.append("Machine: ").append(m.get("cores")).append(" cores, ").append(m.get("memory_mib")).append(" MiB, ")
+    b.append("Machine: ").append(m.get("cores")).append(" cores (").append(m.get("cpu")).append("), ")
+        .append(m.get("memory_mib")).append(" MiB, ")
         .append(m.get("jdk")).append(", ").append(m.get("os")).append(".\n\n");
     Map<String, Object> g = (Map<String, Object>) r.get("gateway");
     if (g != null) {
@@ -286,6 +351,8 @@ public final class Bench {
           .append(num(l.get("db_growth_per_turn_first"), 0)).append(" | ").append(num(((Number) l.get("turn_micros_median_first")).doubleValue() / 1000, 2)).append(" |\n");
       b.append("| last ").append(l.get("window")).append(" | ").append(num(l.get("event_bytes_per_turn_last"), 0)).append(" | ")
           .append(num(l.get("db_growth_per_turn_last"), 0)).append(" | ").append(num(((Number) l.get("turn_micros_median_last")).doubleValue() / 1000, 2)).append(" |\n\n");
+      concurrencyMarkdown(b, (Map<String, Object>) d.get("concurrency"));
+      tracingMarkdown(b, t, (Map<String, Object>) d.get("tracing"));
     }
     Map<String, Object> s = (Map<String, Object>) r.get("suspended");
     if (s != null) {
@@ -304,6 +371,52 @@ public final class Bench {
       }
     }
     return b.toString();
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void concurrencyMarkdown(StringBuilder b, Map<String, Object> c) {
+    if (c == null) {
+      return;
+    }
+    Map<String, Object> series = (Map<String, Object>) c.get("steps_per_second");
+    b.append("### Throughput against concurrency (K = ").append(c.get("steps")).append(", median (min–max) of ")
+        .append(c.get("reps")).append(" repetitions, steps/s)\n\n| sessions |");
+    series.keySet().forEach(v -> b.append(" ").append(v).append(" |"));
+    b.append("\n| ---").append(" | ---".repeat(series.size())).append(" |\n");
+    int rows = ((List<Object>) series.values().iterator().next()).size();
+    for (int i = 0; i < rows; i++) {
+      b.append("| ").append(((Map<String, Object>) ((List<Object>) series.values().iterator().next()).get(i)).get("sessions")).append(" |");
+      for (Object points : series.values()) {
+        b.append(" ").append(spread(((List<Object>) points).get(i), 0)).append(" |");
+      }
+      b.append("\n");
+    }
+    b.append("\n");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void tracingMarkdown(StringBuilder b, Map<String, Object> t, Map<String, Object> tr) {
+    if (tr == null) {
+      return;
+    }
+    Map<String, Object> sps = (Map<String, Object>) t.get("steps_per_second");
+    Map<String, Object> cpu = (Map<String, Object>) t.get("cpu_micros_per_step");
+    Map<String, Object> ratio = (Map<String, Object>) t.get("otlp_on_over_off");
+    b.append("### Tracing overhead: OTLP export on against off (same run, interleaved; median (min–max))\n\n")
+        .append("| variant | export off: steps/s | export on: steps/s | on / off | CPU per step off / on (µs) |\n")
+        .append("| --- | --- | --- | --- | --- |\n");
+    for (String v : List.of("scripted", "openai")) {
+      b.append("| Keel, `").append(v).append("` | ").append(spread(sps.get("keel-" + v), 0)).append(" | ")
+          .append(spread(sps.get("keel-" + v + "-otlp"), 0)).append(" | **").append(spread(ratio.get(v), 2)).append("** | ")
+          .append(num(((Map<String, Object>) cpu.get("keel-" + v)).get("median"), 0)).append(" / ")
+          .append(num(((Map<String, Object>) cpu.get("keel-" + v + "-otlp")).get("median"), 0)).append(" |\n");
+    }
+    Map<String, Object> get = (Map<String, Object>) tr.get("trace_get_ms");
+    b.append("\nThe collector received ").append(tr.get("spans_exported")).append(" spans in ").append(tr.get("export_requests"))
+        .append(" requests. `GET /v1/sessions/{id}/trace` of a session with ").append(tr.get("trace_spans")).append(" spans (")
+        .append(tr.get("trace_events")).append(" events), round trip including the client's JSON parse: p50 ")
+        .append(num(get.get("p50"), 2)).append(" ms, p99 ").append(num(get.get("p99"), 2)).append(" ms over ")
+        .append(get.get("n")).append(" requests.\n\n");
   }
 
   @SuppressWarnings("unchecked")

@@ -22,6 +22,7 @@ import keel.core.StoredEvent;
 import keel.server.KeelServer;
 import keel.server.ServerConfig;
 import keel.testkit.FakeOpenAi;
+import keel.testkit.FakeOtlpCollector;
 
 /**
  * Scenario "durable-steps": N sessions at once, each K tool steps (one model call and one {@code
@@ -44,16 +45,30 @@ final class DurableSteps {
       List<Integer> bytesSteps,
       int turns,
       int latencySteps,
-      Path workDir) {}
+      List<Integer> concurrency,
+      int concurrencyReps,
+      boolean tracing,
+      int traceSpans,
+      Path workDir) {
+    Options {
+      bytesSteps = List.copyOf(bytesSteps);
+      concurrency = List.copyOf(concurrency);
+    }
+  }
+
+  /** A server under test, its client, and how many of each agent's sessions should be idle on it. */
+  private record Target(KeelServer server, KeelApi api, Map<String, Long> expectedIdle) {}
 
   private static final long POLL_MILLIS = 50;
   private static final Duration RUN_TIMEOUT = Duration.ofMinutes(10);
 
   private final Options options;
   private final Progress progress;
-  private final Map<String, Long> expectedIdle = new HashMap<>();
   private KeelServer server;
   private KeelApi api;
+  private Target main;
+  private Target traced;
+  private FakeOtlpCollector collector;
   private FakeOpenAi fake;
   private Floor floor;
   private LibraryLoop library;
@@ -76,7 +91,8 @@ final class DurableSteps {
       List<Long> stepMillis,
       List<Long> modelMillis,
       long eventBytes,
-      long stepEventBytes) {
+      long stepEventBytes,
+      List<String> ids) {
     double stepsPerSecond() {
       return toolSteps * 1000.0 / wallMillis;
     }
@@ -90,16 +106,38 @@ final class DurableSteps {
       api = new KeelApi(server.url(), Files.readString(server.adminTokenFile()).strip());
       floor = new Floor(fake.baseUrl());
       library = new LibraryLoop(fake.baseUrl());
+      main = new Target(server, api, new HashMap<>());
       api.apply(Agents.scripted("scripted", options.steps()));
       api.apply(Agents.openai("openai", fake.baseUrl()));
+      if (options.tracing()) {
+        // the same server with OTLP export on (to an in-process collector), in the same JVM and run
+        collector = FakeOtlpCollector.start();
+        KeelServer t = KeelServer.start(ServerConfig.of(0, Files.createTempDirectory(dataDir, "traced-"))
+            .withEnvironment(Map.of(KeelServer.OTLP_ENDPOINT, collector.baseUrl())));
+        traced = new Target(t, new KeelApi(t.url(), Files.readString(t.adminTokenFile()).strip()), new HashMap<>());
+        traced.api().apply(Agents.scripted("scripted", options.steps()));
+        traced.api().apply(Agents.openai("openai", fake.baseUrl()));
+      }
       Map<String, Object> out = new LinkedHashMap<>();
       out.put("throughput", throughput());
+      if (!options.concurrency().isEmpty()) {
+        out.put("concurrency", concurrency());
+      }
+      if (options.tracing()) {
+        out.put("tracing", tracingResults());
+      }
       out.put("uncontended", uncontended());
       out.put("bytes_per_step", bytesPerStep());
       out.put("long_session", longSession());
       out.put("data_dir", dataDir.toString());
       return out;
     } finally {
+      if (traced != null) {
+        traced.server().close();
+      }
+      if (collector != null) {
+        collector.close();
+      }
       server.close();
       fake.close();
     }
@@ -110,7 +148,13 @@ final class DurableSteps {
   private Map<String, Object> throughput() throws Exception {
     int n = options.sessions();
     int k = options.steps();
-    List<String> variants = List.of("floor", "library", "keel-scripted", "keel-openai");
+    List<String> variants = new ArrayList<>(List.of("floor", "library", "keel-scripted", "keel-openai"));
+    if (options.tracing()) {
+      variants.addAll(List.of("keel-scripted-otlp", "keel-openai-otlp"));
+    }
+    Map<String, List<Double>> otlpRatio = new LinkedHashMap<>();
+    otlpRatio.put("scripted", new ArrayList<>());
+    otlpRatio.put("openai", new ArrayList<>());
     Map<String, List<Double>> rate = new LinkedHashMap<>();
     variants.forEach(v -> rate.put(v, new ArrayList<>()));
     List<Double> ratioOpenai = new ArrayList<>();
@@ -143,6 +187,8 @@ final class DurableSteps {
             check(r.steps() == (long) n * k, "library loop counted " + r.steps() + " steps, expected " + n * k);
             sps = r.steps() * 1e9 / r.wallNanos();
           }
+          case "keel-scripted-otlp" -> sps = keel(traced, "scripted", "scripted", n, k).stepsPerSecond();
+          case "keel-openai-otlp" -> sps = keel(traced, "openai", "openai", n, k).stepsPerSecond();
           case "keel-scripted" -> {
             KeelRun r = keel("scripted", "scripted", n, k);
             sps = r.stepsPerSecond();
@@ -172,6 +218,10 @@ final class DurableSteps {
         ratioScripted.add(thisRep.get("keel-scripted") / thisRep.get("floor"));
         ratioOverLibrary.add(thisRep.get("keel-openai") / thisRep.get("library"));
         ratioLibrary.add(thisRep.get("library") / thisRep.get("floor"));
+        if (options.tracing()) {
+          otlpRatio.get("scripted").add(thisRep.get("keel-scripted-otlp") / thisRep.get("keel-scripted"));
+          otlpRatio.get("openai").add(thisRep.get("keel-openai-otlp") / thisRep.get("keel-openai"));
+        }
         Map<String, Object> r = new LinkedHashMap<>(thisRep);
         r.put("keel_openai_over_floor", thisRep.get("keel-openai") / thisRep.get("floor"));
         reps.add(r);
@@ -195,8 +245,99 @@ final class DurableSteps {
     out.put("overhead_ms_openai", percentiles(overheadOpenai));
     out.put("overhead_ms_scripted", percentiles(overheadScripted));
     out.put("step_ms_openai", percentiles(stepOpenai));
+    if (options.tracing()) {
+      Map<String, Object> ratio = new LinkedHashMap<>();
+      otlpRatio.forEach((v, l) -> ratio.put(v, Stats.Spread.of(l).json()));
+      out.put("otlp_on_over_off", ratio);
+    }
     out.put("repetitions", reps);
     return out;
+  }
+
+  // ---------------------------------------------------------------- throughput against concurrency
+
+  /** Steps/s of the floor and both Keel variants at each number of concurrent sessions. */
+  private Map<String, Object> concurrency() throws Exception {
+    int k = options.steps();
+    List<String> variants = List.of("floor", "keel-scripted", "keel-openai");
+    Map<String, List<Map<String, Object>>> series = new LinkedHashMap<>();
+    variants.forEach(v -> series.put(v, new ArrayList<>()));
+    for (int n : options.concurrency()) {
+      Map<String, List<Double>> rates = new LinkedHashMap<>();
+      variants.forEach(v -> rates.put(v, new ArrayList<>()));
+      for (int rep = 0; rep < options.concurrencyReps(); rep++) {
+        for (int j = 0; j < variants.size(); j++) {
+          String v = variants.get((rep + j) % variants.size());
+          double sps = switch (v) {
+            case "floor" -> {
+              Floor.Run r = floor.run(n, k);
+              yield r.steps() * 1e9 / r.wallNanos();
+            }
+            case "keel-scripted" -> keel("scripted", "scripted", n, k).stepsPerSecond();
+            default -> keel("openai", "openai", n, k).stepsPerSecond();
+          };
+          rates.get(v).add(sps);
+        }
+      }
+      for (String v : variants) {
+        Map<String, Object> point = new LinkedHashMap<>();
+        point.put("sessions", n);
+        point.putAll(Stats.Spread.of(rates.get(v)).json());
+        series.get(v).add(point);
+      }
+      progress.line("concurrency N=" + n + ": " + rates);
+    }
+    Map<String, Object> out = new LinkedHashMap<>();
+    out.put("steps", k);
+    out.put("reps", options.concurrencyReps());
+    out.put("steps_per_second", series);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- tracing
+
+  /**
+   * What the OTLP export delivered during the run, and the time to build and render the trace
+   * ({@code GET /v1/sessions/{id}/trace}) of one session with about {@code traceSpans} spans.
+   */
+  private Map<String, Object> tracingResults() throws Exception {
+    Map<String, Object> out = new LinkedHashMap<>();
+    // export happens when a session suspends; give the exporter a moment to flush its batch
+    long deadline = System.nanoTime() + Duration.ofSeconds(30).toNanos();
+    while (collector.spans().isEmpty() && System.nanoTime() < deadline) {
+      Thread.sleep(100);
+    }
+    check(!collector.spans().isEmpty(), "the OTLP collector received no span from the traced server");
+    out.put("spans_exported", collector.spans().size());
+    out.put("export_requests", collector.requestCount());
+    // a model span and a tool span per step, plus the session, the turn and the final model call
+    int k = Math.max(1, (options.traceSpans() - 3) / 2);
+    api.apply(Agents.scripted("trace-" + k, k));
+    KeelRun r = keel("trace-" + k, "scripted", 1, k);
+    String id = r.ids().getFirst();
+    int spans = countSpans(api.call("GET", "/v1/sessions/" + id + "/trace", null));
+    List<Long> micros = new ArrayList<>();
+    for (int i = 0; i < 30; i++) {
+      long t0 = System.nanoTime();
+      api.call("GET", "/v1/sessions/" + id + "/trace", null);
+      if (i >= 10) { // the first ten warm up
+        micros.add((System.nanoTime() - t0) / 1000);
+      }
+    }
+    out.put("trace_spans", spans);
+    out.put("trace_events", server.store().events().events(id, 0, 100_000).size());
+    out.put("trace_get_ms", Map.of(
+        "p50", Stats.percentile(micros, 50) / 1000.0, "p99", Stats.percentile(micros, 99) / 1000.0, "n", micros.size()));
+    progress.line("trace of " + spans + " spans: " + out.get("trace_get_ms") + " ms");
+    return out;
+  }
+
+  private static int countSpans(tools.jackson.databind.JsonNode span) {
+    int n = 1;
+    for (tools.jackson.databind.JsonNode c : span.path("children")) {
+      n += countSpans(c);
+    }
+    return n;
   }
 
   /** One session at a time, K steps: per-step overhead without contention for the 2 cores. */
@@ -302,6 +443,12 @@ final class DurableSteps {
   // ---------------------------------------------------------------- one Keel run
 
   private KeelRun keel(String agent, String variant, int n, int k) throws Exception {
+    return keel(main, agent, variant, n, k);
+  }
+
+  private KeelRun keel(Target target, String agent, String variant, int n, int k) throws Exception {
+    KeelServer server = target.server();
+    KeelApi api = target.api();
     long startMillis = System.currentTimeMillis();
     long t0 = System.nanoTime();
     List<String> ids = new ArrayList<>();
@@ -314,7 +461,7 @@ final class DurableSteps {
         ids.add(f.get());
       }
     }
-    long expected = expectedIdle.merge(agent, (long) n, Long::sum);
+    long expected = target.expectedIdle().merge(agent, (long) n, Long::sum);
     long deadline = System.nanoTime() + RUN_TIMEOUT.toNanos();
     while (true) {
       Map<String, Long> c = api.counts(agent);
@@ -375,7 +522,7 @@ final class DurableSteps {
     }
     check(toolSteps == (long) n * k, agent + ": " + toolSteps + " tool steps recorded, expected " + n * k);
     double wall = Math.max(1, lastAt - startMillis);
-    return new KeelRun(variant, n, k, wall, polled, toolSteps, overhead, stepMillis, modelMillis, bytes, stepBytes);
+    return new KeelRun(variant, n, k, wall, polled, toolSteps, overhead, stepMillis, modelMillis, bytes, stepBytes, List.copyOf(ids));
   }
 
   private static long processCpuNanos() {

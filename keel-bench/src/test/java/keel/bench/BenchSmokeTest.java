@@ -2,6 +2,7 @@ package keel.bench;
 
 import static org.assertj.core.api.Assertions.assertThat;
 
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Map;
@@ -16,7 +17,7 @@ class BenchSmokeTest {
   @Test
   @SuppressWarnings("unchecked")
   void durableSteps_withTinyNumbers_countsEveryStepAndMeasuresTheFloor() throws Exception {
-    DurableSteps.Options options = new DurableSteps.Options(4, 2, 1, 1, 2, List.of(1, 2), 5, 2, work);
+    DurableSteps.Options options = new DurableSteps.Options(4, 2, 1, 1, 2, List.of(1, 2), 5, 2, List.of(1, 4), 1, true, 21, work);
 
     Map<String, Object> r = new DurableSteps(options, new Progress(true)).run();
 
@@ -32,14 +33,49 @@ class BenchSmokeTest {
         .allSatisfy(row -> assertThat(((Number) row.get("step_event_bytes_per_step")).doubleValue()).isPositive());
     Map<String, Object> longSession = (Map<String, Object>) r.get("long_session");
     assertThat(((Number) longSession.get("event_bytes_total")).longValue()).isPositive();
-    assertThat(Bench.markdown(Map.of("machine", Bench.machine(), "durable_steps", r))).contains("Keel (openai) / floor");
+    Map<String, Object> tracing = (Map<String, Object>) r.get("tracing");
+    assertThat(((Number) tracing.get("spans_exported")).intValue()).as("spans the traced server exported").isPositive();
+    assertThat(((Number) tracing.get("trace_spans")).intValue()).isBetween(15, 30);
+    assertThat((Map<String, Object>) t.get("otlp_on_over_off")).containsKeys("scripted", "openai");
+    Map<String, Object> results = new java.util.LinkedHashMap<>(Map.of("machine", Bench.machine(), "durable_steps", r));
+    Path out = work.resolve("out");
+    Bench.write(results, out, "keel bench durable-steps");
+    assertThat(Files.readString(out.resolve("report.md")))
+        .contains("Keel (openai) / floor", "Throughput against concurrency", "Tracing overhead", "Command: `keel bench durable-steps`",
+            "](charts/durable-throughput.png)", "](charts/throughput-vs-concurrency.png)");
+    assertThat(out.resolve("results.json")).isNotEmptyFile();
+    for (String chart : List.of("durable-throughput.png", "throughput-vs-concurrency.png", "step-overhead.png", "bytes-per-step.png")) {
+      assertThat(png(out.resolve("charts").resolve(chart))).as(chart).isTrue();
+    }
+  }
+
+  /** A real PNG: its signature and a decodable image of some size. */
+  static boolean png(Path file) throws java.io.IOException {
+    byte[] b = Files.readAllBytes(file);
+    java.awt.image.BufferedImage img = javax.imageio.ImageIO.read(file.toFile());
+    return b.length > 1000 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G' && img != null && img.getWidth() >= 400;
   }
 
   @Test
   void settings_quick_areSmall() {
     Bench.Settings s = Bench.Settings.parse(new String[] {"all", "--quick"});
+    assertThat(s.runs("suspended")).isTrue();
     assertThat(s.sessions()).isEqualTo(20);
     assertThat(s.steps()).isLessThanOrEqualTo(10);
     assertThat(s.suspended()).isEqualTo(2_000);
+  }
+
+  @Test
+  void settings_severalScenarios_runOnlyThose() {
+    Bench.Settings s = Bench.Settings.parse(new String[] {"gateway", "identity", "--quick"});
+    assertThat(s.runs("gateway")).isTrue();
+    assertThat(s.runs("identity")).isTrue();
+    assertThat(s.runs("durable-steps")).isFalse();
+  }
+
+  @Test
+  void settings_unknownScenario_isRefusedWithTheUsage() {
+    org.assertj.core.api.Assertions.assertThatThrownBy(() -> Bench.Settings.parse(new String[] {"durable-stepz"}))
+        .hasMessageContaining("unknown argument \"durable-stepz\"").hasMessageContaining("keel bench");
   }
 }

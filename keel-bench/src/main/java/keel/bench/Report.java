@@ -1,0 +1,189 @@
+package keel.bench;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import org.knowm.xchart.BitmapEncoder;
+import org.knowm.xchart.BoxChart;
+import org.knowm.xchart.BoxChartBuilder;
+import org.knowm.xchart.CategoryChart;
+import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
+import org.knowm.xchart.internal.chartpart.Chart;
+import org.knowm.xchart.style.Styler;
+
+/**
+ * The readable report of one run: {@code report.md} (the machine, the command, every table of
+ * {@link Bench#markdown}) and PNG charts in {@code charts/}, drawn headless with XChart from the
+ * same results tree that goes to {@code results.json}. A chart is drawn only for the scenarios that
+ * ran.
+ *
+ * <p>Stateless and thread-safe; AWT runs headless (set before the first chart is drawn).
+ */
+final class Report {
+
+  private static final int WIDTH = 800;
+  private static final int HEIGHT = 480;
+
+  private Report() {}
+
+  /** Writes {@code report.md} and the charts it links to into {@code out}; returns the charts' file names. */
+  static List<String> write(Map<String, Object> results, Path out, String command) throws IOException {
+    System.setProperty("java.awt.headless", "true");
+    Path charts = Files.createDirectories(out.resolve("charts"));
+    Map<String, String> drawn = new LinkedHashMap<>(); // file name → caption
+    draw(results, charts, drawn);
+    StringBuilder b = new StringBuilder("# Keel benchmark report\n\n");
+    b.append("Command: `").append(command).append("`\n\n");
+    b.append(Bench.markdown(results));
+    if (!drawn.isEmpty()) {
+      b.append("\n## Charts\n\n");
+      drawn.forEach((file, caption) -> b.append("**").append(caption).append("**\n\n![").append(caption)
+          .append("](charts/").append(file).append(")\n\n"));
+    }
+    Files.writeString(out.resolve("report.md"), b.toString());
+    return List.copyOf(drawn.keySet());
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void draw(Map<String, Object> r, Path dir, Map<String, String> drawn) throws IOException {
+    Map<String, Object> d = (Map<String, Object>) r.get("durable_steps");
+    if (d != null) {
+      Map<String, Object> t = (Map<String, Object>) d.get("throughput");
+      List<Map<String, Object>> reps = (List<Map<String, Object>>) t.get("repetitions");
+      BoxChart box = new BoxChartBuilder().width(WIDTH).height(HEIGHT)
+          .title("Durable steps/s, N = " + t.get("sessions") + " × K = " + t.get("steps") + " (" + reps.size() + " repetitions)")
+          .yAxisTitle("steps/s").build();
+      for (String v : ((Map<String, Object>) t.get("steps_per_second")).keySet()) {
+        List<Number> values = new ArrayList<>();
+        reps.forEach(rep -> values.add((Number) rep.get(v)));
+        box.addSeries(v, values);
+      }
+      save(box, dir, "durable-throughput.png", "Durable step throughput per variant (box: repetitions)", drawn);
+
+      Map<String, Object> c = (Map<String, Object>) d.get("concurrency");
+      if (c != null) {
+        XYChart xy = new XYChartBuilder().width(WIDTH).height(HEIGHT)
+            .title("Throughput against concurrency (K = " + c.get("steps") + ", median of " + c.get("reps") + ")")
+            .xAxisTitle("concurrent sessions").yAxisTitle("steps/s").build();
+        xy.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
+        Map<String, Object> series = (Map<String, Object>) c.get("steps_per_second");
+        series.forEach((v, points) -> {
+          List<Number> xs = new ArrayList<>();
+          List<Number> ys = new ArrayList<>();
+          for (Map<String, Object> p : (List<Map<String, Object>>) points) {
+            xs.add((Number) p.get("sessions"));
+            ys.add((Number) p.get("median"));
+          }
+          xy.addSeries(v, xs, ys);
+        });
+        save(xy, dir, "throughput-vs-concurrency.png", "Throughput against concurrent sessions", drawn);
+      }
+
+      CategoryChart lat = new CategoryChartBuilder().width(WIDTH).height(HEIGHT)
+          .title("Per-step overhead (N = " + t.get("sessions") + ", contended)").yAxisTitle("ms").build();
+      for (String v : List.of("openai", "scripted")) {
+        Map<String, Object> p = (Map<String, Object>) t.get("overhead_ms_" + v);
+        lat.addSeries(v, List.of("p50", "p99"), List.of((Number) p.get("p50"), (Number) p.get("p99")));
+      }
+      save(lat, dir, "step-overhead.png", "Per-step overhead percentiles under load", drawn);
+
+      Map<String, Object> by = (Map<String, Object>) d.get("bytes_per_step");
+      XYChart bytes = new XYChartBuilder().width(WIDTH).height(HEIGHT).title("Bytes stored per step as sessions grow")
+          .xAxisTitle("tool steps per session (K)").yAxisTitle("bytes / step").build();
+      List<Number> ks = new ArrayList<>();
+      List<Number> ev = new ArrayList<>();
+      List<Number> db = new ArrayList<>();
+      for (Map<String, Object> row : (List<Map<String, Object>>) by.get("rows")) {
+        ks.add((Number) row.get("steps"));
+        ev.add((Number) row.get("step_event_bytes_per_step"));
+        db.add((Number) row.get("db_growth_bytes_per_step"));
+      }
+      bytes.addSeries("step events", ks, ev);
+      bytes.addSeries("SQLite growth", ks, db);
+      save(bytes, dir, "bytes-per-step.png", "Bytes stored per step against session length", drawn);
+    }
+    List<String> names = new ArrayList<>();
+    List<Number> p50 = new ArrayList<>();
+    List<Number> p90 = new ArrayList<>();
+    List<Number> p99 = new ArrayList<>();
+    Map<String, Object> g = (Map<String, Object>) r.get("gateway");
+    if (g != null) {
+      percentiles(names, p50, p90, p99, "provider directly", (Map<String, Object>) g.get("provider_us"));
+      percentiles(names, p50, p90, p99, "via gateway", (Map<String, Object>) g.get("gateway_us"));
+    }
+    Map<String, Object> id = (Map<String, Object>) r.get("identity");
+    if (id != null) {
+      percentiles(names, p50, p90, p99, "token issue", (Map<String, Object>) id.get("issue_us"));
+      percentiles(names, p50, p90, p99, "token first check", (Map<String, Object>) id.get("first_check_us"));
+      percentiles(names, p50, p90, p99, "token cached check", (Map<String, Object>) id.get("repeat_check_us"));
+    }
+    if (!names.isEmpty()) {
+      CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Latency per operation (sequential)")
+          .yAxisTitle("µs (log)").build();
+      c.getStyler().setYAxisLogarithmic(true);
+      c.getStyler().setYAxisMin(0.1); // bars start from the axis' minimum, which a log axis cannot put at 0
+      c.getStyler().setXAxisLabelRotation(20);
+      c.addSeries("p50", names, p50);
+      c.addSeries("p90", names, p90);
+      c.addSeries("p99", names, p99);
+      save(c, dir, "latency-percentiles.png", "Latency percentiles: model gateway and agent identity", drawn);
+    }
+    Map<String, Object> s = (Map<String, Object>) r.get("suspended");
+    if (s != null) {
+      Map<String, Object> e = (Map<String, Object>) s.get("empty");
+      Map<String, Object> f = (Map<String, Object>) s.get("suspended");
+      List<Number> xs = List.of((Number) e.get("sessions"), (Number) f.get("sessions"));
+      XYChart m = new XYChartBuilder().width(WIDTH).height(HEIGHT).title("Server memory against suspended sessions in the store")
+          .xAxisTitle("suspended sessions").yAxisTitle("MiB").build();
+      for (String key : List.of("heap_used_mib", "heap_committed_mib", "rss_mib")) {
+        m.addSeries(key.replace("_mib", "").replace('_', ' '), xs, List.of(
+            (Number) ((Map<String, Object>) e.get("idle")).get(key), (Number) ((Map<String, Object>) f.get("idle")).get(key)));
+      }
+      m.getStyler().setYAxisMin(0.0);
+      save(m, dir, "memory-vs-sessions.png", "Memory against suspended sessions (idle server in its own JVM)", drawn);
+      if (f.get("resume_millis") instanceof Map<?, ?> rm) {
+        CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Resume of a suspended session")
+            .yAxisTitle("ms").build();
+        c.addSeries("resume", List.of("p50", "p99", "max"),
+            List.of((Number) rm.get("p50"), (Number) rm.get("p99"), (Number) rm.get("max")));
+        save(c, dir, "resume-latency.png", "Resume latency of a random suspended session", drawn);
+      }
+    }
+    Map<String, Object> cost = (Map<String, Object>) r.get("cost");
+    if (cost != null) {
+      CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Model cost of " + cost.get("tasks") + " tasks")
+          .yAxisTitle("USD").build();
+      Map<String, Object> a = (Map<String, Object>) cost.get("raw_api");
+      Map<String, Object> k = (Map<String, Object>) cost.get("keel");
+      c.addSeries("cost", List.of("raw API", "Keel defaults"),
+          List.of(Double.parseDouble(a.get("cost_usd").toString()), Double.parseDouble(k.get("cost_usd").toString())));
+      save(c, dir, "model-cost.png", "Model cost: raw API against Keel's defaults", drawn);
+    }
+  }
+
+  private static void percentiles(List<String> names, List<Number> p50, List<Number> p90, List<Number> p99, String name,
+      Map<String, Object> m) {
+    names.add(name);
+    // a log axis cannot show 0: the cached check can round to it
+    p50.add(positive(m.get("p50")));
+    p90.add(positive(m.get("p90")));
+    p99.add(positive(m.get("p99")));
+  }
+
+  private static double positive(Object value) {
+    double v = ((Number) value).doubleValue();
+    return Double.isNaN(v) || v < 0.1 ? 0.1 : v;
+  }
+
+  private static void save(Chart<?, ?> chart, Path dir, String file, String caption, Map<String, String> drawn)
+      throws IOException {
+    BitmapEncoder.saveBitmap(chart, dir.resolve(file).toString(), BitmapEncoder.BitmapFormat.PNG);
+    drawn.put(file, caption);
+  }
+}
