@@ -159,31 +159,14 @@ final class RolloutCommand implements Callable<Integer> {
       },
       footerHeading = "%nExamples:%n",
       footer = {"  keel rollout approve invoice-reconciler 4"})
-  static final class Approve implements Callable<Integer> {
-    private final Io io;
-
-    @Mixin ClientOptions client = new ClientOptions();
-
-    @Parameters(index = "0", paramLabel = "AGENT", description = "The agent's name.")
-    String agent;
-
-    @Parameters(index = "1", paramLabel = "REV", description = "The pending revision's number.")
-    int revision;
-
+  static final class Approve extends Decision {
     Approve(Io io) {
-      this.io = io;
+      super(io, "approve", "approved", "it is now active");
     }
 
     @Override
-    public Integer call() {
-      JsonNode r = client.connect(io).post(agentPath(agent) + "/revisions/" + revision + "/approve", KeelClient.JSON.createObjectNode());
-      if (client.json()) {
-        io.out().println(Main.pretty(r));
-      } else {
-        io.out().println("agent/" + agent + " revision " + revision + " approved by " + Text.of(r, "decided_by")
-            + "; it is now active");
-      }
-      return ExitCodes.OK;
+    ObjectNode body() {
+      return KeelClient.JSON.createObjectNode();
     }
   }
 
@@ -196,8 +179,26 @@ final class RolloutCommand implements Callable<Integer> {
       },
       footerHeading = "%nExamples:%n",
       footer = {"  keel rollout reject invoice-reconciler 4 --reason \"the budget is ten times what we agreed\""})
-  static final class Reject implements Callable<Integer> {
+  static final class Reject extends Decision {
+    @Option(names = "--reason", paramLabel = "TEXT", required = true, description = "Why, recorded with the revision.")
+    String reason;
+
+    Reject(Io io) {
+      super(io, "reject", "rejected", "the active revision stays in force");
+    }
+
+    @Override
+    ObjectNode body() {
+      return KeelClient.JSON.createObjectNode().put("reason", reason);
+    }
+  }
+
+  /** A decision on a pending revision: the arguments, the request and the report approve and reject share. */
+  abstract static class Decision implements Callable<Integer> {
     private final Io io;
+    private final String action;
+    private final String done;
+    private final String consequence;
 
     @Mixin ClientOptions client = new ClientOptions();
 
@@ -207,22 +208,24 @@ final class RolloutCommand implements Callable<Integer> {
     @Parameters(index = "1", paramLabel = "REV", description = "The pending revision's number.")
     int revision;
 
-    @Option(names = "--reason", paramLabel = "TEXT", required = true, description = "Why, recorded with the revision.")
-    String reason;
-
-    Reject(Io io) {
+    Decision(Io io, String action, String done, String consequence) {
       this.io = io;
+      this.action = action;
+      this.done = done;
+      this.consequence = consequence;
     }
+
+    /** The request body of this decision. */
+    abstract ObjectNode body();
 
     @Override
     public Integer call() {
-      ObjectNode body = KeelClient.JSON.createObjectNode().put("reason", reason);
-      JsonNode r = client.connect(io).post(agentPath(agent) + "/revisions/" + revision + "/reject", body);
+      JsonNode r = client.connect(io).post(agentPath(agent) + "/revisions/" + revision + "/" + action, body());
       if (client.json()) {
         io.out().println(Main.pretty(r));
       } else {
-        io.out().println("agent/" + agent + " revision " + revision + " rejected by " + Text.of(r, "decided_by")
-            + "; the active revision stays in force");
+        io.out().println("agent/" + agent + " revision " + revision + " " + done + " by " + Text.of(r, "decided_by")
+            + "; " + consequence);
       }
       return ExitCodes.OK;
     }

@@ -56,6 +56,11 @@ final class GroupCommitWriter implements AutoCloseable {
       return ps;
     }
 
+    /** Prepares {@code sql}, binds {@code args} in order and executes it; returns the rows changed. */
+    int update(String sql, Object... args) throws SQLException {
+      return Jdbc.bind(prepare(sql), args).executeUpdate();
+    }
+
     void closeAll() {
       for (PreparedStatement ps : statements.values()) {
         try {

@@ -1,7 +1,6 @@
 package keel.data;
 
 import java.sql.PreparedStatement;
-import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Instant;
 import java.time.ZoneOffset;
@@ -55,34 +54,23 @@ final class SqliteCostLedger implements CostLedger {
 
   @Override
   public List<Entry> entries(String sessionId) {
-    return Jdbc.read(
+    return Jdbc.list(
         readers,
         "the costs of session " + sessionId,
-        c -> {
-          try (PreparedStatement ps =
-              c.prepareStatement("SELECT " + COLUMNS + " FROM cost_ledger WHERE session_id = ? ORDER BY id")) {
-            ps.setString(1, sessionId);
-            List<Entry> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                out.add(
-                    new Entry(
-                        rs.getLong(1),
-                        Instant.ofEpochMilli(rs.getLong(2)),
-                        rs.getString(3),
-                        rs.getString(4),
-                        rs.getString(5),
-                        rs.getString(6),
-                        rs.getLong(7),
-                        CostKind.fromWire(rs.getString(8)),
-                        rs.getLong(9),
-                        Money.dollars(rs.getLong(10)),
-                        rs.getString(11)));
-              }
-            }
-            return out;
-          }
-        });
+        "SELECT " + COLUMNS + " FROM cost_ledger WHERE session_id = ? ORDER BY id",
+        rs -> new Entry(
+            rs.getLong(1),
+            Instant.ofEpochMilli(rs.getLong(2)),
+            rs.getString(3),
+            rs.getString(4),
+            rs.getString(5),
+            rs.getString(6),
+            rs.getLong(7),
+            CostKind.fromWire(rs.getString(8)),
+            rs.getLong(9),
+            Money.dollars(rs.getLong(10)),
+            rs.getString(11)),
+        sessionId);
   }
 
   @Override
@@ -108,28 +96,19 @@ final class SqliteCostLedger implements CostLedger {
       args.add(q.owner().get());
     }
     sql.append(" GROUP BY ").append(String.join(", ", columns)).append(" ORDER BY ").append(String.join(", ", columns));
-    return Jdbc.read(
+    int n = dims.size();
+    return Jdbc.list(
         readers,
         "the cost ledger",
-        c -> {
-          try (PreparedStatement ps = c.prepareStatement(sql.toString())) {
-            for (int i = 0; i < args.size(); i++) {
-              ps.setObject(i + 1, args.get(i));
-            }
-            List<Row> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                Map<Dimension, String> group = new EnumMap<>(Dimension.class);
-                for (int i = 0; i < dims.size(); i++) {
-                  group.put(dims.get(i), rs.getString(i + 1));
-                }
-                int n = dims.size();
-                out.add(new Row(group, rs.getLong(n + 1), Money.dollars(rs.getLong(n + 2)), rs.getLong(n + 3)));
-              }
-            }
-            return out;
+        sql.toString(),
+        rs -> {
+          Map<Dimension, String> group = new EnumMap<>(Dimension.class);
+          for (int i = 0; i < n; i++) {
+            group.put(dims.get(i), rs.getString(i + 1));
           }
-        });
+          return new Row(group, rs.getLong(n + 1), Money.dollars(rs.getLong(n + 2)), rs.getLong(n + 3));
+        },
+        args.toArray());
   }
 
   private static String column(Dimension d) {

@@ -351,17 +351,8 @@ final class SqliteEventStore implements EventStore {
           }
           sql.append(" ORDER BY created_at DESC, id DESC LIMIT ?");
           args.add(q.limit());
-          try (PreparedStatement ps = c.prepareStatement(sql.toString())) {
-            for (int i = 0; i < args.size(); i++) {
-              ps.setObject(i + 1, args.get(i));
-            }
-            List<SessionRecord> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                out.add(record(rs));
-              }
-            }
-            return out;
+          try (PreparedStatement ps = Jdbc.bind(c.prepareStatement(sql.toString()), args.toArray())) {
+            return Jdbc.list(ps, SqliteEventStore::record);
           }
         });
   }
@@ -433,54 +424,31 @@ final class SqliteEventStore implements EventStore {
 
   @Override
   public List<Input> pendingInputs(String sessionId) {
-    return Jdbc.read(
+    return Jdbc.list(
         readers,
         "the inbox of session " + sessionId,
-        c -> {
-          try (PreparedStatement ps =
-              c.prepareStatement(
-                  "SELECT input_id, kind, body, sender, received_at FROM inbox"
-                      + " WHERE session_id = ? AND consumed_seq IS NULL ORDER BY position")) {
-            ps.setString(1, sessionId);
-            List<Input> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                out.add(
-                    new Input(
-                        sessionId,
-                        rs.getString(1),
-                        rs.getString(2),
-                        rs.getString(3),
-                        rs.getString(4),
-                        Instant.ofEpochMilli(rs.getLong(5))));
-              }
-            }
-            return out;
-          }
-        });
+        "SELECT input_id, kind, body, sender, received_at FROM inbox"
+            + " WHERE session_id = ? AND consumed_seq IS NULL ORDER BY position",
+        rs -> new Input(
+            sessionId,
+            rs.getString(1),
+            rs.getString(2),
+            rs.getString(3),
+            rs.getString(4),
+            Instant.ofEpochMilli(rs.getLong(5))),
+        sessionId);
   }
 
   @Override
   public List<String> sessionsWithWork(int limit) {
-    return Jdbc.read(
+    return Jdbc.list(
         readers,
         "sessions with work",
-        c -> {
-          try (PreparedStatement ps =
-              c.prepareStatement(
-                  "SELECT id FROM sessions WHERE status IN ('runnable', 'running')"
-                      + " UNION SELECT id FROM sessions WHERE pending_inputs > 0"
-                      + " AND status NOT IN ('completed', 'failed', 'cancelled') LIMIT ?")) {
-            ps.setInt(1, limit);
-            List<String> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                out.add(rs.getString(1));
-              }
-            }
-            return out;
-          }
-        });
+        "SELECT id FROM sessions WHERE status IN ('runnable', 'running')"
+            + " UNION SELECT id FROM sessions WHERE pending_inputs > 0"
+            + " AND status NOT IN ('completed', 'failed', 'cancelled') LIMIT ?",
+        rs -> rs.getString(1),
+        limit);
   }
 
   @Override

@@ -293,23 +293,7 @@ final class SqliteInventoryStore implements InventoryStore {
   }
 
   private List<Revision> query(String what, String sql, Object... args) {
-    return Jdbc.read(
-        readers,
-        what,
-        c -> {
-          try (PreparedStatement ps = c.prepareStatement(sql)) {
-            for (int i = 0; i < args.length; i++) {
-              ps.setObject(i + 1, args[i]);
-            }
-            List<Revision> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                out.add(revision(rs));
-              }
-            }
-            return out;
-          }
-        });
+    return Jdbc.list(readers, what, sql, SqliteInventoryStore::revision, args);
   }
 
   @Override

@@ -50,24 +50,15 @@ final class SqliteOperatorStore implements OperatorStore {
     long now = clock.millis();
     writer.execute(
         tx -> {
-          PreparedStatement exists = tx.prepare("SELECT revoked_at FROM operators WHERE name = ?");
-          exists.setString(1, name);
-          try (ResultSet rs = exists.executeQuery()) {
-            if (rs.next()) {
-              rs.getLong(1);
-              throw new KeelException.Conflict(
-                  rs.wasNull()
-                      ? "an operator named \"" + name + "\" already exists"
-                      : "an operator named \"" + name + "\" existed and was revoked; names are not reused, so"
-                          + " that what its name recorded stays unambiguous: choose another name");
-            }
+          Optional<Boolean> revoked = revoked(tx, name);
+          if (revoked.isPresent()) {
+            throw new KeelException.Conflict(
+                !revoked.get()
+                    ? "an operator named \"" + name + "\" already exists"
+                    : "an operator named \"" + name + "\" existed and was revoked; names are not reused, so"
+                        + " that what its name recorded stays unambiguous: choose another name");
           }
-          PreparedStatement op =
-              tx.prepare("INSERT INTO operators (name, created_by, created_at) VALUES (?,?,?)");
-          op.setString(1, name);
-          op.setString(2, createdBy);
-          op.setLong(3, now);
-          op.executeUpdate();
+          tx.update("INSERT INTO operators (name, created_by, created_at) VALUES (?,?,?)", name, createdBy, now);
           PreparedStatement role =
               tx.prepare("INSERT INTO operator_roles (operator, position, role, owner) VALUES (?,?,?,?)");
           for (int i = 0; i < checked.size(); i++) {
@@ -87,13 +78,25 @@ final class SqliteOperatorStore implements OperatorStore {
 
   private static void insertToken(GroupCommitWriter.Tx tx, String hash, String name, String issuedBy, long now)
       throws SQLException {
-    PreparedStatement tok =
-        tx.prepare("INSERT INTO operator_tokens (sha256, operator, issued_by, issued_at) VALUES (?,?,?,?)");
-    tok.setString(1, hash);
-    tok.setString(2, name);
-    tok.setString(3, issuedBy);
-    tok.setLong(4, now);
-    tok.executeUpdate();
+    tx.update("INSERT INTO operator_tokens (sha256, operator, issued_by, issued_at) VALUES (?,?,?,?)",
+        hash, name, issuedBy, now);
+  }
+
+  private static void revokeTokens(GroupCommitWriter.Tx tx, String name, long now) throws SQLException {
+    tx.update("UPDATE operator_tokens SET revoked_at = ? WHERE operator = ? AND revoked_at IS NULL", now, name);
+  }
+
+  /** Whether the operator is revoked; empty when there is no operator of that name. */
+  private static Optional<Boolean> revoked(GroupCommitWriter.Tx tx, String name) throws SQLException {
+    PreparedStatement st = tx.prepare("SELECT revoked_at FROM operators WHERE name = ?");
+    st.setString(1, name);
+    try (ResultSet rs = st.executeQuery()) {
+      if (!rs.next()) {
+        return Optional.empty();
+      }
+      rs.getLong(1);
+      return Optional.of(!rs.wasNull());
+    }
   }
 
   @Override
@@ -114,20 +117,14 @@ final class SqliteOperatorStore implements OperatorStore {
     long now = clock.millis();
     writer.execute(
         tx -> {
-          PreparedStatement op =
-              tx.prepare("UPDATE operators SET revoked_by = ?, revoked_at = ? WHERE name = ? AND revoked_at IS NULL");
-          op.setString(1, revokedBy);
-          op.setLong(2, now);
-          op.setString(3, name);
-          if (op.executeUpdate() == 0) {
-            requireExists(tx, name);
+          int changed = tx.update(
+              "UPDATE operators SET revoked_by = ?, revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+              revokedBy, now, name);
+          if (changed == 0) {
+            revoked(tx, name).orElseThrow(() -> notFound(name));
             return null; // already revoked: nothing changes
           }
-          PreparedStatement tok =
-              tx.prepare("UPDATE operator_tokens SET revoked_at = ? WHERE operator = ? AND revoked_at IS NULL");
-          tok.setLong(1, now);
-          tok.setString(2, name);
-          tok.executeUpdate();
+          revokeTokens(tx, name, now);
           return null;
         });
     return find(name).orElseThrow(() -> notFound(name));
@@ -141,23 +138,11 @@ final class SqliteOperatorStore implements OperatorStore {
     long now = clock.millis();
     writer.execute(
         tx -> {
-          PreparedStatement st = tx.prepare("SELECT revoked_at FROM operators WHERE name = ?");
-          st.setString(1, name);
-          try (ResultSet rs = st.executeQuery()) {
-            if (!rs.next()) {
-              throw notFound(name);
-            }
-            rs.getLong(1);
-            if (!rs.wasNull()) {
-              throw new KeelException.Conflict(
-                  "operator \"" + name + "\" is revoked; a revoked operator gets no new token (create a new operator instead)");
-            }
+          if (revoked(tx, name).orElseThrow(() -> notFound(name))) {
+            throw new KeelException.Conflict(
+                "operator \"" + name + "\" is revoked; a revoked operator gets no new token (create a new operator instead)");
           }
-          PreparedStatement old =
-              tx.prepare("UPDATE operator_tokens SET revoked_at = ? WHERE operator = ? AND revoked_at IS NULL");
-          old.setLong(1, now);
-          old.setString(2, name);
-          old.executeUpdate();
+          revokeTokens(tx, name, now);
           insertToken(tx, hash, name, issuedBy, now);
           return null;
         });
@@ -177,16 +162,6 @@ final class SqliteOperatorStore implements OperatorStore {
         .findFirst();
   }
 
-  private static void requireExists(GroupCommitWriter.Tx tx, String name) throws SQLException {
-    PreparedStatement st = tx.prepare("SELECT 1 FROM operators WHERE name = ?");
-    st.setString(1, name);
-    try (ResultSet rs = st.executeQuery()) {
-      if (!rs.next()) {
-        throw notFound(name);
-      }
-    }
-  }
-
   private static KeelException.NotFound notFound(String name) {
     return new KeelException.NotFound("there is no operator named \"" + name + "\"");
   }
@@ -194,10 +169,7 @@ final class SqliteOperatorStore implements OperatorStore {
   /** Reads operators from rows of {@link #SELECT}, one row per grant, rows of one operator adjacent. */
   private List<Operator> query(String what, String sql, Object... args) {
     return Jdbc.read(readers, what, (Connection c) -> {
-      try (PreparedStatement ps = c.prepareStatement(sql)) {
-        for (int i = 0; i < args.length; i++) {
-          ps.setObject(i + 1, args[i]);
-        }
+      try (PreparedStatement ps = Jdbc.bind(c.prepareStatement(sql), args)) {
         Map<String, Operator> byName = new LinkedHashMap<>();
         Map<String, List<Grant>> grants = new LinkedHashMap<>();
         try (ResultSet rs = ps.executeQuery()) {

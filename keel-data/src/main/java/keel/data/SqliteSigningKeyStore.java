@@ -4,7 +4,6 @@ import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Instant;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
 import javax.sql.DataSource;
@@ -38,64 +37,42 @@ final class SqliteSigningKeyStore implements SigningKeyStore {
               return key(rs);
             }
           }
-          PreparedStatement ins =
-              tx.prepare("INSERT INTO signing_keys (" + COLUMNS + ") VALUES (?,?,?,?,?,?,?)");
-          ins.setString(1, candidate.kid());
-          ins.setString(2, candidate.algorithm());
-          ins.setString(3, candidate.publicJwk());
-          ins.setString(4, candidate.privateJwk());
-          ins.setLong(5, candidate.createdAt().toEpochMilli());
-          ins.setLong(6, candidate.retireAt().toEpochMilli());
-          ins.setLong(7, candidate.expireAt().toEpochMilli());
-          ins.executeUpdate();
+          tx.update(
+              "INSERT INTO signing_keys (" + COLUMNS + ") VALUES (?,?,?,?,?,?,?)",
+              candidate.kid(),
+              candidate.algorithm(),
+              candidate.publicJwk(),
+              candidate.privateJwk(),
+              candidate.createdAt().toEpochMilli(),
+              candidate.retireAt().toEpochMilli(),
+              candidate.expireAt().toEpochMilli());
           return candidate;
         });
   }
 
   @Override
   public Optional<SigningKey> key(String kid) {
-    return Jdbc.read(
+    return Jdbc.first(
         readers,
         "signing key " + kid,
-        c -> {
-          try (PreparedStatement ps = c.prepareStatement("SELECT " + COLUMNS + " FROM signing_keys WHERE kid = ?")) {
-            ps.setString(1, kid);
-            try (ResultSet rs = ps.executeQuery()) {
-              return rs.next() ? Optional.of(key(rs)) : Optional.empty();
-            }
-          }
-        });
+        "SELECT " + COLUMNS + " FROM signing_keys WHERE kid = ?",
+        SqliteSigningKeyStore::key,
+        kid);
   }
 
   @Override
   public List<SigningKey> published(Instant now) {
-    return Jdbc.read(
+    return Jdbc.list(
         readers,
         "the signing keys",
-        c -> {
-          try (PreparedStatement ps =
-              c.prepareStatement("SELECT " + COLUMNS + " FROM signing_keys WHERE expire_at > ?"
-                  + " ORDER BY created_at DESC, kid DESC")) {
-            ps.setLong(1, now.toEpochMilli());
-            List<SigningKey> out = new ArrayList<>();
-            try (ResultSet rs = ps.executeQuery()) {
-              while (rs.next()) {
-                out.add(key(rs));
-              }
-            }
-            return out;
-          }
-        });
+        "SELECT " + COLUMNS + " FROM signing_keys WHERE expire_at > ? ORDER BY created_at DESC, kid DESC",
+        SqliteSigningKeyStore::key,
+        now.toEpochMilli());
   }
 
   @Override
   public int purgeExpired(Instant now) {
-    return writer.execute(
-        tx -> {
-          PreparedStatement ps = tx.prepare("DELETE FROM signing_keys WHERE expire_at <= ?");
-          ps.setLong(1, now.toEpochMilli());
-          return ps.executeUpdate();
-        });
+    return writer.execute(tx -> tx.update("DELETE FROM signing_keys WHERE expire_at <= ?", now.toEpochMilli()));
   }
 
   private static SigningKey key(ResultSet rs) throws SQLException {

@@ -445,13 +445,11 @@ final class SessionRunner implements Scheduler.Runner {
         return suspend();
       }
       Input input = in.get();
-      JsonNode body;
-      try {
-        body = keel.core.EventCodec.mapper().readTree(input.body());
-      } catch (RuntimeException e) {
-        stage(new SessionEvent.InputRejected(input.inputId(), "the sub-agent result is not valid JSON"), input);
+      Optional<JsonNode> parsed = jsonBody(input, "the sub-agent result");
+      if (parsed.isEmpty()) {
         return null;
       }
+      JsonNode body = parsed.get();
       String child = body.path("child_session_id").asString("");
       String outcome = body.path("outcome").asString("");
       Optional<PendingCall> waiting = state.pending().stream()
@@ -483,13 +481,11 @@ final class SessionRunner implements Scheduler.Runner {
         return suspend();
       }
       Input input = in.get();
-      JsonNode body;
-      try {
-        body = keel.core.EventCodec.mapper().readTree(input.body());
-      } catch (RuntimeException e) {
-        stage(new SessionEvent.InputRejected(input.inputId(), "the resolution is not valid JSON"), input);
+      Optional<JsonNode> parsed = jsonBody(input, "the resolution");
+      if (parsed.isEmpty()) {
         return null;
       }
+      JsonNode body = parsed.get();
       String callId = body.path("call_id").asString("");
       String resolution = body.path("resolution").asString("");
       String result = body.path("result").asString("");
@@ -833,6 +829,19 @@ final class SessionRunner implements Scheduler.Runner {
     private Outcome suspend() {
       flush();
       return new Outcome.Suspended();
+    }
+
+    /**
+     * Parses an input's JSON body; when it is not JSON, stages the input's rejection (saying
+     * {@code what} was invalid) and returns empty.
+     */
+    private Optional<JsonNode> jsonBody(Input input, String what) {
+      try {
+        return Optional.of(keel.core.EventCodec.mapper().readTree(input.body()));
+      } catch (RuntimeException e) {
+        stage(new SessionEvent.InputRejected(input.inputId(), what + " is not valid JSON"), input);
+        return Optional.empty();
+      }
     }
 
     private Optional<Input> take(String kind) {

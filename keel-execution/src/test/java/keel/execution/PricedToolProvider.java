@@ -7,12 +7,20 @@ import java.util.concurrent.atomic.AtomicInteger;
 /**
  * A test {@link ToolProvider} with an external action that has a price per call, as the MCP gateway
  * will set for priced capabilities: {@code charge_card} ({@code internal://payments}, US$0.25 a
- * call, not idempotent). It counts its calls so tests can tell whether a blocked call ran.
+ * call, not idempotent). It counts its calls so tests can tell whether a blocked call ran. Shared
+ * through this module's test-jar: keel-server's tests register it in {@code META-INF/services}.
+ * Thread-safe.
  */
-final class PricedToolProvider implements ToolProvider {
+public final class PricedToolProvider implements ToolProvider {
 
-  static final BigDecimal PRICE = new BigDecimal("0.25");
-  static final AtomicInteger CALLS = new AtomicInteger();
+  /** The price of one {@code charge_card} call, in US dollars. */
+  public static final BigDecimal PRICE = new BigDecimal("0.25");
+
+  /** How many {@code charge_card} calls ran, over every instance. */
+  public static final AtomicInteger CALLS = new AtomicInteger();
+
+  /** Creates the provider; it is found through {@code ServiceLoader}, which needs this. */
+  public PricedToolProvider() {}
 
   @Override
   public List<Tool> tools(ToolEnvironment environment) {

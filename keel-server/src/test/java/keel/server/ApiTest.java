@@ -1,5 +1,7 @@
 package keel.server;
 
+import static keel.server.TestServer.applyBody;
+import static keel.server.TestServer.json;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
@@ -49,36 +51,21 @@ class ApiTest {
       """;
 
   @TempDir Path dir;
+  TestServer api;
   KeelServer server;
   HttpClient http = HttpClient.newHttpClient();
   String token;
 
   @BeforeEach
   void start() throws Exception {
-    server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()));
-    token = Files.readString(server.adminTokenFile()).strip();
+    api = TestServer.start(dir);
+    server = api.server();
+    token = api.token();
   }
 
   @AfterEach
   void stop() {
-    server.close();
-  }
-
-  HttpResponse<String> call(String method, String path, String body) throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(server.url() + path)).header("Authorization", "Bearer " + token);
-    b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
-    if (body != null) {
-      b.header("Content-Type", "application/json");
-    }
-    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-  }
-
-  static JsonNode json(HttpResponse<String> r) {
-    return EventCodec.mapper().readTree(r.body());
-  }
-
-  static String applyBody(String yaml) {
-    return EventCodec.mapper().createObjectNode().put("yaml", yaml).put("source", "agents.yaml").toString();
+    api.close();
   }
 
   @Test
@@ -89,9 +76,10 @@ class ApiTest {
 
   @Test
   void aDataDirectoryTheServerCreates_isOwnerOnly() throws Exception {
-    server.close();
+    api.close();
     Path fresh = dir.resolve("fresh").resolve("data");
-    server = KeelServer.start(ServerConfig.of(0, fresh).withEnvironment(Map.of()));
+    api = TestServer.start(ServerConfig.of(0, fresh).withEnvironment(Map.of()));
+    server = api.server();
     assertThat(Files.getPosixFilePermissions(fresh))
         .containsExactlyInAnyOrder(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE, PosixFilePermission.OWNER_EXECUTE);
   }
@@ -106,12 +94,12 @@ class ApiTest {
 
   @Test
   void session_runsAndStreamsAndTraces() throws Exception {
-    HttpResponse<String> applied = call("POST", "/v1/apply", applyBody(AGENT));
+    HttpResponse<String> applied = api.call("POST", "/v1/apply", applyBody(AGENT));
     assertThat(applied.statusCode()).as(applied.body()).isEqualTo(200);
     assertThat(json(applied).get("results").get(0).get("result").asString()).isEqualTo("created");
-    assertThat(json(call("POST", "/v1/apply", applyBody(AGENT))).get("results").get(0).get("result").asString()).isEqualTo("unchanged");
+    assertThat(json(api.call("POST", "/v1/apply", applyBody(AGENT))).get("results").get(0).get("result").asString()).isEqualTo("unchanged");
 
-    HttpResponse<String> started = call("POST", "/v1/sessions", "{\"agent\":\"notes\",\"message\":\"remember milk\"}");
+    HttpResponse<String> started = api.call("POST", "/v1/sessions", "{\"agent\":\"notes\",\"message\":\"remember milk\"}");
     assertThat(started.statusCode()).as(started.body()).isEqualTo(201);
     String id = json(started).get("id").asString();
 
@@ -132,22 +120,23 @@ class ApiTest {
     }
     assertThat(types).startsWith("SessionStarted", "InputReceived", "ModelCalled", "ModelResponded");
 
-    await().atMost(Duration.ofSeconds(10)).until(() -> json(call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("idle"));
-    JsonNode view = json(call("GET", "/v1/sessions/" + id, null));
+    await().atMost(Duration.ofSeconds(10)).until(() -> json(api.call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("idle"));
+    JsonNode view = json(api.call("GET", "/v1/sessions/" + id, null));
     assertThat(view.get("last_answer").asString()).isEqualTo("Saved.");
-    JsonNode trace = json(call("GET", "/v1/sessions/" + id + "/trace", null));
+    JsonNode trace = json(api.call("GET", "/v1/sessions/" + id + "/trace", null));
     assertThat(trace.get("children").get(0).get("kind").asString()).isEqualTo("turn");
-    assertThat(call("GET", "/v1/openapi.json", null).body()).contains("/v1/sessions/{id}/stream");
+    assertThat(api.call("GET", "/v1/openapi.json", null).body()).contains("/v1/sessions/{id}/stream");
   }
 
   @Test
   void admission_whenTheNodeIsFull_answers429WithRetryAfter() throws Exception {
-    server.close();
+    api.close();
     try (keel.testkit.FakeOpenAi fake = keel.testkit.FakeOpenAi.start()) {
       fake.latency(Duration.ofSeconds(3));
       ServerConfig tight = ServerConfig.of(0, dir).withEnvironment(Map.of())
           .withExecution(new keel.execution.ExecutionSettings("node-tight", 1, 1, 1000));
-      server = KeelServer.start(tight);
+      api = TestServer.start(tight);
+      server = api.server();
       String slow = """
           apiVersion: agent.os/v1
           kind: Agent
@@ -156,28 +145,29 @@ class ApiTest {
             instructions: Think slowly.
             model: {provider: openai, name: gpt-test, base_url: "%s"}
           """.formatted(fake.baseUrl());
-      assertThat(call("POST", "/v1/apply", applyBody(slow)).statusCode()).isEqualTo(200);
-      assertThat(call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"one\"}").statusCode()).isEqualTo(201);
+      assertThat(api.call("POST", "/v1/apply", applyBody(slow)).statusCode()).isEqualTo(200);
+      assertThat(api.call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"one\"}").statusCode()).isEqualTo(201);
       await().atMost(Duration.ofSeconds(5)).until(() -> server.sessions().scheduler().runningSessions() == 1);
-      assertThat(call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"two\"}").statusCode()).isEqualTo(201);
+      assertThat(api.call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"two\"}").statusCode()).isEqualTo(201);
       await().atMost(Duration.ofSeconds(5)).until(() -> server.sessions().scheduler().waitingSessions() == 1);
-      HttpResponse<String> refused = call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"three\"}");
+      HttpResponse<String> refused = api.call("POST", "/v1/sessions", "{\"agent\":\"slow\",\"message\":\"three\"}");
       assertThat(refused.statusCode()).isEqualTo(429);
       assertThat(refused.headers().firstValue("Retry-After")).hasValueSatisfying(v -> assertThat(Integer.parseInt(v)).isPositive());
       assertThat(json(refused).get("detail").asString()).contains("sessions waiting to run");
-      assertThat(json(call("GET", "/v1/sessions", null)).get("sessions")).hasSize(2);
+      assertThat(json(api.call("GET", "/v1/sessions", null)).get("sessions")).hasSize(2);
     }
   }
 
   @Test
   void secretsFile_givesTheProviderItsKey_whichNeverReachesTheLog() throws Exception {
-    server.close();
+    api.close();
     java.nio.file.Path secrets = dir.resolve("secrets.env");
     Files.writeString(secrets, "# provider keys\nOPENAI_API_KEY=sk-test-secret-123\n");
     Files.setPosixFilePermissions(secrets, java.util.Set.of(PosixFilePermission.OWNER_READ, PosixFilePermission.OWNER_WRITE));
     try (keel.testkit.FakeOpenAi fake = keel.testkit.FakeOpenAi.start()) {
       fake.requireApiKey("sk-test-secret-123").script(keel.testkit.FakeOpenAi.Script.text("authorized"));
-      server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()).withSecretsFile(secrets));
+      api = TestServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()).withSecretsFile(secrets));
+      server = api.server();
       String agent = """
           apiVersion: agent.os/v1
           kind: Agent
@@ -186,12 +176,12 @@ class ApiTest {
             instructions: Answer.
             model: {provider: openai, name: gpt-test, base_url: "%s"}
           """.formatted(fake.baseUrl());
-      assertThat(call("POST", "/v1/apply", applyBody(agent)).statusCode()).isEqualTo(200);
-      String id = json(call("POST", "/v1/sessions", "{\"agent\":\"keyed\",\"message\":\"hi\"}")).get("id").asString();
-      await().atMost(Duration.ofSeconds(10)).until(() -> json(call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("idle"));
-      assertThat(json(call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString()).isEqualTo("authorized");
-      assertThat(call("GET", "/v1/sessions/" + id + "/events", null).body()).doesNotContain("sk-test-secret-123");
-      assertThat(call("GET", "/v1/sessions/" + id + "/trace", null).body()).doesNotContain("sk-test-secret-123");
+      assertThat(api.call("POST", "/v1/apply", applyBody(agent)).statusCode()).isEqualTo(200);
+      String id = json(api.call("POST", "/v1/sessions", "{\"agent\":\"keyed\",\"message\":\"hi\"}")).get("id").asString();
+      await().atMost(Duration.ofSeconds(10)).until(() -> json(api.call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("idle"));
+      assertThat(json(api.call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString()).isEqualTo("authorized");
+      assertThat(api.call("GET", "/v1/sessions/" + id + "/events", null).body()).doesNotContain("sk-test-secret-123");
+      assertThat(api.call("GET", "/v1/sessions/" + id + "/trace", null).body()).doesNotContain("sk-test-secret-123");
     }
   }
 
@@ -208,8 +198,8 @@ class ApiTest {
             instructions: Talk.
             model: {provider: openai, name: gpt-test, base_url: "%s"}
           """.formatted(fake.baseUrl());
-      assertThat(call("POST", "/v1/apply", applyBody(agent)).statusCode()).isEqualTo(200);
-      String id = json(call("POST", "/v1/sessions", "{\"agent\":\"talker\",\"message\":\"hi\"}")).get("id").asString();
+      assertThat(api.call("POST", "/v1/apply", applyBody(agent)).statusCode()).isEqualTo(200);
+      String id = json(api.call("POST", "/v1/sessions", "{\"agent\":\"talker\",\"message\":\"hi\"}")).get("id").asString();
       HttpRequest sse = HttpRequest.newBuilder(URI.create(server.url() + "/v1/sessions/" + id + "/stream"))
           .header("Authorization", "Bearer " + token).build();
       HttpResponse<InputStream> stream = http.send(sse, HttpResponse.BodyHandlers.ofInputStream());
@@ -232,18 +222,18 @@ class ApiTest {
       }
       assertThat(deltaEvents).isGreaterThan(1);
       assertThat(deltas.toString()).isEqualTo(answer);
-      String stored = call("GET", "/v1/sessions/" + id + "/events", null).body();
+      String stored = api.call("GET", "/v1/sessions/" + id + "/events", null).body();
       assertThat(stored).doesNotContain("\"delta\"");
-      assertThat(json(call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString()).isEqualTo(answer);
+      assertThat(json(api.call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString()).isEqualTo(answer);
     }
   }
 
   @Test
   void apply_invalidDescriptor_listsEveryProblem() throws Exception {
-    HttpResponse<String> r = call("POST", "/v1/apply", applyBody(AGENT.replace("memory: {type: persistent}", "memory: {type: forever}\n  budgets: {usd_per_day: forty}")));
+    HttpResponse<String> r = api.call("POST", "/v1/apply", applyBody(AGENT.replace("memory: {type: persistent}", "memory: {type: forever}\n  budgets: {usd_per_day: forty}")));
     assertThat(r.statusCode()).isEqualTo(400);
     assertThat(json(r).get("errors")).hasSize(2);
     assertThat(r.body()).contains("agents.yaml: document 1: agent \\\"notes\\\": spec.budgets.usd_per_day: expected a positive number, got \\\"forty\\\"");
-    assertThat(json(call("GET", "/v1/agents", null)).get("agents")).isEmpty();
+    assertThat(json(api.call("GET", "/v1/agents", null)).get("agents")).isEmpty();
   }
 }

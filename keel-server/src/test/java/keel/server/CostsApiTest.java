@@ -4,13 +4,9 @@ import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
 import java.math.BigDecimal;
-import java.net.URI;
 import java.net.URLEncoder;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.time.LocalDate;
@@ -19,6 +15,7 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import keel.core.EventCodec;
+import keel.execution.PricedToolProvider;
 import keel.testkit.FakeOpenAi;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
@@ -34,49 +31,39 @@ import tools.jackson.databind.JsonNode;
 class CostsApiTest {
 
   @TempDir Path dir;
+  TestServer api;
   KeelServer server;
   FakeOpenAi payments;
   FakeOpenAi helper;
-  final HttpClient http = HttpClient.newHttpClient();
-  String token;
 
   @BeforeEach
   void start() throws Exception {
     payments = FakeOpenAi.start().answerToolLoop("charge_card");
     helper = FakeOpenAi.start();
-    server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()));
-    token = Files.readString(server.adminTokenFile()).strip();
+    api = TestServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()));
+    server = api.server();
   }
 
   @AfterEach
   void stop() {
-    server.close();
+    api.close();
     payments.close();
     helper.close();
   }
 
-  HttpResponse<String> call(String method, String path, String body) throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(server.url() + path)).header("Authorization", "Bearer " + token);
-    b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
-    if (body != null) {
-      b.header("Content-Type", "application/json");
-    }
-    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-  }
-
   JsonNode get(String path) throws Exception {
-    HttpResponse<String> r = call("GET", path, null);
+    HttpResponse<String> r = api.call("GET", path, null);
     assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     return EventCodec.mapper().readTree(r.body());
   }
 
   void apply(String yaml) throws Exception {
-    HttpResponse<String> r = call("POST", "/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).toString());
+    HttpResponse<String> r = api.call("POST", "/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).toString());
     assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
   }
 
   String startTask(String agent, String message) throws Exception {
-    HttpResponse<String> r = call("POST", "/v1/sessions",
+    HttpResponse<String> r = api.call("POST", "/v1/sessions",
         EventCodec.mapper().createObjectNode().put("agent", agent).put("message", message).put("task", true).toString());
     assertThat(r.statusCode()).as(r.body()).isEqualTo(201);
     return EventCodec.mapper().readTree(r.body()).get("id").asString();
@@ -133,7 +120,7 @@ class CostsApiTest {
     }
     assertThat(recordedBilling).isPositive();
     assertThat(recordedHelper).isPositive();
-    BigDecimal actions = PricedTools.PRICE.multiply(BigDecimal.valueOf(1 + 2 + 3));
+    BigDecimal actions = PricedToolProvider.PRICE.multiply(BigDecimal.valueOf(1 + 2 + 3));
 
     JsonNode byKind = get("/v1/costs?group_by=kind");
     BigDecimal model = BigDecimal.ZERO;
@@ -196,20 +183,20 @@ class CostsApiTest {
 
   @Test
   void costs_withBadParameters_areRefusedWithWhatWasWrong() throws Exception {
-    HttpResponse<String> r = call("GET", "/v1/costs?group_by=agent,color", null);
+    HttpResponse<String> r = api.call("GET", "/v1/costs?group_by=agent,color", null);
     assertThat(r.statusCode()).isEqualTo(400);
     assertThat(r.headers().firstValue("Content-Type")).hasValueSatisfying(v -> assertThat(v).startsWith("application/problem+json"));
     assertThat(r.body()).contains("group_by: unknown dimension \\\"color\\\"");
 
-    HttpResponse<String> from = call("GET", "/v1/costs?from=" + URLEncoder.encode("last tuesday", StandardCharsets.UTF_8), null);
+    HttpResponse<String> from = api.call("GET", "/v1/costs?from=" + URLEncoder.encode("last tuesday", StandardCharsets.UTF_8), null);
     assertThat(from.statusCode()).isEqualTo(400);
     assertThat(from.body()).contains("from: expected a date (2026-11-21) or a UTC instant");
 
-    HttpResponse<String> backwards = call("GET", "/v1/costs?from=2026-03-05&to=2026-03-01", null);
+    HttpResponse<String> backwards = api.call("GET", "/v1/costs?from=2026-03-05&to=2026-03-01", null);
     assertThat(backwards.statusCode()).isEqualTo(400);
     assertThat(backwards.body()).contains("to: expected a time after from");
 
-    assertThat(call("GET", "/v1/agents/nobody/budget", null).statusCode()).isEqualTo(404);
+    assertThat(api.call("GET", "/v1/agents/nobody/budget", null).statusCode()).isEqualTo(404);
   }
 
   @Test
@@ -226,30 +213,25 @@ class CostsApiTest {
       assertThat(b.get("used").asString()).isEqualTo("2");
       assertThat(b.get("percent").asString()).isEqualTo("100.00");
     });
-    String events = call("GET", "/v1/sessions/" + id + "/events", null).body();
+    String events = api.call("GET", "/v1/sessions/" + id + "/events", null).body();
     assertThat(events).contains("\"BudgetWarning\"").contains("\"BudgetBlocked\"");
 
     // raising a budget widens what the agent may do: it waits for a second person's approval
     apply(agent("hourly", "team-a", "gpt-4o-mini", helper.baseUrl(), "internal://time", "calls_per_hour: 10"));
     assertThat(get("/v1/agents/hourly/budget").get("budgets").get(0).get("limit").asString()).isEqualTo("2");
     assertThat(get("/v1/sessions/" + id).get("status").asString()).isEqualTo("budget_blocked");
-    HttpResponse<String> approver = call("POST", "/v1/operators", "{\"name\":\"budget-approver\",\"roles\":[\"approver@team-a\"]}");
+    HttpResponse<String> approver = api.call("POST", "/v1/operators", "{\"name\":\"budget-approver\",\"roles\":[\"approver@team-a\"]}");
     assertThat(approver.statusCode()).as(approver.body()).isEqualTo(201);
-    String admin = token;
-    token = EventCodec.mapper().readTree(approver.body()).get("token").asString();
-    try {
-      HttpResponse<String> approved = call("POST", "/v1/agents/hourly/revisions/2/approve", null);
-      assertThat(approved.statusCode()).as(approved.body()).isEqualTo(200);
-    } finally {
-      token = admin;
-    }
+    String approverToken = EventCodec.mapper().readTree(approver.body()).get("token").asString();
+    HttpResponse<String> approved = api.callAs(approverToken, "POST", "/v1/agents/hourly/revisions/2/approve", null);
+    assertThat(approved.statusCode()).as(approved.body()).isEqualTo(200);
 
     awaitStatus(id, "completed");
-    assertThat(call("GET", "/v1/sessions/" + id + "/events", null).body()).contains("\"BudgetUnblocked\"");
+    assertThat(api.call("GET", "/v1/sessions/" + id + "/events", null).body()).contains("\"BudgetUnblocked\"");
     JsonNode after = get("/v1/agents/hourly/budget").get("budgets").get(0);
     if (after.get("window").get("start").asString().equals(window)) { // the hour did not end meanwhile
       assertThat(after.get("used").asString()).isEqualTo("4");
     }
-    assertThat(call("GET", "/v1/openapi.json", null).body()).contains("/v1/costs").contains("/v1/agents/{name}/budget");
+    assertThat(api.call("GET", "/v1/openapi.json", null).body()).contains("/v1/costs").contains("/v1/agents/{name}/budget");
   }
 }

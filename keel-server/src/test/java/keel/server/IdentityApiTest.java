@@ -18,7 +18,6 @@ import java.net.http.HttpClient;
 import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
@@ -41,11 +40,11 @@ import tools.jackson.databind.JsonNode;
 class IdentityApiTest {
 
   @TempDir Path dir;
+  TestServer api;
   KeelServer server;
   HttpServer outside;
   final HttpClient http = HttpClient.newHttpClient();
   final List<String> verifiedByOutside = new CopyOnWriteArrayList<>();
-  String token;
 
   @BeforeEach
   void start() throws Exception {
@@ -80,40 +79,31 @@ class IdentityApiTest {
       exchange.close();
     });
     outside.start();
-    server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(
+    api = TestServer.start(ServerConfig.of(0, dir).withEnvironment(
         Map.of("KEEL_TEST_OUTSIDE_URL", "http://127.0.0.1:" + outside.getAddress().getPort() + "/check")));
-    token = Files.readString(server.adminTokenFile()).strip();
+    server = api.server();
   }
 
   @AfterEach
   void stop() {
-    server.close();
+    api.close();
     outside.stop(0);
   }
 
-  HttpResponse<String> call(String method, String path, String body) throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(server.url() + path)).header("Authorization", "Bearer " + token);
-    b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
-    if (body != null) {
-      b.header("Content-Type", "application/json");
-    }
-    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-  }
-
   JsonNode get(String path) throws Exception {
-    HttpResponse<String> r = call("GET", path, null);
+    HttpResponse<String> r = api.call("GET", path, null);
     assertThat(r.statusCode()).as(path + ": " + r.body()).isEqualTo(200);
     return EventCodec.mapper().readTree(r.body());
   }
 
   JsonNode apply(String yaml) throws Exception {
-    HttpResponse<String> r = call("POST", "/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).toString());
+    HttpResponse<String> r = api.call("POST", "/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).toString());
     assertThat(r.statusCode()).as(r.body()).isEqualTo(200);
     return EventCodec.mapper().readTree(r.body());
   }
 
   String startTask(String agent, String message) throws Exception {
-    HttpResponse<String> r = call("POST", "/v1/sessions",
+    HttpResponse<String> r = api.call("POST", "/v1/sessions",
         EventCodec.mapper().createObjectNode().put("agent", agent).put("message", message).put("task", true).toString());
     assertThat(r.statusCode()).as(r.body()).isEqualTo(201);
     String id = EventCodec.mapper().readTree(r.body()).get("id").asString();
@@ -147,7 +137,7 @@ class IdentityApiTest {
     assertThat(set.getKeys()).hasSize(1);
     assertThat(set.getKeys().getFirst().isPrivate()).isFalse();
     assertThat(open.body()).doesNotContain("\"d\"");
-    assertThat(call("GET", "/v1/jwks", null).body()).isEqualTo(open.body());
+    assertThat(api.call("GET", "/v1/jwks", null).body()).isEqualTo(open.body());
     HttpResponse<String> anonymous = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/v1/jwks")).build(),
         HttpResponse.BodyHandlers.ofString());
     assertThat(anonymous.statusCode()).isEqualTo(401);

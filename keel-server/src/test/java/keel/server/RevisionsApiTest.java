@@ -1,17 +1,13 @@
 package keel.server;
 
+import static keel.server.TestServer.json;
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.awaitility.Awaitility.await;
 
-import java.net.URI;
-import java.net.http.HttpClient;
-import java.net.http.HttpRequest;
 import java.net.http.HttpResponse;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.List;
-import java.util.Map;
 import keel.control.ChangeReview;
 import keel.core.Descriptors;
 import keel.core.EventCodec;
@@ -45,32 +41,18 @@ class RevisionsApiTest {
   static final String NARROWER = AGENT.replace("max_steps: 10", "max_steps: 5");
 
   @TempDir Path dir;
+  TestServer api;
   KeelServer server;
-  final HttpClient http = HttpClient.newHttpClient();
-  String token;
 
   @BeforeEach
   void start() throws Exception {
-    server = KeelServer.start(ServerConfig.of(0, dir).withEnvironment(Map.of()));
-    token = Files.readString(server.adminTokenFile()).strip();
+    api = TestServer.start(dir);
+    server = api.server();
   }
 
   @AfterEach
   void stop() {
-    server.close();
-  }
-
-  HttpResponse<String> call(String method, String path, String body) throws Exception {
-    HttpRequest.Builder b = HttpRequest.newBuilder(URI.create(server.url() + path)).header("Authorization", "Bearer " + token);
-    b.method(method, body == null ? HttpRequest.BodyPublishers.noBody() : HttpRequest.BodyPublishers.ofString(body));
-    if (body != null) {
-      b.header("Content-Type", "application/json");
-    }
-    return http.send(b.build(), HttpResponse.BodyHandlers.ofString());
-  }
-
-  static JsonNode json(HttpResponse<String> r) {
-    return EventCodec.mapper().readTree(r.body());
+    api.close();
   }
 
   JsonNode ok(HttpResponse<String> r) {
@@ -85,7 +67,7 @@ class RevisionsApiTest {
   }
 
   JsonNode apply(String yaml) throws Exception {
-    return ok(call("POST", "/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).put("source", "greeter.yaml").toString()))
+    return ok(api.call("POST", "/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).put("source", "greeter.yaml").toString()))
         .get("results").get(0);
   }
 
@@ -98,9 +80,9 @@ class RevisionsApiTest {
   }
 
   int sessionRevision() throws Exception {
-    JsonNode s = ok(call("POST", "/v1/sessions", "{\"agent\":\"greeter\",\"message\":\"hello\",\"task\":true}"));
+    JsonNode s = ok(api.call("POST", "/v1/sessions", "{\"agent\":\"greeter\",\"message\":\"hello\",\"task\":true}"));
     String id = s.get("id").asString();
-    await().atMost(Duration.ofSeconds(10)).until(() -> json(call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("completed"));
+    await().atMost(Duration.ofSeconds(10)).until(() -> json(api.call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("completed"));
     return s.get("revision").asInt();
   }
 
@@ -119,14 +101,14 @@ class RevisionsApiTest {
     assertThat(again.get("result").asString()).isEqualTo("unchanged");
     assertThat(again.get("status").asString()).isEqualTo("pending");
 
-    JsonNode agents = ok(call("GET", "/v1/agents", null)).get("agents");
+    JsonNode agents = ok(api.call("GET", "/v1/agents", null)).get("agents");
     assertThat(agents.get(0).get("revision").asInt()).isEqualTo(1);
     assertThat(agents.get(0).get("pending").get("revision").asInt()).isEqualTo(2);
-    JsonNode described = ok(call("GET", "/v1/agents/greeter", null));
+    JsonNode described = ok(api.call("GET", "/v1/agents/greeter", null));
     assertThat(described.get("revision").asInt()).isEqualTo(1);
     assertThat(described.get("descriptor").get("spec").get("budgets").get("usd_per_day").asInt()).isEqualTo(5);
     assertThat(described.get("pending").get("widening").get(0).asString()).contains("usd_per_day");
-    JsonNode inventory = ok(call("GET", "/v1/inventory", null)).get("descriptors");
+    JsonNode inventory = ok(api.call("GET", "/v1/inventory", null)).get("descriptors");
     assertThat(inventory).extracting(n -> n.get("revision").asInt() + ":" + n.get("status").asString())
         .containsExactly("1:active", "2:pending");
     assertThat(sessionRevision()).isEqualTo(1);
@@ -136,26 +118,26 @@ class RevisionsApiTest {
   void approvingYourOwnChange_isForbidden_andChangesNothing() throws Exception {
     apply(AGENT);
     apply(WIDER);
-    JsonNode p = problem(call("POST", "/v1/agents/greeter/revisions/2/approve", null), 403);
+    JsonNode p = problem(api.call("POST", "/v1/agents/greeter/revisions/2/approve", null), 403);
     assertThat(p.get("detail").asString())
         .contains("operator:admin applied revision 2 of agent \"greeter\", so it may not approve it")
         .contains("needs a second person");
-    assertThat(ok(call("GET", "/v1/agents/greeter/revisions/2", null)).get("status").asString()).isEqualTo("pending");
+    assertThat(ok(api.call("GET", "/v1/agents/greeter/revisions/2", null)).get("status").asString()).isEqualTo("pending");
   }
 
   @Test
   void anotherPrincipalsChange_isApprovedOverHttp_andNewSessionsUseIt() throws Exception {
     apply(AGENT);
     applyAsAlice(WIDER);
-    JsonNode approved = ok(call("POST", "/v1/agents/greeter/revisions/2/approve", null));
+    JsonNode approved = ok(api.call("POST", "/v1/agents/greeter/revisions/2/approve", null));
     assertThat(approved.get("status").asString()).isEqualTo("active");
     assertThat(approved.get("applied_by").asString()).isEqualTo("operator:alice");
     assertThat(approved.get("decided_by").asString()).isEqualTo("operator:admin");
     assertThat(approved.has("decided_at")).isTrue();
-    assertThat(ok(call("GET", "/v1/agents/greeter", null)).get("revision").asInt()).isEqualTo(2);
+    assertThat(ok(api.call("GET", "/v1/agents/greeter", null)).get("revision").asInt()).isEqualTo(2);
     assertThat(sessionRevision()).isEqualTo(2);
     // a decided revision cannot be decided again
-    assertThat(problem(call("POST", "/v1/agents/greeter/revisions/2/approve", null), 409).get("detail").asString())
+    assertThat(problem(api.call("POST", "/v1/agents/greeter/revisions/2/approve", null), 409).get("detail").asString())
         .contains("already active");
   }
 
@@ -163,13 +145,13 @@ class RevisionsApiTest {
   void reject_needsAReason_andKeepsTheActiveRevision() throws Exception {
     apply(AGENT);
     applyAsAlice(WIDER);
-    assertThat(problem(call("POST", "/v1/agents/greeter/revisions/2/reject", "{}"), 400).get("detail").asString())
+    assertThat(problem(api.call("POST", "/v1/agents/greeter/revisions/2/reject", "{}"), 400).get("detail").asString())
         .contains("reason: required");
-    JsonNode rejected = ok(call("POST", "/v1/agents/greeter/revisions/2/reject", "{\"reason\":\"ten times the budget? no\"}"));
+    JsonNode rejected = ok(api.call("POST", "/v1/agents/greeter/revisions/2/reject", "{\"reason\":\"ten times the budget? no\"}"));
     assertThat(rejected.get("status").asString()).isEqualTo("rejected");
     assertThat(rejected.get("reason").asString()).isEqualTo("ten times the budget? no");
     assertThat(rejected.get("decided_by").asString()).isEqualTo("operator:admin");
-    assertThat(problem(call("POST", "/v1/agents/greeter/revisions/2/reject", "{\"reason\":\"again\"}"), 409).get("detail").asString())
+    assertThat(problem(api.call("POST", "/v1/agents/greeter/revisions/2/reject", "{\"reason\":\"again\"}"), 409).get("detail").asString())
         .contains("rejected by operator:admin");
     assertThat(sessionRevision()).isEqualTo(1);
   }
@@ -178,9 +160,9 @@ class RevisionsApiTest {
   void history_showsEveryRevision_withStatusDecisionAndReasons() throws Exception {
     apply(AGENT);
     applyAsAlice(WIDER);
-    ok(call("POST", "/v1/agents/greeter/revisions/2/reject", "{\"reason\":\"no\"}"));
+    ok(api.call("POST", "/v1/agents/greeter/revisions/2/reject", "{\"reason\":\"no\"}"));
     apply(NARROWER);
-    JsonNode h = ok(call("GET", "/v1/agents/greeter/revisions", null));
+    JsonNode h = ok(api.call("GET", "/v1/agents/greeter/revisions", null));
     assertThat(h.get("active_revision").asInt()).isEqualTo(3);
     assertThat(h.has("pending_revision")).isFalse();
     assertThat(h.get("revisions")).extracting(n -> n.get("revision").asInt() + ":" + n.get("status").asString() + ":" + n.get("applied_by").asString())
@@ -190,14 +172,14 @@ class RevisionsApiTest {
     assertThat(two.get("decided_by").asString()).isEqualTo("operator:admin");
     assertThat(two.get("reason").asString()).isEqualTo("no");
     assertThat(h.get("revisions").get(2).get("narrowing").get(0).asString()).isEqualTo("spec.max_steps: lowered from 10 to 5");
-    problem(call("GET", "/v1/agents/nobody/revisions", null), 404);
+    problem(api.call("GET", "/v1/agents/nobody/revisions", null), 404);
   }
 
   @Test
   void diff_isAUnifiedDiffOfTheCanonicalYaml_withTheClassification() throws Exception {
     apply(AGENT);
     apply(WIDER);
-    JsonNode d = ok(call("GET", "/v1/agents/greeter/diff?from=1&to=2", null));
+    JsonNode d = ok(api.call("GET", "/v1/agents/greeter/diff?from=1&to=2", null));
     assertThat(d.get("diff").asString())
         .startsWith("--- agent/greeter revision 1\n+++ agent/greeter revision 2\n@@ ")
         .contains("\n-    usd_per_day: 5\n", "\n+    usd_per_day: 50\n", "\n-  instructions: Greet.\n", "\n+  instructions: Greet warmly.\n");
@@ -205,12 +187,12 @@ class RevisionsApiTest {
     assertThat(d.get("widening").get(0).asString()).contains("raised from 5 to 50");
     assertThat(d.get("from").get("status").asString()).isEqualTo("active");
     assertThat(d.get("to").get("status").asString()).isEqualTo("pending");
-    assertThat(ok(call("GET", "/v1/agents/greeter/diff?from=2&to=1", null)).get("widens").asBoolean()).isFalse();
-    assertThat(ok(call("GET", "/v1/agents/greeter/diff?from=1&to=1", null)).get("diff").asString()).isEmpty();
-    assertThat(problem(call("GET", "/v1/agents/greeter/diff?to=2", null), 400).get("detail").asString()).contains("from: required");
-    assertThat(problem(call("GET", "/v1/agents/greeter/diff?from=x&to=2", null), 400).get("detail").asString())
+    assertThat(ok(api.call("GET", "/v1/agents/greeter/diff?from=2&to=1", null)).get("widens").asBoolean()).isFalse();
+    assertThat(ok(api.call("GET", "/v1/agents/greeter/diff?from=1&to=1", null)).get("diff").asString()).isEmpty();
+    assertThat(problem(api.call("GET", "/v1/agents/greeter/diff?to=2", null), 400).get("detail").asString()).contains("from: required");
+    assertThat(problem(api.call("GET", "/v1/agents/greeter/diff?from=x&to=2", null), 400).get("detail").asString())
         .contains("from: expected a revision number");
-    assertThat(problem(call("GET", "/v1/agents/greeter/diff?from=1&to=9", null), 404).get("detail").asString())
+    assertThat(problem(api.call("GET", "/v1/agents/greeter/diff?from=1&to=9", null), 404).get("detail").asString())
         .contains("has no revision 9");
   }
 
@@ -219,45 +201,45 @@ class RevisionsApiTest {
     apply(AGENT);
     apply(NARROWER); // revision 2, active at once
     // undo: back to revision 1, which allowed more steps: it widens, so it waits
-    JsonNode undo = ok(call("POST", "/v1/agents/greeter/rollback", "{}"));
+    JsonNode undo = ok(api.call("POST", "/v1/agents/greeter/rollback", "{}"));
     assertThat(undo.get("result").asString()).isEqualTo("pending_approval");
     assertThat(undo.get("revision").asInt()).isEqualTo(3);
     assertThat(undo.get("rollback_of").asInt()).isEqualTo(1);
     assertThat(undo.get("widening").get(0).asString()).isEqualTo("spec.max_steps: raised from 5 to 10");
-    problem(call("POST", "/v1/agents/greeter/revisions/3/approve", null), 403);
-    ok(call("POST", "/v1/agents/greeter/revisions/3/reject", "{\"reason\":\"keep it tight\"}"));
+    problem(api.call("POST", "/v1/agents/greeter/revisions/3/approve", null), 403);
+    ok(api.call("POST", "/v1/agents/greeter/revisions/3/reject", "{\"reason\":\"keep it tight\"}"));
 
     // a rollback to a narrower revision is active at once
     applyAsAlice(WIDER);
-    ok(call("POST", "/v1/agents/greeter/revisions/4/approve", null));
-    JsonNode back = ok(call("POST", "/v1/agents/greeter/rollback", "{\"revision\":2}"));
+    ok(api.call("POST", "/v1/agents/greeter/revisions/4/approve", null));
+    JsonNode back = ok(api.call("POST", "/v1/agents/greeter/rollback", "{\"revision\":2}"));
     assertThat(back.get("result").asString()).isEqualTo("rolled_back");
     assertThat(back.get("status").asString()).isEqualTo("active");
     assertThat(back.get("revision").asInt()).isEqualTo(5);
-    assertThat(ok(call("GET", "/v1/agents/greeter", null)).get("revision").asInt()).isEqualTo(5);
+    assertThat(ok(api.call("GET", "/v1/agents/greeter", null)).get("revision").asInt()).isEqualTo(5);
     assertThat(sessionRevision()).isEqualTo(5);
 
-    assertThat(problem(call("POST", "/v1/agents/greeter/rollback", "{\"revision\":3}"), 409).get("detail").asString())
+    assertThat(problem(api.call("POST", "/v1/agents/greeter/rollback", "{\"revision\":3}"), 409).get("detail").asString())
         .contains("was never active");
-    assertThat(problem(call("POST", "/v1/agents/greeter/rollback", "{\"revision\":\"two\"}"), 400).get("detail").asString())
+    assertThat(problem(api.call("POST", "/v1/agents/greeter/rollback", "{\"revision\":\"two\"}"), 400).get("detail").asString())
         .contains("revision: expected a revision number");
-    problem(call("POST", "/v1/agents/greeter/rollback", "{\"revision\":99}"), 404);
-    problem(call("POST", "/v1/agents/nobody/rollback", "{}"), 404);
+    problem(api.call("POST", "/v1/agents/greeter/rollback", "{\"revision\":99}"), 404);
+    problem(api.call("POST", "/v1/agents/nobody/rollback", "{}"), 404);
   }
 
   @Test
   void dryRun_saysAChangeWouldWaitForApproval_andStoresNothing() throws Exception {
     apply(AGENT);
-    JsonNode r = ok(call("POST", "/v1/apply?dry_run=true",
+    JsonNode r = ok(api.call("POST", "/v1/apply?dry_run=true",
         EventCodec.mapper().createObjectNode().put("yaml", WIDER).put("source", "greeter.yaml").toString())).get("results").get(0);
     assertThat(r.get("result").asString()).isEqualTo("pending_approval");
     assertThat(r.get("widening").get(0).asString()).contains("usd_per_day");
-    assertThat(ok(call("GET", "/v1/agents/greeter/revisions", null)).get("revisions")).hasSize(1);
+    assertThat(ok(api.call("GET", "/v1/agents/greeter/revisions", null)).get("revisions")).hasSize(1);
   }
 
   @Test
   void theApiDocument_listsTheRevisionRoutes_withTheirAccess() throws Exception {
-    JsonNode paths = ok(call("GET", "/v1/openapi.json", null)).get("paths");
+    JsonNode paths = ok(api.call("GET", "/v1/openapi.json", null)).get("paths");
     assertThat(paths.get("/v1/agents/{name}/revisions/{revision}/approve").get("post").get("x-keel-access").asString())
         .isEqualTo("approver for the owner of agent {name}");
     assertThat(paths.get("/v1/agents/{name}/rollback").get("post").get("x-keel-access").asString())
