@@ -123,6 +123,20 @@ class PostgresStoreTest {
   }
 
   @Test
+  void passwordLogin_works_andAWrongPasswordIsAClearError_thatNeverShowsIt() {
+    PostgresConfig login = TestPostgres.newDatabaseWithPasswordLogin("login", "right-horse-battery");
+    try (Store s = Store.postgresql(login, "node-a", clock)) {
+      create(s, "s1");
+      assertThat(s.events().session("s1")).isPresent();
+    }
+    assertThatThrownBy(() -> Store.postgresql(login.withPassword("wrong-horse-battery"), "node-a", clock))
+        .isInstanceOf(KeelException.Unavailable.class)
+        .hasMessageContaining("cannot connect to the PostgreSQL store " + login.describe())
+        .hasMessageContaining("check the user and password")
+        .hasMessageNotContaining("horse-battery");
+  }
+
+  @Test
   void missingDatabase_isAClearError() {
     PostgresConfig missing = config.withDatabase("keel_no_such_database");
     assertThatThrownBy(() -> Store.postgresql(missing, "node-a", clock))

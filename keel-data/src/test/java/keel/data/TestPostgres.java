@@ -2,6 +2,8 @@ package keel.data;
 
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -30,6 +32,8 @@ public final class TestPostgres {
 
   private static final Object LOCK = new Object();
   private static PostgresConfig admin;
+  /** The embedded server's data directory (null for an external server). */
+  private static Path embeddedData;
   private static final List<String> created = new ArrayList<>();
 
   private TestPostgres() {}
@@ -64,8 +68,11 @@ public final class TestPostgres {
 
   private static PostgresConfig embedded() {
     try {
+      embeddedData = Files.createTempDirectory("keel-test-postgres");
       EmbeddedPostgres pg =
           EmbeddedPostgres.builder()
+              .setDataDirectory(embeddedData)
+              .setCleanDataDirectory(true)
               // real durability, as in production: the tests claim that an acknowledged write is on disk
               .setServerConfig("synchronous_commit", "on")
               .setServerConfig("fsync", "on")
@@ -100,6 +107,65 @@ public final class TestPostgres {
       created.add(name);
     }
     return server.withDatabase(name);
+  }
+
+  /**
+   * A new database owned by a new role that logs in with a password: the embedded server is told
+   * to check this role's password (it trusts every other login); an external server is expected to
+   * check passwords of TCP logins, as any server should.
+   */
+  public static PostgresConfig newDatabaseWithPasswordLogin(String hint, String password) {
+    PostgresConfig server = server();
+    String role = ("keel_role_" + UUID.randomUUID().toString().substring(0, 8)).toLowerCase(Locale.ROOT);
+    try (Connection c = connect(server);
+        Statement st = c.createStatement()) {
+      st.execute("CREATE ROLE " + role + " LOGIN PASSWORD '" + password.replace("'", "''") + "'");
+      synchronized (LOCK) {
+        if (embeddedData != null) {
+          Path hba = embeddedData.resolve("pg_hba.conf");
+          String rules =
+              "local all " + role + " scram-sha-256\n"
+                  + "host all " + role + " 127.0.0.1/32 scram-sha-256\n"
+                  + "host all " + role + " ::1/128 scram-sha-256\n";
+          // the first matching line wins: this role's lines go before the "trust" ones
+          Files.writeString(hba, rules + Files.readString(hba));
+          st.execute("SELECT pg_reload_conf()");
+        }
+      }
+    } catch (SQLException | IOException e) {
+      throw new IllegalStateException("cannot create a password login on " + server.describe() + ": " + e.getMessage(), e);
+    }
+    PostgresConfig database = newDatabase(hint);
+    try (Connection c = connect(database);
+        Statement st = c.createStatement()) {
+      st.execute("ALTER DATABASE \"" + database.database() + "\" OWNER TO " + role);
+      st.execute("GRANT ALL ON SCHEMA public TO " + role);
+    } catch (SQLException e) {
+      throw new IllegalStateException("cannot give " + role + " a database: " + e.getMessage(), e);
+    }
+    PostgresConfig login =
+        new PostgresConfig(
+            database.hosts(), database.database(), database.parameters(), java.util.Optional.of(role),
+            java.util.Optional.of(password), database.poolSize(), database.poolTimeout(), database.durable());
+    awaitPasswordChecked(login);
+    return login;
+  }
+
+  /** The server reloads its rules in the background: wait until a wrong password is refused. */
+  private static void awaitPasswordChecked(PostgresConfig login) {
+    long deadline = System.nanoTime() + 10_000_000_000L;
+    while (System.nanoTime() < deadline) {
+      try (Connection c = connect(login.withPassword(login.password().orElseThrow() + "-wrong"))) {
+        Thread.sleep(50);
+      } catch (SQLException refused) {
+        return;
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        throw new IllegalStateException(e);
+      }
+    }
+    throw new IllegalStateException("the PostgreSQL server at " + login.describe() + " accepts any password for "
+        + login.user().orElseThrow() + "; the tests need a server that checks passwords");
   }
 
   /** The {@code postgresql://} URL of a configuration, with its password, for a command line. */

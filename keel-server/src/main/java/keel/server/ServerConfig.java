@@ -4,6 +4,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import keel.data.PostgresConfig;
 import keel.execution.ExecutionSettings;
 
 /**
@@ -11,7 +12,8 @@ import keel.execution.ExecutionSettings;
  *
  * @param host the address to listen on (loopback by default)
  * @param port the port, or 0 for any free port
- * @param dataDir where the store, the admin token and the lock live
+ * @param dataDir where the admin token and the lock live, and the SQLite store unless {@code
+ *     postgres} names another
  * @param durable whether every acknowledged write is flushed to disk before it is acknowledged
  * @param execution the execution plane's settings
  * @param environment environment variables for model providers and tools (credentials come from
@@ -19,6 +21,8 @@ import keel.execution.ExecutionSettings;
  * @param secretsFile a file of {@code NAME=value} lines (provider keys and other secrets) whose
  *     entries take precedence over the environment; it should be readable by the server's user only
  * @param pricesFile a YAML price table whose entries override and extend the built-in one
+ * @param postgres the PostgreSQL store to use instead of SQLite in the data directory; when its URL
+ *     has no password, {@value #STORE_PASSWORD} from the environment or the secrets file gives it
  */
 public record ServerConfig(
     String host,
@@ -28,9 +32,12 @@ public record ServerConfig(
     ExecutionSettings execution,
     Map<String, String> environment,
     Optional<Path> secretsFile,
-    Optional<Path> pricesFile) {
+    Optional<Path> pricesFile,
+    Optional<PostgresConfig> postgres) {
 
   public static final int DEFAULT_PORT = 8420;
+  /** The variable (environment or secrets file) holding the PostgreSQL password. */
+  public static final String STORE_PASSWORD = "KEEL_STORE_PASSWORD";
   public static final String DEFAULT_DATA_DIR = ".keel";
 
   public ServerConfig {
@@ -40,15 +47,16 @@ public record ServerConfig(
     environment = Map.copyOf(environment);
     Objects.requireNonNull(secretsFile, "secretsFile");
     Objects.requireNonNull(pricesFile, "pricesFile");
+    Objects.requireNonNull(postgres, "postgres");
     if (port < 0 || port > 65535) {
       throw new IllegalArgumentException("port must be between 0 and 65535, got " + port);
     }
   }
 
-  /** A configuration without a secrets file or a price table of its own. */
+  /** A configuration without a secrets file or a price table of its own, on SQLite. */
   public ServerConfig(
       String host, int port, Path dataDir, boolean durable, ExecutionSettings execution, Map<String, String> environment) {
-    this(host, port, dataDir, durable, execution, environment, Optional.empty(), Optional.empty());
+    this(host, port, dataDir, durable, execution, environment, Optional.empty(), Optional.empty(), Optional.empty());
   }
 
   /** Loopback, the given port and data directory, durable, default execution settings. */
@@ -71,22 +79,27 @@ public record ServerConfig(
   }
 
   public ServerConfig withExecution(ExecutionSettings settings) {
-    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile);
+    return new ServerConfig(host, port, dataDir, durable, settings, environment, secretsFile, pricesFile, postgres);
   }
 
   public ServerConfig withEnvironment(Map<String, String> env) {
-    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile);
+    return new ServerConfig(host, port, dataDir, durable, execution, env, secretsFile, pricesFile, postgres);
   }
 
   public ServerConfig withDurable(boolean d) {
-    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile);
+    return new ServerConfig(host, port, dataDir, d, execution, environment, secretsFile, pricesFile, postgres);
   }
 
   public ServerConfig withSecretsFile(Path file) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile);
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, Optional.of(file), pricesFile, postgres);
   }
 
   public ServerConfig withPricesFile(Path file) {
-    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file));
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, Optional.of(file), postgres);
+  }
+
+  /** The same node on a PostgreSQL store instead of SQLite in the data directory. */
+  public ServerConfig withPostgres(PostgresConfig store) {
+    return new ServerConfig(host, port, dataDir, durable, execution, environment, secretsFile, pricesFile, Optional.of(store));
   }
 }
