@@ -98,7 +98,7 @@ class PostgresServeTest {
     assertThat(r.code()).isEqualTo(ExitCodes.FAILED);
     assertThat(r.err())
         .contains("cannot connect to the PostgreSQL store postgresql://keel@127.0.0.1:" + port + "/keel")
-        .contains("check that the PostgreSQL server is running and reachable")
+        .contains("Check that the PostgreSQL server is running and reachable.")
         .doesNotContain("hunter2");
 
     // the same from the environment

@@ -48,9 +48,9 @@ final class PostgresStore implements Store {
       return new PostgresStore(config, pool, node, clock);
     } catch (HikariPool.PoolInitializationException e) {
       Throwable cause = e.getCause() != null ? e.getCause() : e;
-      String hint = cause instanceof SQLException s ? PostgresTransactions.hint(s) : "";
+      String reason = cause instanceof SQLException s ? PostgresTransactions.withHint(s) : cause.getMessage();
       throw new KeelException.Unavailable(
-          "cannot connect to the PostgreSQL store " + config.describe() + ": " + cause.getMessage() + hint, e);
+          "cannot connect to the PostgreSQL store " + config.describe() + ": " + reason, e);
     } catch (RuntimeException e) {
       // a store that fails to open holds no connections and no threads
       if (pool != null) {

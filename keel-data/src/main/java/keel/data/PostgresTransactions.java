@@ -57,7 +57,7 @@ final class PostgresTransactions {
       return work.run(c);
     } catch (SQLException e) {
       throw new KeelException.Unavailable(
-          "cannot read " + what + " from " + description + ": " + e.getMessage() + hint(e), e);
+          "cannot read " + what + " from " + description + ": " + withHint(e), e);
     }
   }
 
@@ -75,8 +75,7 @@ final class PostgresTransactions {
         c = pool.getConnection();
       } catch (SQLException e) {
         throw new KeelException.Unavailable(
-            "cannot write " + what + " to " + description + " (nothing of it was stored): " + e.getMessage()
-                + hint(e),
+            "cannot write " + what + " to " + description + " (nothing of it was stored): " + withHint(e),
             e);
       }
       try {
@@ -116,7 +115,7 @@ final class PostgresTransactions {
       }
       throw new KeelException.Unavailable(
           "could not write " + what + " to " + description + " (nothing of it was stored): "
-              + e.getMessage() + hint(e),
+              + withHint(e),
           e);
     } catch (RuntimeException | Error e) {
       rollback(c, e);
@@ -139,7 +138,7 @@ final class PostgresTransactions {
               + (unknown
                   ? " (the connection was lost: it may or may not have been stored)"
                   : " (nothing of it was stored)")
-              + ": " + e.getMessage() + hint(e),
+              + ": " + withHint(e),
           e);
     }
   }
@@ -177,26 +176,46 @@ final class PostgresTransactions {
     }
   }
 
-  /** What a person can do about the failures PostgreSQL reports most. */
-  static String hint(SQLException e) {
-    String state = e.getSQLState();
+  /** The driver's message, followed by what a person can do about it when PostgreSQL says what went wrong. */
+  static String withHint(SQLException e) {
+    String message = String.valueOf(e.getMessage()).strip();
+    Throwable root = e;
+    while (root.getCause() != null && root.getCause() != root) {
+      root = root.getCause();
+    }
+    if (root != e && root.getMessage() != null && !message.contains(root.getMessage())) {
+      // e.g. "The connection attempt failed." says nothing without "UnknownHostException: db"
+      message = (message.endsWith(".") ? message.substring(0, message.length() - 1) : message) + " (" + root + ")";
+    }
+    String hint = hint(e.getSQLState());
+    if (hint.isEmpty()) {
+      return message;
+    }
+    return message + (message.endsWith(".") ? " " : ". ") + hint;
+  }
+
+  private static String hint(String state) {
     if (state == null) {
       return "";
     }
+    if (state.equals("08004")) {
+      return "The server refused the login: check the user and password of the store (the URL, or"
+          + " KEEL_STORE_PASSWORD) and the server's pg_hba.conf.";
+    }
     if (state.startsWith("08")) {
-      return "; check that the PostgreSQL server is running and reachable";
+      return "Check that the PostgreSQL server is running and reachable.";
     }
     if (state.equals("28P01") || state.equals("28000")) {
-      return "; check the user and password in the store URL";
+      return "Check the user and password of the store (the URL, or KEEL_STORE_PASSWORD).";
     }
     if (state.equals("3D000")) {
-      return "; create the database first (CREATE DATABASE) or fix its name in the store URL";
+      return "Create the database first (CREATE DATABASE) or fix its name in the store URL.";
     }
     if (state.equals("53100")) {
-      return "; the PostgreSQL server's disk is full";
+      return "The PostgreSQL server's disk is full.";
     }
     if (state.equals("53300")) {
-      return "; the PostgreSQL server has too many connections: lower pool_size or raise max_connections";
+      return "The PostgreSQL server has too many connections: lower pool_size or raise max_connections.";
     }
     return "";
   }

@@ -118,7 +118,7 @@ class PostgresStoreTest {
     assertThatThrownBy(() -> Store.postgresql(nowhere, "node-a", clock))
         .isInstanceOf(KeelException.Unavailable.class)
         .hasMessageContaining("cannot connect to the PostgreSQL store postgresql://keel@127.0.0.1:" + port + "/keel")
-        .hasMessageContaining("check that the PostgreSQL server is running and reachable")
+        .hasMessageContaining("Check that the PostgreSQL server is running and reachable.")
         .hasMessageNotContaining("pw-never-shown");
   }
 
@@ -132,7 +132,7 @@ class PostgresStoreTest {
     assertThatThrownBy(() -> Store.postgresql(login.withPassword("wrong-horse-battery"), "node-a", clock))
         .isInstanceOf(KeelException.Unavailable.class)
         .hasMessageContaining("cannot connect to the PostgreSQL store " + login.describe())
-        .hasMessageContaining("check the user and password")
+        .hasMessageContaining("Check the user and password of the store")
         .hasMessageNotContaining("horse-battery");
   }
 

@@ -155,10 +155,13 @@ public final class TestPostgres {
   private static void awaitPasswordChecked(PostgresConfig login) {
     long deadline = System.nanoTime() + 10_000_000_000L;
     while (System.nanoTime() < deadline) {
-      try (Connection c = connect(login.withPassword(login.password().orElseThrow() + "-wrong"))) {
-        Thread.sleep(50);
+      try {
+        connect(login.withPassword(login.password().orElseThrow() + "-wrong")).close();
       } catch (SQLException refused) {
         return;
+      }
+      try {
+        Thread.sleep(50);
       } catch (InterruptedException e) {
         Thread.currentThread().interrupt();
         throw new IllegalStateException(e);
