@@ -38,7 +38,7 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--host", paramLabel = "ADDRESS", description = "The address to listen on (env KEEL_HOST; default 127.0.0.1, this machine only).")
   String host;
 
-  @Option(names = "--data-dir", paramLabel = "DIR", description = "Where the store, the admin token and the lock live (env KEEL_DATA_DIR; default .keel in the current directory).")
+  @Option(names = "--data-dir", paramLabel = "DIR", description = "Where the admin token, the lock and (without --store) the SQLite store live (env KEEL_DATA_DIR; default .keel in the current directory).")
   Path dataDir;
 
   @Option(
