@@ -13,8 +13,8 @@ import java.util.stream.Stream;
 import keel.core.EventCodec;
 
 /**
- * The benchmark driver: {@code Bench [durable-steps|suspended|gateway|cost|all] [--quick]
- * [--sessions N] [--steps K] [--reps R] [--suspended S] [--tasks T] [--out DIR]}. It prints
+ * The benchmark driver: {@code Bench [durable-steps|suspended|gateway|cost|budget|all] [--quick]
+ * [--sessions N] [--steps K] [--reps R] [--suspended S] [--tasks T] [--budget-sessions B] [--out DIR]}. It prints
  * progress on standard error and writes {@code results.json} and {@code results.md} (a Markdown section for {@code BENCHMARKS.md})
  * to the output directory ({@code bench-results} by default).
  *
@@ -35,6 +35,7 @@ public final class Bench {
       int suspended,
       int turns,
       int tasks,
+      int budgetSessions,
       Path out,
       Path workDir) {
 
@@ -47,12 +48,13 @@ public final class Bench {
       Integer suspended = null;
       Integer turns = null;
       Integer tasks = null;
+      Integer budgetSessions = null;
       Path out = Path.of("bench-results");
       Path work = Path.of(System.getProperty("java.io.tmpdir"));
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "all" -> scenario = a;
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "all" -> scenario = a;
           case "--quick" -> quick = true;
           case "--sessions" -> sessions = positive(a, args, ++i);
           case "--steps" -> steps = positive(a, args, ++i);
@@ -60,6 +62,7 @@ public final class Bench {
           case "--suspended" -> suspended = positive(a, args, ++i);
           case "--turns" -> turns = positive(a, args, ++i);
           case "--tasks" -> tasks = positive(a, args, ++i);
+          case "--budget-sessions" -> budgetSessions = positive(a, args, ++i);
           case "--out" -> out = Path.of(value(a, args, ++i));
           case "--work-dir" -> work = Path.of(value(a, args, ++i));
           default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
@@ -75,6 +78,7 @@ public final class Bench {
           suspended != null ? suspended : quick ? 2_000 : 100_000,
           turns != null ? turns : quick ? 100 : 1_000,
           tasks != null ? tasks : quick ? 40 : 300,
+          budgetSessions != null ? budgetSessions : quick ? 50 : 500,
           out,
           work);
     }
@@ -101,8 +105,8 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: Bench [durable-steps|suspended|gateway|cost|all] [--quick] [--sessions N] [--steps K] [--reps R]"
-          + " [--suspended S] [--turns T] [--tasks T] [--out DIR] [--work-dir DIR]";
+      "usage: Bench [durable-steps|suspended|gateway|cost|identity|budget|all] [--quick] [--sessions N] [--steps K] [--reps R]"
+          + " [--suspended S] [--turns T] [--tasks T] [--budget-sessions B] [--out DIR] [--work-dir DIR]";
 
   public static void main(String[] args) throws Exception {
     if (args.length == 2 && args[0].equals("serve-probe")) {
@@ -133,8 +137,16 @@ public final class Bench {
     if (s.scenario().equals("gateway") || s.scenario().equals("all")) {
       results.put("gateway", new GatewayOverhead(s.quick() ? 200 : 2_000, s.quick() ? 2 : 5, progress).run());
     }
+    if (s.scenario().equals("identity") || s.scenario().equals("all")) {
+      results.put("identity", new IdentityOverhead(s.quick() ? 500 : 5_000, s.quick() ? 2 : 5, s.workDir(), progress).run());
+    }
     if (s.scenario().equals("cost") || s.scenario().equals("all")) {
       results.put("cost", new CostBench(new CostBench.Options(s.tasks(), 8, CostBench.SEED, s.workDir()), progress).run());
+    }
+    if (s.scenario().equals("budget") || s.scenario().equals("all")) {
+      BudgetBench.Options o = new BudgetBench.Options(
+          s.budgetSessions(), 2, new java.math.BigDecimal("0.25"), s.quick() ? 1 : 3, s.quick() ? 200 : 1_000, s.quick() ? 200 : 2_000, s.workDir());
+      results.put("budget", new BudgetBench(o, progress).run());
     }
     if (s.scenario().equals("durable-steps") || s.scenario().equals("all")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
@@ -163,6 +175,7 @@ public final class Bench {
     m.put("suspended", s.suspended());
     m.put("turns", s.turns());
     m.put("tasks", s.tasks());
+    m.put("budget_sessions", s.budgetSessions());
     return m;
   }
 
@@ -205,9 +218,30 @@ public final class Bench {
           .append(" | ").append(micros(gw.get("p99"))).append(" |\n\n")
           .append("Gateway overhead at p50: **").append(String.format("%.0f", (Double) g.get("overhead_p50_us"))).append(" µs** per call.\n\n");
     }
+    Map<String, Object> id = (Map<String, Object>) r.get("identity");
+    if (id != null) {
+      Map<String, Object> is = (Map<String, Object>) id.get("issue_us");
+      Map<String, Object> fc = (Map<String, Object>) id.get("first_check_us");
+      Map<String, Object> rc = (Map<String, Object>) id.get("repeat_check_us");
+      b.append("### Agent identity per use (").append(id.get("reps")).append(" × ").append(id.get("ops_per_rep"))
+          .append(" sequential operations on a SQLite key store, after a warm-up; tokens of ").append(id.get("token_bytes"))
+          .append(" bytes)\n\n")
+          .append("| operation | p50 (µs) | p90 (µs) | p99 (µs) |\n| --- | --- | --- | --- |\n")
+          .append("| issue a session token (ES256 signature) | ").append(micros(is.get("p50"))).append(" | ")
+          .append(micros(is.get("p90"))).append(" | ").append(micros(is.get("p99"))).append(" |\n")
+          .append("| first check of a token on a node (signature, claims, grant) | ").append(micros(fc.get("p50"))).append(" | ")
+          .append(micros(fc.get("p90"))).append(" | ").append(micros(fc.get("p99"))).append(" |\n")
+          .append("| check of a token verified before (expiry, session, grant) | ")
+          .append(String.format("%.1f | %.1f | %.1f", (Double) rc.get("p50"), (Double) rc.get("p90"), (Double) rc.get("p99")))
+          .append(" |\n\n");
+    }
     Map<String, Object> c = (Map<String, Object>) r.get("cost");
     if (c != null) {
       costMarkdown(b, c);
+    }
+    Map<String, Object> bu = (Map<String, Object>) r.get("budget");
+    if (bu != null) {
+      budgetMarkdown(b, bu);
     }
     Map<String, Object> d = (Map<String, Object>) r.get("durable_steps");
     if (d != null) {
@@ -301,6 +335,34 @@ public final class Bench {
         .append(pct(c.get("saving_small_model_uncached"))).append(" if the small model's calls had not been cached. ")
         .append("Target ≥ 50 % lower cost at equal task success: **")
         .append(Boolean.TRUE.equals(c.get("target_met")) ? "met" : "not met").append("**.\n\n");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void budgetMarkdown(StringBuilder b, Map<String, Object> bu) {
+    b.append("### Budget enforcement under contention: ").append(bu.get("sessions")).append(" concurrent sessions of one agent, ")
+        .append(bu.get("model_calls_per_session")).append(" model calls each, model latency ").append(bu.get("model_latency_ms"))
+        .append(" ms, `usd_per_day` = ").append(bu.get("fraction")).append(" × what the sessions would spend\n\n");
+    b.append("| output estimate per call | limit (USD) | used (USD) | utilisation | overspend (USD) | calls in flight when the limit was crossed (their cost, USD) | sessions completed / blocked | target met? |\n");
+    b.append("| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for (String key : List.of("enforcement", "enforcement_low_estimate")) {
+      Map<String, Object> e = (Map<String, Object>) bu.get(key);
+      b.append("| ").append(e.get("output_token_estimate")).append(" tokens | ").append(e.get("limit_usd")).append(" | ")
+          .append(e.get("used_usd")).append(" | ").append(pct(e.get("utilisation"))).append(" | ").append(e.get("overspend_usd"))
+          .append(" | ").append(e.get("in_flight_at_limit_calls")).append(" (").append(e.get("in_flight_at_limit_usd")).append(") | ")
+          .append(e.get("sessions_completed")).append(" / ").append(e.get("sessions_blocked")).append(" | ")
+          .append(Boolean.TRUE.equals(e.get("target_met")) ? "yes" : "no").append(" |\n");
+    }
+    Map<String, Object> o = (Map<String, Object>) bu.get("overhead");
+    Map<String, Object> cpu = (Map<String, Object>) o.get("cpu_micros_per_call");
+    Map<String, Object> wall = (Map<String, Object>) o.get("wall_micros_per_call");
+    Map<String, Object> lat = (Map<String, Object>) o.get("reservation_latency_micros");
+    b.append("\nOverhead (zero-latency fake, ").append(o.get("model_calls_per_rep")).append(" model calls per repetition; median (min–max)): ")
+        .append("process CPU per model call ").append(spread(cpu.get("free"), 0)).append(" µs without a budget, ")
+        .append(spread(cpu.get("budgeted"), 0)).append(" µs with one; difference ")
+        .append(spread(o.get("cpu_overhead_micros_per_call"), 0)).append(" µs. Wall time per model call ")
+        .append(spread(wall.get("free"), 0)).append(" vs ").append(spread(wall.get("budgeted"), 0)).append(" µs. ")
+        .append("One reservation alone (a durable write): p50 ").append(num(lat.get("p50"), 0)).append(" µs, p99 ")
+        .append(num(lat.get("p99"), 0)).append(" µs.\n\n");
   }
 
   private static void costRow(StringBuilder b, String label, String a, String k) {

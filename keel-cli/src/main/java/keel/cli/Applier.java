@@ -101,9 +101,21 @@ final class Applier {
       }
       for (JsonNode r : response.path("results")) {
         String result = Text.of(r, "result");
+        boolean pending = Text.of(r, "status").equals("pending");
+        String revision = "revision " + Text.of(r, "revision") + (pending && result.equals("unchanged") ? ", pending approval" : "");
         io.out().println(
-            Text.of(r, "kind").toLowerCase(Locale.ROOT) + "/" + Text.of(r, "name") + " " + result
-                + " (revision " + Text.of(r, "revision") + ")" + (dryRun ? " (dry run)" : ""));
+            Text.of(r, "kind").toLowerCase(Locale.ROOT) + "/" + Text.of(r, "name") + " " + result.replace('_', ' ')
+                + " (" + revision + ")" + (dryRun ? " (dry run)" : ""));
+        if (result.equals("pending_approval")) {
+          if (dryRun) {
+            r.path("widening").forEach(w -> io.out().println("  widens: " + w.asString()));
+          } else {
+            RolloutCommand.printPending(io, Text.of(r, "name"), r);
+          }
+        }
+        if (r.has("superseded_revision")) {
+          io.out().println("  pending revision " + Text.of(r, "superseded_revision") + " was superseded and will not be decided");
+        }
         for (JsonNode w : r.path("warnings")) {
           io.out().println("  warning: " + w.asString());
         }

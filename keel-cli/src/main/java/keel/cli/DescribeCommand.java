@@ -15,7 +15,7 @@ import tools.jackson.databind.JsonNode;
     header = "Show one agent or one session in detail.",
     mixinStandardHelpOptions = true,
     description = {
-      "Show one agent (its latest descriptor and its revisions) or one session (status, usage, the conversation and any tool calls waiting for a decision)."
+      "Show one agent (its active descriptor, its revisions and any revision pending approval) or one session (status, usage, the conversation and any tool calls waiting for a decision)."
     },
     footerHeading = "%nExamples:%n",
     footer = {"  keel describe agent demo-assistant", "  keel describe session s_0123abcd -o json"})
@@ -72,11 +72,17 @@ final class DescribeCommand implements Callable<Integer> {
     printFields(fields);
     io.out().println();
     io.out().println("Revisions:");
-    Table t = new Table("  REVISION", "APPLIED BY", "APPLIED AT");
+    Table t = new Table("  REVISION", "STATUS", "APPLIED BY", "APPLIED AT", "DECIDED BY");
     for (JsonNode r : a.path("revisions")) {
-      t.row("  " + Text.of(r, "revision"), Text.of(r, "applied_by"), Text.of(r, "applied_at"));
+      t.row("  " + Text.of(r, "revision"), Text.of(r, "status"), Text.of(r, "applied_by"), Text.of(r, "applied_at"),
+          r.has("decided_by") ? Text.of(r, "decided_by") : "-");
     }
     t.print(io.out());
+    if (a.has("pending")) {
+      io.out().println();
+      io.out().println("Pending: revision " + Text.of(a.path("pending"), "revision") + " widens what the agent may do:");
+      RolloutCommand.printPending(io, name, a.path("pending"));
+    }
     return ExitCodes.OK;
   }
 
@@ -94,6 +100,13 @@ final class DescribeCommand implements Callable<Integer> {
     if (s.has("failure")) {
       fields.add(new String[] {"Failure", Text.of(s, "failure")});
     }
+    if (s.has("budget_blocked")) {
+      JsonNode b = s.get("budget_blocked");
+      fields.add(new String[] {"Waits for", "budget " + Text.of(b, "kind") + ": " + Text.of(b, "used") + " used + "
+          + Text.of(b, "reserved") + " reserved of " + Text.of(b, "limit") + ", the next call needs " + Text.of(b, "requested")
+          + "; goes on when the window ends at " + Text.of(b, "window_end") + " or the limit is raised"});
+    }
+    fields.add(new String[] {"Cost", Text.of(s, "cost_usd") + " USD (model calls)"});
     fields.add(new String[] {"Created", Text.of(s, "created_at")});
     fields.add(new String[] {"Updated", Text.of(s, "updated_at")});
     fields.add(new String[] {"Events", Text.of(s, "last_seq")});
@@ -102,8 +115,16 @@ final class DescribeCommand implements Callable<Integer> {
         + Text.of(u, "cache_read_tokens") + " read, " + Text.of(u, "cache_write_tokens") + " written)"});
     fields.add(new String[] {"Trace", Text.of(s, "trace_id")});
     if (s.has("parent_id")) {
-      fields.add(new String[] {"Parent", Text.of(s, "parent_id")});
+      fields.add(new String[] {"Parent", Text.of(s, "parent_id") + " (root " + Text.of(s, "root_id") + ")"});
     }
+    List<String> chain = new ArrayList<>();
+    s.path("delegation_chain").forEach(p -> chain.add(p.asString()));
+    if (!chain.isEmpty()) {
+      fields.add(new String[] {"Acts as", "agent:" + Text.of(s, "agent") + ", delegated by " + String.join(" → ", chain)});
+    }
+    List<String> grants = new ArrayList<>();
+    s.path("grants").forEach(g -> grants.add(g.asString()));
+    fields.add(new String[] {"Grants", grants.isEmpty() ? "(none)" : String.join(", ", grants)});
     printFields(fields);
     io.out().println();
     io.out().println("Conversation:");
@@ -130,7 +151,8 @@ final class DescribeCommand implements Callable<Integer> {
       io.out().println("Pending tool calls:");
       Table t = new Table("  CALL", "TOOL", "STATE", "ATTEMPT", "ARGUMENTS");
       for (JsonNode p : pending) {
-        t.row("  " + Text.of(p, "call_id"), Text.of(p, "name"), Text.of(p, "state"), Text.of(p, "attempt"),
+        String state = Text.of(p, "state") + (p.has("subagent_session_id") ? " (session " + Text.of(p, "subagent_session_id") + ")" : "");
+        t.row("  " + Text.of(p, "call_id"), Text.of(p, "name"), state, Text.of(p, "attempt"),
             Text.abbreviate(Text.of(p, "arguments"), 80));
       }
       t.print(io.out());

@@ -68,12 +68,20 @@ final class EventsCommand implements Callable<Integer> {
     return ExitCodes.OK;
   }
 
+  /** Who an event's action was taken as, and with which token, when it says so. */
+  private static String as(JsonNode d) {
+    String principal = Text.of(d, "principal");
+    String token = Text.of(d, "tokenId");
+    return principal.isEmpty() ? "" : " (as " + principal + (token.isEmpty() ? "" : ", token " + token) + ")";
+  }
+
   /** The gist of an event, in a few words. */
   static String detail(String type, JsonNode d) {
     return switch (type) {
-      case "SessionStarted" -> "agent " + Text.of(d, "agent") + " r" + Text.of(d, "revision") + " by " + Text.of(d, "principal");
+      case "SessionStarted" -> "agent " + Text.of(d, "agent") + " r" + Text.of(d, "revision") + " by " + Text.of(d, "principal")
+          + (Text.of(d, "parentSessionId").isEmpty() ? "" : " (sub-agent of " + Text.of(d, "parentSessionId") + ")");
       case "InputReceived" -> Text.of(d, "sender") + ": " + Text.of(d, "text");
-      case "ModelCalled" -> "step " + Text.of(d, "step") + " " + Text.of(d, "provider") + "/" + Text.of(d, "model");
+      case "ModelCalled" -> "step " + Text.of(d, "step") + " " + Text.of(d, "provider") + "/" + Text.of(d, "model") + as(d);
       case "ModelResponded" -> {
         StringBuilder sb = new StringBuilder();
         if (!Text.of(d, "text").isEmpty()) {
@@ -84,8 +92,14 @@ final class EventsCommand implements Callable<Integer> {
         }
         yield sb.toString();
       }
-      case "ToolCallAuthorized" -> Text.of(d, "callId") + " by " + Text.of(d, "capability");
-      case "ToolCallDenied" -> Text.of(d, "callId") + ": " + Text.of(d, "reason");
+      case "ToolCallAuthorized" -> Text.of(d, "callId") + " by " + Text.of(d, "capability") + as(d);
+      case "ToolCallDenied" -> Text.of(d, "callId") + ": " + Text.of(d, "reason") + as(d);
+      case "SubagentSpawned" ->
+          Text.of(d, "callId") + " → agent " + Text.of(d, "agent") + " r" + Text.of(d, "revision") + " in session "
+              + Text.of(d, "childSessionId") + as(d);
+      case "SubagentCompleted" ->
+          Text.of(d, "callId") + " ← session " + Text.of(d, "childSessionId") + " " + Text.of(d, "outcome") + ": "
+              + Text.content(d.get("result"));
       case "ToolCallStarted" -> Text.of(d, "callId") + " attempt " + Text.of(d, "attempt");
       case "ToolCallCompleted" ->
           Text.of(d, "callId") + (d.path("error").asBoolean(false) ? " failed: " : ": ") + Text.content(d.get("result"));
@@ -94,6 +108,14 @@ final class EventsCommand implements Callable<Integer> {
       case "SessionCompleted" -> Text.of(d, "answer");
       case "SessionFailed" -> Text.of(d, "code") + ": " + Text.of(d, "message");
       case "SessionCancelled" -> "by " + Text.of(d, "by") + ": " + Text.of(d, "reason");
+      case "BudgetBlocked" ->
+          Text.of(d, "kind") + ": " + Text.of(d, "used") + " used + " + Text.of(d, "reserved") + " reserved + "
+              + Text.of(d, "requested") + " requested > limit " + Text.of(d, "limit") + "; waits until " + Text.of(d, "windowEnd")
+              + " or a raised limit";
+      case "BudgetUnblocked" -> Text.of(d, "kind") + ": " + Text.of(d, "reason");
+      case "BudgetWarning" ->
+          Text.of(d, "kind") + " at " + Text.of(d, "used") + " of " + Text.of(d, "limit") + " in the window ending "
+              + Text.of(d, "windowEnd");
       default -> d.toString();
     };
   }

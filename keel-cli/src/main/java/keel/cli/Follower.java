@@ -191,6 +191,14 @@ final class Follower {
           say("  (resumed by " + Text.of(data, "by") + ", accepting " + Text.of(data, "acceptedVersion") + ")");
       case "ToolCallDenied" ->
           say("  ✗ " + tool(data) + " denied: " + Text.of(data, "reason"));
+      case "SubagentSpawned" ->
+          say("  ⇢ delegated to agent " + Text.of(data, "agent") + " (session " + Text.of(data, "childSessionId")
+              + "); waiting for its answer");
+      case "SubagentCompleted" -> {
+        String outcome = Text.of(data, "outcome");
+        say("  ⇠ " + tool(data) + (outcome.equals("completed") ? ": " : " " + outcome + ": ")
+            + Text.abbreviate(Text.content(data.get("result")), RESULT_CHARS));
+      }
       case "ToolCallCompleted" -> {
         boolean error = data.path("error").asBoolean(false);
         say("  ← " + tool(data) + (error ? " failed: " : ": ")
@@ -222,6 +230,18 @@ final class Follower {
         sayErr("session " + id + " was cancelled by " + Text.of(data, "by") + ": " + Text.of(data, "reason"));
         return Optional.of(ExitCodes.FAILED);
       }
+      case "BudgetWarning" ->
+          say("  ! budget " + Text.of(data, "kind") + " is at " + Text.of(data, "used") + " of its limit "
+              + Text.of(data, "limit") + " (window ends " + Text.of(data, "windowEnd") + ")");
+      case "BudgetBlocked" -> {
+        say("  ‖ budget " + Text.of(data, "kind") + " exhausted: " + Text.of(data, "used") + " used and "
+            + Text.of(data, "reserved") + " reserved of " + Text.of(data, "limit") + "; this call needs " + Text.of(data, "requested"));
+        say("The session waits (budget_blocked). It goes on by itself when the window ends at " + Text.of(data, "windowEnd")
+            + ", or as soon as a raised limit of the agent is active (keel apply, then keel rollout approve). See `keel budget AGENT`; follow it"
+            + " again with:\n  keel events " + id + " --after " + f.id().map(String::valueOf).orElse("0") + " --follow");
+        return Optional.of(ExitCodes.FAILED);
+      }
+      case "BudgetUnblocked" -> say("  (budget " + Text.of(data, "kind") + " allows it again: " + Text.of(data, "reason") + ")");
       default -> {
         // ToolCallAuthorized, ToolCallStarted and newer events print nothing here
       }

@@ -19,7 +19,7 @@ import tools.jackson.databind.JsonNode;
     header = "List agents or sessions.",
     mixinStandardHelpOptions = true,
     description = {
-      "List agents (latest revision, model, mode, sessions by status) or sessions (newest first)."
+      "List agents (active revision and any pending one, model, mode, sessions by status) or sessions (newest first)."
     },
     footerHeading = "%nExamples:%n",
     footer = {
@@ -73,7 +73,7 @@ final class GetCommand implements Callable<Integer> {
       t.row(
           Text.of(a, "name"),
           Text.of(a, "owner"),
-          Text.of(a, "revision"),
+          Text.of(a, "revision") + (a.has("pending") ? " (" + Text.of(a.path("pending"), "revision") + " pending)" : ""),
           Text.of(a.path("model"), "provider") + "/" + Text.of(a.path("model"), "name"),
           Text.of(a, "mode"),
           Integer.toString(a.path("tools").size()),

@@ -205,8 +205,8 @@ final class KeelClient {
     if (status == 401) {
       detail =
           detail
-              + ". Check --token (or KEEL_TOKEN); a local server's admin token is in its data directory's"
-              + " admin.token.";
+              + ". Check --token (or KEEL_TOKEN, or the context: keel config get-contexts) or log in again with"
+              + " keel login; a local server's admin token is in its data directory's admin.token.";
     }
     return new CliException(code, detail, errors);
   }

@@ -35,8 +35,8 @@ import tools.jackson.databind.JsonNode;
       "  ./keel apply -f examples/        in another terminal, from the same directory",
       "  ./keel run demo-assistant \"remember that the invoice run is on Fridays\" --follow",
       "",
-      "Client commands find the server with --server or KEEL_SERVER and the token with --token,"
-          + " KEEL_TOKEN or the local server's <data dir>/admin.token.",
+      "Client commands find the server and the token with --server/--token, KEEL_SERVER/KEEL_TOKEN, the"
+          + " current context (keel login, keel config), or else the local server and its <data dir>/admin.token.",
       "",
       "Exit codes: 0 ok, 1 the operation failed, 2 usage error, 3 cannot reach the server or the token"
           + " was refused, 4 not found, 5 conflict or overloaded."
@@ -91,7 +91,16 @@ public final class Main implements Callable<Integer> {
             new CancelCommand(io),
             new ResumeCommand(io),
             new ResolveCommand(io),
-            new DemoCommand(io))) {
+            new DemoCommand(io),
+            RolloutCommand.create(io),
+            new DiffCommand(io),
+            new LoginCommand(io),
+            new LogoutCommand(io),
+            new ConfigCommand(io),
+            new OperatorsCommand(io),
+            new WhoamiCommand(io),
+            new CostsCommand(io),
+            new BudgetCommand(io))) {
       cl.addSubcommand(sub);
     }
     cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));

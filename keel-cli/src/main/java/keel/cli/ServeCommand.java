@@ -5,6 +5,8 @@ import java.nio.file.Path;
 import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
+import java.time.Duration;
+import keel.control.IdentitySettings;
 import keel.core.KeelException;
 import keel.data.PostgresConfig;
 import keel.execution.ExecutionSettings;
@@ -65,6 +67,30 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--admission-capacity", paramLabel = "N", description = "The most sessions waiting for a slot before new work is refused with 429 (default ${DEFAULT-VALUE}).")
   int admissionCapacity = ExecutionSettings.defaults("x").admissionCapacity();
 
+  @Option(names = "--token-lifetime", paramLabel = "DURATION", description = "How long a session token is valid, e.g. 10m or 90s (default 10m; 30s to 1h). Sessions renew theirs when a third of it is left.")
+  String tokenLifetime;
+
+  @Option(names = "--key-rotation", paramLabel = "DURATION", description = "How long a token signing key signs before a new one replaces it, e.g. 24h or 7d (default 24h). Old public keys stay in the JWKS until their tokens expire.")
+  String keyRotation;
+
+  @Option(names = "--max-delegation-depth", paramLabel = "N", description = "The most levels of sub-agents below a session an operator started (default ${DEFAULT-VALUE}).")
+  int maxDelegationDepth = IdentitySettings.defaults().maxDelegationDepth();
+
+  @Option(names = "--otlp-endpoint", paramLabel = "URL", description = "Export session traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (env OTEL_EXPORTER_OTLP_ENDPOINT; off by default).")
+  String otlpEndpoint;
+
+  @Option(
+      names = "--compute-usd-per-second",
+      paramLabel = "USD",
+      description = "The price of a second of compute in the cost ledger: time steps spend running in Keel and time tools run (default ${DEFAULT-VALUE}).")
+  java.math.BigDecimal computeUsdPerSecond = keel.execution.CostSettings.DEFAULT_COMPUTE_USD_PER_SECOND;
+
+  @Option(
+      names = "--budget-output-tokens",
+      paramLabel = "N",
+      description = "The completion tokens a model call is assumed to produce when its cost is reserved against the agent's budgets before the call (default ${DEFAULT-VALUE}).")
+  long budgetOutputTokens = keel.execution.CostSettings.DEFAULT_OUTPUT_TOKEN_ESTIMATE;
+
   @Option(
       names = "--no-fsync",
       description =
@@ -88,6 +114,14 @@ final class ServeCommand implements Callable<Integer> {
           h, p, io.dataDir(dataDir), !noFsync,
           new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars()),
           io.env());
+      if (computeUsdPerSecond.signum() < 0) {
+        throw new CliException(ExitCodes.USAGE, "--compute-usd-per-second: expected a number zero or greater, got " + computeUsdPerSecond.toPlainString());
+      }
+      if (budgetOutputTokens < 0) {
+        throw new CliException(ExitCodes.USAGE, "--budget-output-tokens: expected a number zero or greater, got " + budgetOutputTokens);
+      }
+      config = config.withCosts(keel.execution.CostSettings.defaults()
+          .withComputeUsdPerSecond(computeUsdPerSecond).withOutputTokenEstimate(budgetOutputTokens));
       Path secretsFile = secrets != null ? secrets : io.env("KEEL_SECRETS_FILE").map(Path::of).orElse(null);
       Path pricesFile = prices != null ? prices : io.env("KEEL_PRICES_FILE").map(Path::of).orElse(null);
       Optional<PostgresConfig> postgres = postgres(store != null ? store : io.env("KEEL_STORE").orElse(null));
@@ -99,6 +133,19 @@ final class ServeCommand implements Callable<Integer> {
       }
       if (pricesFile != null) {
         config = config.withPricesFile(pricesFile);
+      }
+      IdentitySettings identity = IdentitySettings.defaults().withMaxDelegationDepth(maxDelegationDepth);
+      if (tokenLifetime != null) {
+        identity = identity.withTokenLifetime(duration("--token-lifetime", tokenLifetime));
+      }
+      if (keyRotation != null) {
+        identity = identity.withKeyRotation(duration("--key-rotation", keyRotation));
+      }
+      config = config.withIdentity(identity);
+      if (otlpEndpoint != null) {
+        java.util.Map<String, String> env = new java.util.HashMap<>(config.environment());
+        env.put(KeelServer.OTLP_ENDPOINT, otlpEndpoint);
+        config = config.withEnvironment(env);
       }
     } catch (IllegalArgumentException e) {
       throw new CliException(ExitCodes.USAGE, e.getMessage());
@@ -128,6 +175,7 @@ final class ServeCommand implements Callable<Integer> {
         io.out().println("  export KEEL_DATA_DIR=" + config.dataDir());
       }
     }
+    currentContextNote();
     if (noFsync) {
       io.out().println("  --no-fsync: writes are acknowledged before they reach the disk");
     }
@@ -162,6 +210,21 @@ final class ServeCommand implements Callable<Integer> {
     }
   }
 
+  /** A duration written as a number and a unit: {@code 90s}, {@code 10m}, {@code 24h}, {@code 7d}. */
+  static Duration duration(String option, String text) {
+    String t = text.strip();
+    if (t.matches("[0-9]{1,9}[smhd]")) {
+      long n = Long.parseLong(t.substring(0, t.length() - 1));
+      return switch (t.charAt(t.length() - 1)) {
+        case 's' -> Duration.ofSeconds(n);
+        case 'm' -> Duration.ofMinutes(n);
+        case 'h' -> Duration.ofHours(n);
+        default -> Duration.ofDays(n);
+      };
+    }
+    throw new IllegalArgumentException(option + ": expected a number and a unit (s, m, h or d), e.g. 10m, got \"" + text + "\"");
+  }
+
   private static int parsePort(String s) {
     try {
       return Integer.parseInt(s.strip());
@@ -193,6 +256,18 @@ final class ServeCommand implements Callable<Integer> {
             "cannot listen on " + config.host() + ":" + config.port() + ": " + e.getMessage() + "; pass --port");
       }
       throw e;
+    }
+  }
+
+  /** A current context wins over the local server: say so, or client commands surprise. */
+  private void currentContextNote() {
+    try {
+      CliConfig cli = CliConfig.load(io);
+      cli.current().flatMap(cli::context).ifPresent(c -> io.out().println(
+          "Note: the CLI's current context is \"" + c.name() + "\" (" + c.server() + "); client commands go there"
+              + " unless you pass --server and --token, or forget it with: keel logout " + c.name()));
+    } catch (CliException unreadable) {
+      // a broken config file is reported by the client commands that read it
     }
   }
 }

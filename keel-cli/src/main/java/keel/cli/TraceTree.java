@@ -60,6 +60,7 @@ final class TraceTree {
       case "session" -> {
         add(parts, "agent", Text.of(a, "keel.agent.name") + " r" + Text.of(a, "keel.agent.revision"));
         add(parts, "by", Text.of(a, "keel.principal"));
+        add(parts, "chain", Text.of(a, "keel.delegation.chain"));
       }
       case "turn" -> add(parts, "from", Text.of(a, "keel.input.sender"));
       case "model" -> {
@@ -72,10 +73,13 @@ final class TraceTree {
           parts.add(calls + (calls.equals("1") ? " tool call" : " tool calls"));
         }
         add(parts, "text", quote(Text.of(a, "keel.model.text")));
+        add(parts, "as", Text.of(a, "keel.principal"));
       }
       case "tool" -> {
         add(parts, "args", Text.abbreviate(Text.of(a, "keel.tool.arguments"), VALUE_CHARS));
         add(parts, "decision", Text.of(a, "keel.decision"));
+        add(parts, "as", Text.of(a, "keel.principal"));
+        add(parts, "sub-agent", Text.of(a, "keel.subagent.session.id"));
         add(parts, "result", Text.abbreviate(Text.of(a, "keel.tool.result"), VALUE_CHARS));
         add(parts, "outcome", Text.of(a, "keel.tool.outcome"));
         add(parts, "human", Text.of(a, "keel.human.decision"));

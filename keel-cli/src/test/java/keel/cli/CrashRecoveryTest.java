@@ -32,7 +32,8 @@ import tools.jackson.databind.JsonNode;
  * Kills real {@code keel serve} processes with SIGKILL at random moments while many sessions run
  * tool steps, restarts them on the same data directory, and checks what DESIGN.md promises: every
  * acknowledged input is processed exactly once, every session ends, no event is lost or duplicated,
- * and no non-idempotent tool call ran twice.
+ * no non-idempotent tool call ran twice, and the cost ledger and the agent's budget agree exactly
+ * with what the sessions' events record.
  */
 class CrashRecoveryTest {
 
@@ -53,6 +54,7 @@ class CrashRecoveryTest {
                 - call: [{tool: effect_record, args: {note: "again {{input}}"}}]
                 - say: "done: {{input}}"
         tools: [internal://effects, internal://time]
+        budgets: {usd_per_day: 1000}
       """;
 
   static final int SESSIONS = 40;
@@ -149,6 +151,8 @@ class CrashRecoveryTest {
         .filter(l -> !l.isBlank())
         .collect(Collectors.groupingBy(Function.identity(), Collectors.counting()));
     int completedEffects = 0;
+    long inputTokens = 0;
+    long outputTokens = 0;
     for (int s = 0; s < SESSIONS; s++) {
       String id = sessionIds.get(s);
       JsonNode events = get("/v1/sessions/" + id + "/events?limit=10000").get("events");
@@ -165,6 +169,8 @@ class CrashRecoveryTest {
         switch (e.get("type").asString()) {
           case "InputReceived" -> inputs.add(d.get("text").asString());
           case "ModelResponded" -> {
+            inputTokens += d.get("usage").get("inputTokens").asLong();
+            outputTokens += d.get("usage").get("outputTokens").asLong();
             effectCallKeys.clear();
             if (d.get("toolCalls").isEmpty()) {
               answers.add(d.get("text").asString());
@@ -199,6 +205,25 @@ class CrashRecoveryTest {
       }
     }
     assertThat(effectRuns.values()).as("no effect ran twice").allMatch(n -> n == 1L);
+
+    // The ledger was written with the events, in the same transactions, whatever the kills
+    // interrupted: it records exactly the tokens and the priced effects the events record.
+    Map<String, JsonNode> byKind = new HashMap<>();
+    for (JsonNode row : get("/v1/costs?agent=crashy&group_by=kind").get("rows")) {
+      byKind.put(row.get("kind").asString(), row);
+    }
+    assertThat(byKind.get("model_input").get("quantity").asLong()).isEqualTo(inputTokens);
+    assertThat(byKind.get("model_output").get("quantity").asLong()).isEqualTo(outputTokens);
+    assertThat(byKind.get("external_action").get("quantity").asLong()).isEqualTo(completedEffects);
+    java.math.BigDecimal actions = EffectsToolProvider.PRICE.multiply(java.math.BigDecimal.valueOf(completedEffects));
+    assertThat(new java.math.BigDecimal(byKind.get("external_action").get("usd").asString())).isEqualByComparingTo(actions);
+    JsonNode budget = get("/v1/agents/crashy/budget").get("budgets").get(0);
+    if (budget.get("window").get("start").asString().equals(java.time.Instant.now().truncatedTo(java.time.temporal.ChronoUnit.DAYS).toString())
+        && !get("/v1/costs?agent=crashy&group_by=day").get("rows").isEmpty()
+        && get("/v1/costs?agent=crashy&group_by=day").get("rows").size() == 1) {
+      // the scripted model is free, so the day's spending is the priced effects', settled with them
+      assertThat(new java.math.BigDecimal(budget.get("used").asString())).isEqualByComparingTo(actions);
+    }
     System.out.printf("crash test: %d kills (%d with work outstanding), %d inputs, %d completed effects, %d outcomes resolved by a human%n",
         kills, killsWithWorkOutstanding, acknowledged.get(), completedEffects, unknownResolved);
     clients.shutdownNow();

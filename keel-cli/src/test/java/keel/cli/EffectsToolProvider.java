@@ -25,6 +25,9 @@ import keel.execution.ToolSpec;
  */
 public final class EffectsToolProvider implements ToolProvider {
 
+  /** What one effect costs, as an external action with a price per call. */
+  static final java.math.BigDecimal PRICE = new java.math.BigDecimal("0.0125");
+
   @Override
   public List<Tool> tools(ToolEnvironment env) {
     String file = env.environment().get("KEEL_TEST_EFFECTS_FILE");
@@ -57,6 +60,12 @@ public final class EffectsToolProvider implements ToolProvider {
     @Override
     public boolean idempotent() {
       return false;
+    }
+
+    /** A price per call, so the crash test can check the cost ledger's external actions too. */
+    @Override
+    public java.math.BigDecimal pricePerCallUsd() {
+      return PRICE;
     }
 
     @Override

@@ -11,7 +11,7 @@ import keel.core.KeelException;
 public enum Role {
   /** Reads agents, sessions, traces and costs. */
   VIEWER,
-  /** Runs sessions: starts them, sends messages, cancels, resolves, resumes. */
+  /** Runs sessions: starts them, sends messages, cancels, resumes. */
   OPERATOR,
   /** Decides approvals: tool calls waiting for a human, pending revisions. */
   APPROVER,

@@ -8,6 +8,7 @@ import java.util.Objects;
  * @param capability the capability URI that authorized it, empty until authorized
  * @param attempt how many times it has been started
  * @param idempotencyKey the key given to the tool on every attempt, empty until started
+ * @param subagentSessionId for a call of a sub-agent, the child session it spawned; empty otherwise
  */
 public record PendingCall(
     ToolCall call,
@@ -15,14 +16,17 @@ public record PendingCall(
     String capability,
     boolean idempotent,
     int attempt,
-    String idempotencyKey) {
+    String idempotencyKey,
+    String subagentSessionId) {
 
   /** Where a pending tool call is. Completed calls are no longer pending. */
   public enum CallState {
     REQUESTED,
     AUTHORIZED,
     STARTED,
-    OUTCOME_UNKNOWN
+    OUTCOME_UNKNOWN,
+    /** A sub-agent call whose child session runs; the session waits for its result. */
+    SPAWNED
   }
 
   public PendingCall {
@@ -30,13 +34,21 @@ public record PendingCall(
     Objects.requireNonNull(state, "state");
     Objects.requireNonNull(capability, "capability");
     Objects.requireNonNull(idempotencyKey, "idempotencyKey");
+    // snapshots taken before sub-agents lack it
+    subagentSessionId = subagentSessionId == null ? "" : subagentSessionId;
+  }
+
+  /** A pending call that is not a sub-agent's. */
+  public PendingCall(
+      ToolCall call, CallState state, String capability, boolean idempotent, int attempt, String idempotencyKey) {
+    this(call, state, capability, idempotent, attempt, idempotencyKey, "");
   }
 
   static PendingCall requested(ToolCall call) {
-    return new PendingCall(call, CallState.REQUESTED, "", false, 0, "");
+    return new PendingCall(call, CallState.REQUESTED, "", false, 0, "", "");
   }
 
   PendingCall with(CallState newState) {
-    return new PendingCall(call, newState, capability, idempotent, attempt, idempotencyKey);
+    return new PendingCall(call, newState, capability, idempotent, attempt, idempotencyKey, subagentSessionId);
   }
 }

@@ -12,7 +12,8 @@ import java.util.Objects;
  * ToolCallAuthorized} or {@link ToolCallDenied}, {@link ToolCallStarted}, and {@link
  * ToolCallCompleted}. After a crash, a started call that never completed is re-run only when its
  * tool is idempotent; otherwise it becomes {@link ToolOutcomeUnknown} and waits for a human, who
- * answers with {@link ToolOutcomeResolved}.
+ * answers with {@link ToolOutcomeResolved}. A call of a sub-agent goes from requested to {@link
+ * SubagentSpawned} (the session waits) to {@link SubagentCompleted}, which holds the child's result.
  */
 public sealed interface SessionEvent {
 
@@ -27,16 +28,42 @@ public sealed interface SessionEvent {
    * @param agent the agent's name
    * @param revision the agent revision the session runs with, for its whole life
    * @param owner the agent's owner at that revision
-   * @param principal who started the session
+   * @param principal who started the session: an operator, or for a sub-agent the delegating
+   *     agent ({@code agent:<name>})
    * @param task whether the session completes after its first answer (a task), or stays open for
    *     more messages (a conversation)
+   * @param grants the capability URIs the session's tokens carry: the agent's {@code spec.tools}
+   *     for a root session, their intersection with the parent's grants for a sub-agent. Empty in
+   *     logs recorded before sessions had identities (their grants are the revision's {@code
+   *     spec.tools})
+   * @param chain the delegation chain: who started the root session, then each delegating agent
+   *     (the session's own agent is not in it). Empty in logs recorded before sessions had
+   *     identities, which read as {@code [principal]}
+   * @param parentSessionId the session that spawned this one, or empty for a root session
    */
-  record SessionStarted(String agent, int revision, String owner, String principal, boolean task)
+  record SessionStarted(
+      String agent,
+      int revision,
+      String owner,
+      String principal,
+      boolean task,
+      List<String> grants,
+      List<String> chain,
+      String parentSessionId)
       implements SessionEvent {
     public SessionStarted {
       Objects.requireNonNull(agent, "agent");
       Objects.requireNonNull(owner, "owner");
       Objects.requireNonNull(principal, "principal");
+      // logs recorded before identities lack these
+      grants = grants == null ? List.of() : List.copyOf(grants);
+      chain = chain == null ? List.of() : List.copyOf(chain);
+      parentSessionId = parentSessionId == null ? "" : parentSessionId;
+    }
+
+    /** A start without recorded grants or chain (old logs, tests of the fold). */
+    public SessionStarted(String agent, int revision, String owner, String principal, boolean task) {
+      this(agent, revision, owner, principal, task, List.of(), List.of(), "");
     }
   }
 
@@ -49,11 +76,25 @@ public sealed interface SessionEvent {
     }
   }
 
-  /** A model call began. If the node dies before the response is recorded, the call is redone. */
-  record ModelCalled(int step, String provider, String model) implements SessionEvent {
+  /**
+   * A model call began. If the node dies before the response is recorded, the call is redone.
+   *
+   * @param principal who the call is made as ({@code agent:<name>}), from the session's verified
+   *     token; empty in logs recorded before sessions had identities
+   * @param tokenId the id ({@code jti}) of the token the call was made with, or empty
+   */
+  record ModelCalled(int step, String provider, String model, String principal, String tokenId)
+      implements SessionEvent {
     public ModelCalled {
       Objects.requireNonNull(provider, "provider");
       Objects.requireNonNull(model, "model");
+      principal = principal == null ? "" : principal;
+      tokenId = tokenId == null ? "" : tokenId;
+    }
+
+    /** A model call recorded without an identity (old logs, tests of the fold). */
+    public ModelCalled(int step, String provider, String model) {
+      this(step, provider, model, "", "");
     }
   }
 
@@ -155,20 +196,101 @@ public sealed interface SessionEvent {
    *
    * @param capability the granted capability URI that allows it, e.g. {@code internal://memory}
    * @param idempotent whether the tool may safely run twice with the same idempotency key
+   * @param principal who the call is made as, from the verified token that carries the grant;
+   *     empty in logs recorded before sessions had identities
+   * @param tokenId the id ({@code jti}) of that token, or empty
    */
-  record ToolCallAuthorized(String callId, String capability, boolean idempotent)
+  record ToolCallAuthorized(
+      String callId, String capability, boolean idempotent, String principal, String tokenId)
       implements SessionEvent {
     public ToolCallAuthorized {
       Objects.requireNonNull(callId, "callId");
       Objects.requireNonNull(capability, "capability");
+      principal = principal == null ? "" : principal;
+      tokenId = tokenId == null ? "" : tokenId;
+    }
+
+    /** An authorization recorded without an identity (old logs, tests of the fold). */
+    public ToolCallAuthorized(String callId, String capability, boolean idempotent) {
+      this(callId, capability, idempotent, "", "");
     }
   }
 
-  /** A requested tool call is refused; the reason goes back to the model as the call's result. */
-  record ToolCallDenied(String callId, String reason) implements SessionEvent {
+  /**
+   * A requested tool call is refused; the reason goes back to the model as the call's result.
+   *
+   * @param principal who asked, as the session's token names it; empty when no token was verified
+   *     (a refused token names nobody it can be trusted about) and in old logs
+   * @param tokenId the id ({@code jti}) of the token presented, when it could be read, or empty
+   */
+  record ToolCallDenied(String callId, String reason, String principal, String tokenId)
+      implements SessionEvent {
     public ToolCallDenied {
       Objects.requireNonNull(callId, "callId");
       Objects.requireNonNull(reason, "reason");
+      principal = principal == null ? "" : principal;
+      tokenId = tokenId == null ? "" : tokenId;
+    }
+
+    /** A denial recorded without an identity (old logs, tests of the fold). */
+    public ToolCallDenied(String callId, String reason) {
+      this(callId, reason, "", "");
+    }
+  }
+
+  /**
+   * A requested call of a sub-agent ({@code agent://<name>}) was allowed and its child session
+   * created: this session waits for it ({@code awaiting_subagent}). The child session's id is
+   * derived from this session's id and the call's key, so a step redone after a crash finds the
+   * child it created instead of creating a second one.
+   *
+   * @param capability the granted capability, {@code agent://<name>}
+   * @param childSessionId the child session
+   * @param agent the child's agent
+   * @param revision the child's agent revision (the latest when it was spawned)
+   * @param principal who spawned it ({@code agent:<name>} of this session)
+   * @param tokenId the id ({@code jti}) of the token the spawn was authorized with
+   */
+  record SubagentSpawned(
+      String callId,
+      String capability,
+      String childSessionId,
+      String agent,
+      int revision,
+      String principal,
+      String tokenId)
+      implements SessionEvent {
+    public SubagentSpawned {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(capability, "capability");
+      Objects.requireNonNull(childSessionId, "childSessionId");
+      Objects.requireNonNull(agent, "agent");
+      Objects.requireNonNull(principal, "principal");
+      Objects.requireNonNull(tokenId, "tokenId");
+    }
+  }
+
+  /**
+   * A sub-agent's session ended and its result became the result of the call that spawned it,
+   * which is what the model sees next.
+   *
+   * @param outcome how the child ended: {@code completed}, {@code failed} or {@code cancelled}
+   * @param result the child's answer, or why it failed or was cancelled
+   * @param error true unless the child completed
+   */
+  record SubagentCompleted(
+      String callId, String childSessionId, String outcome, Content result, boolean error)
+      implements SessionEvent {
+    public SubagentCompleted {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(childSessionId, "childSessionId");
+      Objects.requireNonNull(outcome, "outcome");
+      Objects.requireNonNull(result, "result");
+      if (!outcome.equals("completed") && !outcome.equals("failed") && !outcome.equals("cancelled")) {
+        throw new IllegalArgumentException(
+            "sub-agent call " + callId + ": outcome must be completed, failed or cancelled, got \""
+                + outcome + "\"");
+      }
     }
   }
 
@@ -272,6 +394,67 @@ public sealed interface SessionEvent {
     public SessionCancelled {
       Objects.requireNonNull(by, "by");
       Objects.requireNonNull(reason, "reason");
+    }
+  }
+
+  /**
+   * The next call (a model call, or the first pending tool call) would take one of the agent's
+   * budgets over its limit, so the session suspends instead of failing. Nothing of the call was
+   * done. The session resumes by itself with {@link BudgetUnblocked} when the window ends or the
+   * agent's limit is raised.
+   *
+   * @param kind the budget, as {@link BudgetKind#wireName()}, e.g. {@code usd_per_day}
+   * @param limit the agent's limit for it when the call was refused
+   * @param used what the agent had spent in the window (settled calls)
+   * @param reserved what calls in flight had reserved in the window
+   * @param requested what this call would have reserved
+   * @param windowEnd when the window ends and the budget starts again from zero
+   */
+  record BudgetBlocked(
+      String kind,
+      java.math.BigDecimal limit,
+      java.math.BigDecimal used,
+      java.math.BigDecimal reserved,
+      java.math.BigDecimal requested,
+      java.time.Instant windowEnd)
+      implements SessionEvent {
+    public BudgetBlocked {
+      Objects.requireNonNull(kind, "kind");
+      Objects.requireNonNull(limit, "limit");
+      Objects.requireNonNull(used, "used");
+      Objects.requireNonNull(reserved, "reserved");
+      Objects.requireNonNull(requested, "requested");
+      Objects.requireNonNull(windowEnd, "windowEnd");
+    }
+  }
+
+  /**
+   * A budget-blocked session may go on: the call it waits for is tried again (and may block again).
+   *
+   * @param kind the budget that had blocked it
+   * @param reason {@code window_ended}, {@code limit_raised} or {@code limit_removed}, with detail
+   */
+  record BudgetUnblocked(String kind, String reason) implements SessionEvent {
+    public BudgetUnblocked {
+      Objects.requireNonNull(kind, "kind");
+      Objects.requireNonNull(reason, "reason");
+    }
+  }
+
+  /**
+   * The agent's spending in a budget's window crossed 80 % of its limit with a call of this session.
+   * Recorded once per budget and window in each session.
+   *
+   * @param used what was spent and reserved in the window, this call's reservation included
+   */
+  record BudgetWarning(
+      String kind, java.math.BigDecimal limit, java.math.BigDecimal used, java.time.Instant windowEnd)
+      implements SessionEvent {
+    public BudgetWarning {
+      Objects.requireNonNull(kind, "kind");
+      Objects.requireNonNull(limit, "limit");
+      Objects.requireNonNull(used, "used");
+      Objects.requireNonNull(windowEnd, "windowEnd");
     }
   }
 }

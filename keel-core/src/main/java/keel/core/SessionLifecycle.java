@@ -23,10 +23,13 @@ public final class SessionLifecycle {
           SessionEvent.ToolCallStarted.class,
           SessionEvent.ToolCallCompleted.class,
           SessionEvent.ToolOutcomeUnknown.class,
+          SessionEvent.SubagentSpawned.class,
           SessionEvent.StepInterrupted.class,
           SessionEvent.InputRejected.class,
           SessionEvent.SessionFailed.class,
-          SessionEvent.SessionCancelled.class);
+          SessionEvent.SessionCancelled.class,
+          SessionEvent.BudgetBlocked.class,
+          SessionEvent.BudgetWarning.class);
 
   private static final Map<SessionStatus, Set<Class<? extends SessionEvent>>> ALLOWED =
       new EnumMap<>(SessionStatus.class);
@@ -63,12 +66,14 @@ public final class SessionLifecycle {
     ALLOWED.put(
         SessionStatus.AWAITING_SUBAGENT,
         Set.of(
+            SessionEvent.SubagentCompleted.class,
             SessionEvent.InputRejected.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));
     ALLOWED.put(
         SessionStatus.BUDGET_BLOCKED,
         Set.of(
+            SessionEvent.BudgetUnblocked.class,
             SessionEvent.InputRejected.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));

@@ -14,7 +14,13 @@ import java.util.Optional;
  */
 public final class SessionState {
 
-  /** An immutable copy of a state, as stored in a snapshot. */
+  /**
+   * An immutable copy of a state, as stored in a snapshot.
+   *
+   * @param budgetBlock the block the session waits on, or null when it is not budget-blocked
+   * @param budgetWarnings the budget windows this session has warned about, one {@code
+   *     kind@windowEnd} per budget kind
+   */
   public record Snapshot(
       String agent,
       int revision,
@@ -32,7 +38,12 @@ public final class SessionState {
       boolean escalatedSinceInput,
       java.math.BigDecimal costUsd,
       String driftPending,
-      List<String> acceptedVersions) {
+      List<String> acceptedVersions,
+      List<String> grants,
+      List<String> chain,
+      String parentSessionId,
+      SessionEvent.BudgetBlocked budgetBlock,
+      List<String> budgetWarnings) {
     public Snapshot {
       conversation = List.copyOf(conversation);
       pending = List.copyOf(pending);
@@ -40,6 +51,36 @@ public final class SessionState {
       costUsd = costUsd == null ? java.math.BigDecimal.ZERO : costUsd;
       driftPending = driftPending == null ? "" : driftPending;
       acceptedVersions = acceptedVersions == null ? List.of() : List.copyOf(acceptedVersions);
+      // snapshots taken before identities lack these
+      grants = grants == null ? List.of() : List.copyOf(grants);
+      chain = chain == null ? List.of() : List.copyOf(chain);
+      parentSessionId = parentSessionId == null ? "" : parentSessionId;
+      // and snapshots taken before budgets lack these
+      budgetWarnings = budgetWarnings == null ? List.of() : List.copyOf(budgetWarnings);
+    }
+
+    /** A snapshot without identity and budget state. */
+    public Snapshot(
+        String agent,
+        int revision,
+        String owner,
+        boolean task,
+        SessionStatus status,
+        long lastSeq,
+        int stepsSinceInput,
+        long modelCalls,
+        Usage usage,
+        List<Message> conversation,
+        List<PendingCall> pending,
+        String lastAnswer,
+        String failure,
+        boolean escalatedSinceInput,
+        java.math.BigDecimal costUsd,
+        String driftPending,
+        List<String> acceptedVersions) {
+      this(agent, revision, owner, task, status, lastSeq, stepsSinceInput, modelCalls, usage, conversation,
+          pending, lastAnswer, failure, escalatedSinceInput, costUsd, driftPending, acceptedVersions,
+          List.of(), List.of(), "", null, List.of());
     }
 
     /** A snapshot without model-gateway state. */
@@ -79,6 +120,11 @@ public final class SessionState {
   private java.math.BigDecimal costUsd = java.math.BigDecimal.ZERO;
   private String driftPending = "";
   private final List<String> acceptedVersions = new ArrayList<>();
+  private List<String> grants = List.of();
+  private List<String> chain = List.of();
+  private String parentSessionId = "";
+  private SessionEvent.BudgetBlocked budgetBlock;
+  private final List<String> budgetWarnings = new ArrayList<>();
 
   private SessionState() {
     this.conversation = new ArrayList<>();
@@ -110,6 +156,11 @@ public final class SessionState {
     st.costUsd = s.costUsd();
     st.driftPending = s.driftPending();
     st.acceptedVersions.addAll(s.acceptedVersions());
+    st.grants = s.grants();
+    st.chain = s.chain();
+    st.parentSessionId = s.parentSessionId();
+    st.budgetBlock = s.budgetBlock();
+    st.budgetWarnings.addAll(s.budgetWarnings());
     return st;
   }
 
@@ -140,7 +191,12 @@ public final class SessionState {
         escalatedSinceInput,
         costUsd,
         driftPending,
-        acceptedVersions);
+        acceptedVersions,
+        grants,
+        chain,
+        parentSessionId,
+        budgetBlock,
+        budgetWarnings);
   }
 
   /**
@@ -184,6 +240,10 @@ public final class SessionState {
         revision = e.revision();
         owner = e.owner();
         task = e.task();
+        grants = e.grants();
+        // a log recorded before identities: the chain is who started the session
+        chain = e.chain().isEmpty() ? List.of(e.principal()) : e.chain();
+        parentSessionId = e.parentSessionId();
         status = SessionStatus.IDLE;
       }
       case SessionEvent.InputReceived e -> {
@@ -246,6 +306,32 @@ public final class SessionState {
         conversation.add(
             new Message.ToolResult(p.call().id(), p.call().name(), Content.inline(e.reason()), true));
         afterCallEnded();
+      }
+      case SessionEvent.SubagentSpawned e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.REQUESTED) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": SubagentSpawned for tool call \"" + e.callId()
+                  + "\", which is " + p.state().name().toLowerCase(java.util.Locale.ROOT) + ", not requested");
+        }
+        pending.set(
+            i,
+            new PendingCall(
+                p.call(), PendingCall.CallState.SPAWNED, e.capability(), false, 1, "", e.childSessionId()));
+        status = SessionStatus.AWAITING_SUBAGENT;
+      }
+      case SessionEvent.SubagentCompleted e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.SPAWNED || !p.subagentSessionId().equals(e.childSessionId())) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": SubagentCompleted for tool call \"" + e.callId()
+                  + "\" and child session " + e.childSessionId() + ", but that call is not waiting for that child");
+        }
+        pending.remove(i);
+        conversation.add(new Message.ToolResult(p.call().id(), p.call().name(), e.result(), e.error()));
+        status = pending.isEmpty() ? SessionStatus.RUNNABLE : SessionStatus.RUNNING;
       }
       case SessionEvent.ToolCallStarted e -> {
         int i = indexOf(sessionId, e.callId());
@@ -328,7 +414,24 @@ public final class SessionState {
         failure = "cancelled by " + e.by() + ": " + e.reason();
         status = SessionStatus.CANCELLED;
       }
+      case SessionEvent.BudgetBlocked e -> {
+        budgetBlock = e;
+        status = SessionStatus.BUDGET_BLOCKED;
+      }
+      case SessionEvent.BudgetUnblocked e -> {
+        budgetBlock = null;
+        // the call that was refused is due again: a model call when no tool call is pending
+        status = SessionStatus.RUNNING;
+      }
+      case SessionEvent.BudgetWarning e -> {
+        budgetWarnings.removeIf(w -> w.startsWith(e.kind() + "@"));
+        budgetWarnings.add(warningKey(e.kind(), e.windowEnd()));
+      }
     }
+  }
+
+  private static String warningKey(String kind, java.time.Instant windowEnd) {
+    return kind + "@" + windowEnd;
   }
 
   private void afterCallEnded() {
@@ -417,6 +520,38 @@ public final class SessionState {
   /** The model versions a human accepted for this session after a drift. */
   public List<String> acceptedVersions() {
     return java.util.Collections.unmodifiableList(acceptedVersions);
+  }
+
+  /**
+   * The capability URIs recorded at the start as the session's grants; empty for logs recorded
+   * before identities (whose grants are their revision's {@code spec.tools}).
+   */
+  public List<String> grants() {
+    return grants;
+  }
+
+  /**
+   * The delegation chain recorded at the start: who started the root session, then each
+   * delegating agent. For a log recorded before identities, the principal that started it; empty
+   * only in a state restored from a snapshot taken before identities.
+   */
+  public List<String> chain() {
+    return chain;
+  }
+
+  /** The session that spawned this one, or empty for a root session. */
+  public String parentSessionId() {
+    return parentSessionId;
+  }
+
+  /** The budget block the session waits on; empty unless it is budget-blocked. */
+  public Optional<SessionEvent.BudgetBlocked> budgetBlock() {
+    return Optional.ofNullable(budgetBlock);
+  }
+
+  /** Whether this session has already warned that a budget's window ending then is at 80 %. */
+  public boolean budgetWarned(String kind, java.time.Instant windowEnd) {
+    return budgetWarnings.contains(warningKey(kind, windowEnd));
   }
 
   /** Why the session failed or was cancelled; empty otherwise. */

@@ -24,6 +24,9 @@ class GoldenHistoryTest {
   @CsvSource({
     "notes-two-turns.jsonl, idle, Hello., 17, 4",
     "routed-escalation-drift.jsonl, idle, it is late, 13, 2",
+    "subagent-parent.jsonl, idle, planner got: researched, 11, 2",
+    "subagent-child.jsonl, completed, researched, 11, 2",
+    "budget-blocked-raised.jsonl, idle, done, 27, 5",
   })
   void goldenHistory_decodesAndFoldsToTheRecordedEnd(
       String file, String status, String lastAnswer, int events, long modelCalls) throws IOException {
@@ -46,6 +49,19 @@ class GoldenHistoryTest {
       resumed.apply(e);
     }
     assertThat(resumed.snapshot()).isEqualTo(state.snapshot());
+  }
+
+  @org.junit.jupiter.api.Test
+  void subagentGoldenHistories_foldToTheirIdentities() throws IOException {
+    SessionState parent = SessionState.fold(load("subagent-parent.jsonl"));
+    SessionState child = SessionState.fold(load("subagent-child.jsonl"));
+    assertThat(parent.chain()).containsExactly("operator:ann");
+    assertThat(parent.parentSessionId()).isEmpty();
+    assertThat(child.chain()).containsExactly("operator:ann", "agent:planner");
+    assertThat(child.grants()).containsExactly("internal://time");
+    assertThat(child.parentSessionId()).isEqualTo(load("subagent-parent.jsonl").getFirst().sessionId());
+    // the logs recorded before identities read as started by their principal
+    assertThat(SessionState.fold(load("notes-two-turns.jsonl")).chain()).containsExactly("operator:admin");
   }
 
   static List<StoredEvent> load(String file) throws IOException {

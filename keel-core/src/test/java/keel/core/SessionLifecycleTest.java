@@ -36,13 +36,14 @@ class SessionLifecycleTest {
         SessionStatus.RUNNING,
         names(
             "ModelCalled ModelResponded ModelEscalated ModelDrifted ToolCallAuthorized ToolCallDenied ToolCallStarted"
-                + " ToolCallCompleted ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed"
-                + " SessionCancelled"));
+                + " ToolCallCompleted ToolOutcomeUnknown SubagentSpawned StepInterrupted InputRejected SessionFailed"
+                + " SessionCancelled BudgetBlocked BudgetWarning"));
     EXPECTED.put(
         SessionStatus.AWAITING_APPROVAL,
         names("ToolOutcomeResolved SessionResumed ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"));
-    EXPECTED.put(SessionStatus.AWAITING_SUBAGENT, names("InputRejected SessionFailed SessionCancelled"));
-    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("InputRejected SessionFailed SessionCancelled"));
+    EXPECTED.put(
+        SessionStatus.AWAITING_SUBAGENT, names("SubagentCompleted InputRejected SessionFailed SessionCancelled"));
+    EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("BudgetUnblocked InputRejected SessionFailed SessionCancelled"));
     // an ended session still takes inputs out of its inbox, recording why they were not acted on
     EXPECTED.put(SessionStatus.COMPLETED, names("InputRejected"));
     EXPECTED.put(SessionStatus.FAILED, names("InputRejected"));
@@ -53,7 +54,10 @@ class SessionLifecycleTest {
     return Set.of(spaceSeparated.split(" "));
   }
 
-  /** One instance of every event type; call events name c1 (started) or c2 (outcome unknown). */
+  /**
+   * One instance of every event type; call events name c1 (started), c2 (outcome unknown), c3
+   * (requested, a sub-agent call) or c4 (spawned, waiting for child s-c4).
+   */
   private static final List<SessionEvent> SAMPLES =
       List.of(
           new SessionEvent.SessionStarted("helper", 1, "team-a", "user:ann", false),
@@ -70,10 +74,19 @@ class SessionLifecycleTest {
           Log.completed("c1", "done"),
           new SessionEvent.ToolOutcomeUnknown("c1", "crash"),
           new SessionEvent.ToolOutcomeResolved("c2", "succeeded", "ok", "op:bob"),
+          new SessionEvent.SubagentSpawned("c3", "agent://helper", "s-c3", "helper", 1, "agent:helper", "jti-1"),
+          new SessionEvent.SubagentCompleted("c4", "s-c4", "completed", Content.inline("child answer"), false),
           new SessionEvent.StepInterrupted("new message"),
           new SessionEvent.SessionCompleted("answer"),
           new SessionEvent.SessionFailed("boom", "it broke", true),
-          new SessionEvent.SessionCancelled("op:bob", "enough"));
+          new SessionEvent.SessionCancelled("op:bob", "enough"),
+          new SessionEvent.BudgetBlocked(
+              "usd_per_day", java.math.BigDecimal.TEN, new java.math.BigDecimal("9.5"), java.math.BigDecimal.ONE,
+              java.math.BigDecimal.ONE, java.time.Instant.parse("2026-01-02T00:00:00Z")),
+          new SessionEvent.BudgetUnblocked("usd_per_day", "window_ended"),
+          new SessionEvent.BudgetWarning(
+              "calls_per_hour", java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(8),
+              java.time.Instant.parse("2026-01-01T11:00:00Z")));
 
   @Test
   void samples_coverEveryEventType() {
@@ -154,19 +167,20 @@ class SessionLifecycleTest {
   void eventTypes_areTheSealedSet() {
     assertThat(SessionLifecycle.eventTypes())
         .containsExactlyInAnyOrder(SessionEvent.class.getPermittedSubclasses())
-        .hasSize(18);
+        .hasSize(23);
     assertThat(Arrays.stream(SessionEvent.class.getPermittedSubclasses()).map(Class::getSimpleName))
         .doesNotHaveDuplicates();
   }
 
   /**
-   * A state in the given status, with two pending calls: c1 started, c2 whose outcome is unknown.
-   * Statuses no event leads to yet (awaiting_subagent, budget_blocked) can only be reached by a
-   * snapshot, which is what this builds for all of them.
+   * A state in the given status, with four pending calls: c1 started, c2 whose outcome is unknown,
+   * c3 requested and c4 spawned. It is built from a snapshot, for every status alike.
    */
   private static SessionState stateIn(SessionStatus status) {
     ToolCall c1 = Log.call("c1");
     ToolCall c2 = Log.call("c2");
+    ToolCall c3 = new ToolCall("c3", "agent_helper", "{\"task\":\"t\"}");
+    ToolCall c4 = new ToolCall("c4", "agent_helper", "{\"task\":\"u\"}");
     return SessionState.restore(
         new SessionState.Snapshot(
             "helper",
@@ -178,10 +192,12 @@ class SessionLifecycleTest {
             1,
             1,
             Log.USAGE,
-            List.of(new Message.User("hi"), new Message.Assistant("", List.of(c1, c2))),
+            List.of(new Message.User("hi"), new Message.Assistant("", List.of(c1, c2, c3, c4))),
             List.of(
                 new PendingCall(c1, CallState.STARTED, "mcp://x", false, 1, "k1"),
-                new PendingCall(c2, CallState.OUTCOME_UNKNOWN, "mcp://x", false, 1, "k2")),
+                new PendingCall(c2, CallState.OUTCOME_UNKNOWN, "mcp://x", false, 1, "k2"),
+                new PendingCall(c3, CallState.REQUESTED, "", false, 0, ""),
+                new PendingCall(c4, CallState.SPAWNED, "agent://helper", false, 1, "", "s-c4")),
             "",
             "",
             false,

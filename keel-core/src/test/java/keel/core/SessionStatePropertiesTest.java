@@ -93,7 +93,10 @@ class SessionStatePropertiesTest {
 
     private boolean step(int choice) {
       if (state.status().isEmpty()) {
-        append(new SessionEvent.SessionStarted("helper", 2, "team-a", "user:ann", choice % 2 == 0));
+        append(choice % 3 == 0
+            ? new SessionEvent.SessionStarted("helper", 2, "team-a", "user:ann", choice % 2 == 0)
+            : new SessionEvent.SessionStarted("helper", 2, "team-a", "agent:planner", choice % 2 == 0,
+                List.of("internal://time", "agent://child"), List.of("operator:ann", "agent:planner"), "s-parent"));
         return true;
       }
       SessionStatus status = state.status().get();
@@ -132,7 +135,7 @@ class SessionStatePropertiesTest {
           }
         }
         case RUNNABLE -> {
-          out.add(new SessionEvent.ModelCalled(++steps, "openai", "gpt-test"));
+          out.add(new SessionEvent.ModelCalled(++steps, "openai", "gpt-test", "agent:helper", "jti-" + choice));
           out.add(new SessionEvent.ModelCalled(steps, "openai", "gpt-test"));
           out.add(input());
           if (choice % 7 == 0) {
@@ -162,9 +165,12 @@ class SessionStatePropertiesTest {
             String id = p.call().id();
             switch (p.state()) {
               case REQUESTED -> {
-                out.add(new SessionEvent.ToolCallAuthorized(id, "mcp://tools/" + id, choice % 2 == 0));
+                out.add(new SessionEvent.ToolCallAuthorized(id, "mcp://tools/" + id, choice % 2 == 0, "agent:helper", "jti-" + choice));
                 out.add(new SessionEvent.ToolCallAuthorized(id, "mcp://tools/" + id, false));
-                out.add(new SessionEvent.ToolCallDenied(id, "policy says no"));
+                out.add(new SessionEvent.ToolCallDenied(id, "policy says no", "agent:helper", "jti-" + choice));
+                if (choice % 4 == 1) {
+                  out.add(new SessionEvent.SubagentSpawned(id, "agent://child", "s-child-" + id, "child", 3, "agent:helper", "jti-" + choice));
+                }
               }
               case AUTHORIZED -> out.add(new SessionEvent.ToolCallStarted(id, p.attempt() + 1, "key-" + id));
               case STARTED -> {
@@ -176,12 +182,25 @@ class SessionStatePropertiesTest {
                 out.add(new SessionEvent.ToolCallCompleted(id, result, false, choice));
                 out.add(new SessionEvent.ToolOutcomeUnknown(id, "node died"));
               }
-              case OUTCOME_UNKNOWN -> {}
+              case OUTCOME_UNKNOWN, SPAWNED -> {}
             }
           }
           if (choice % 11 == 0 || out.isEmpty()) {
             out.add(new SessionEvent.StepInterrupted("new message"));
           }
+          String kind = BudgetKind.values()[choice % BudgetKind.values().length].wireName();
+          java.time.Instant windowEnd = java.time.Instant.EPOCH.plusSeconds(3600L * (1 + choice % 3));
+          if (choice % 4 == 0) {
+            out.add(new SessionEvent.BudgetWarning(kind, java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(8), windowEnd));
+          }
+          if (choice % 9 == 0) {
+            out.add(new SessionEvent.BudgetBlocked(kind, java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(choice % 10),
+                java.math.BigDecimal.ONE, java.math.BigDecimal.valueOf(choice, 3), windowEnd));
+          }
+        }
+        case BUDGET_BLOCKED -> {
+          String kind = state.budgetBlock().orElseThrow().kind();
+          out.add(new SessionEvent.BudgetUnblocked(kind, choice % 2 == 0 ? "window_ended" : "limit_raised"));
         }
         case AWAITING_APPROVAL -> {
           if (!state.driftPending().isEmpty()) {
@@ -198,6 +217,19 @@ class SessionStatePropertiesTest {
             }
           }
           out.add(new SessionEvent.StepInterrupted("operator"));
+        }
+        case AWAITING_SUBAGENT -> {
+          for (PendingCall p : state.pending()) {
+            if (p.state() == PendingCall.CallState.SPAWNED) {
+              out.add(new SessionEvent.SubagentCompleted(p.call().id(), p.subagentSessionId(), "completed",
+                  Content.inline("child says " + choice), false));
+              out.add(new SessionEvent.SubagentCompleted(p.call().id(), p.subagentSessionId(), choice % 2 == 0 ? "failed" : "cancelled",
+                  Content.inline("child ended: " + choice), true));
+            }
+          }
+          if (choice % 9 == 0) {
+            out.add(new SessionEvent.InputRejected("early-" + choice, "the session waits for a sub-agent"));
+          }
         }
         default -> throw new IllegalStateException("the driver never reaches " + status);
       }

@@ -16,6 +16,13 @@ import keel.core.SessionStatus;
  * @param consumedInputs inbox inputs these events consume (they stop being pending)
  * @param snapshot a snapshot of the state after these events, replacing the previous one; its
  *     {@code lastSeq} must be {@code expectedSeq + events.size()}
+ * @param deliveries inputs for other sessions' inboxes, stored in the same transaction as these
+ *     events (a sub-agent's result for its parent, a cancellation for a child), so that they are
+ *     delivered exactly when the events that cause them are recorded. An input whose session does
+ *     not exist or has ended is not delivered (nothing would ever consume it); an input whose id
+ *     the session already accepted is not delivered twice.
+ * @param costs ledger entries for what these events record as spent, each naming one of them
+ * @param settlements budget reservations these events settle (the calls they record)
  */
 public record Append(
     String sessionId,
@@ -23,15 +30,28 @@ public record Append(
     List<PendingEvent> events,
     SessionStatus status,
     List<String> consumedInputs,
-    Optional<SessionState.Snapshot> snapshot) {
+    Optional<SessionState.Snapshot> snapshot,
+    List<Input> deliveries,
+    List<Cost> costs,
+    List<BudgetStore.Settlement> settlements) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
     Objects.requireNonNull(status, "status");
     consumedInputs = List.copyOf(consumedInputs);
     Objects.requireNonNull(snapshot, "snapshot");
+    deliveries = List.copyOf(deliveries);
+    costs = List.copyOf(costs);
+    settlements = List.copyOf(settlements);
     if (events.isEmpty()) {
       throw new IllegalArgumentException("an append needs at least one event");
+    }
+    for (Input d : deliveries) {
+      if (d.sessionId().equals(sessionId)) {
+        throw new IllegalArgumentException(
+            "append to session " + sessionId + ": input " + d.inputId()
+                + " is for the session itself; deliveries are for other sessions");
+      }
     }
     long end = expectedSeq + events.size();
     if (snapshot.isPresent() && snapshot.get().lastSeq() != end) {
@@ -39,5 +59,23 @@ public record Append(
           "snapshot of session " + sessionId + " is at event " + snapshot.get().lastSeq()
               + " but the append ends at event " + end);
     }
+    for (Cost c : costs) {
+      if (c.seq() <= expectedSeq || c.seq() > end) {
+        throw new IllegalArgumentException(
+            "a cost of session " + sessionId + " names event " + c.seq() + ", which is not one of this append's ("
+                + (expectedSeq + 1) + " to " + end + ")");
+      }
+    }
+  }
+
+  /** An append that delivers nothing to other sessions, records no costs and settles no budget. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, List.of(), List.of(), List.of());
   }
 }

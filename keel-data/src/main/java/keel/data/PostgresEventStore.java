@@ -13,7 +13,10 @@ import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.Optional;
+import java.util.Set;
+import java.util.function.LongConsumer;
 import keel.core.EventCodec;
 import keel.core.KeelException;
 import keel.core.SessionEvent;
@@ -41,6 +44,8 @@ final class PostgresEventStore implements EventStore {
   private final PostgresTransactions tx;
   private final String node;
   private final Clock clock;
+  /** Told how long each append took, in nanoseconds (metrics); never null. */
+  private volatile LongConsumer appendTimer = nanos -> {};
 
   PostgresEventStore(PostgresTransactions tx, String node, Clock clock) {
     this.tx = tx;
@@ -145,27 +150,59 @@ final class PostgresEventStore implements EventStore {
 
   @Override
   public long append(Append a) {
+    long started = System.nanoTime();
+    long seq = appendTimed(a);
+    appendTimer.accept(System.nanoTime() - started);
+    return seq;
+  }
+
+  /** Tells {@code timer} how long each append took, in nanoseconds (see {@link Store#timeAppends}). */
+  void timeAppends(LongConsumer timer) {
+    appendTimer = Objects.requireNonNull(timer, "timer");
+  }
+
+  private long appendTimed(Append a) {
     long now = clock.millis();
     long newLast = a.expectedSeq() + a.events().size();
     return tx.write(
         "events of session " + a.sessionId(),
         c -> {
+          SqliteCostLedger.Attribution who;
           // the row lock and the sequence check in one statement: see the class comment
           try (PreparedStatement up =
               c.prepareStatement(
-                  "UPDATE sessions SET last_seq = ?, status = ?, updated_at = ? WHERE id = ? AND last_seq = ?")) {
+                  "UPDATE sessions SET last_seq = ?, status = ?, updated_at = ? WHERE id = ? AND last_seq = ?"
+                      + " RETURNING agent, owner, root_id")) {
             up.setLong(1, newLast);
             up.setString(2, a.status().wireName());
             up.setObject(3, time(now));
             up.setString(4, a.sessionId());
             up.setLong(5, a.expectedSeq());
-            if (up.executeUpdate() == 0) {
-              throw refusal(c, a);
+            try (ResultSet rs = up.executeQuery()) {
+              if (!rs.next()) {
+                throw refusal(c, a);
+              }
+              who = new SqliteCostLedger.Attribution(a.sessionId(), rs.getString(1), rs.getString(2), rs.getString(3));
             }
           }
           insertEvents(c, a.sessionId(), a.expectedSeq(), a.events(), now);
           if (!a.consumedInputs().isEmpty()) {
             consume(c, a, newLast);
+          }
+          // the costs and budget settlements the events record commit with them, or not at all
+          if (!a.costs().isEmpty() || !a.settlements().isEmpty()) {
+            GroupCommitWriter.Tx t = new GroupCommitWriter.Tx(c);
+            try {
+              PostgresCostLedger.insert(t, who, a.costs(), now);
+              for (BudgetStore.Settlement settlement : a.settlements()) {
+                PostgresBudgetStore.settle(t, settlement);
+              }
+            } finally {
+              t.closeAll();
+            }
+          }
+          for (Input d : a.deliveries()) {
+            deliver(c, d);
           }
           if (a.snapshot().isPresent()) {
             try (PreparedStatement put =
@@ -180,6 +217,22 @@ final class PostgresEventStore implements EventStore {
           }
           return newLast;
         });
+  }
+
+  /**
+   * Puts an input in another session's inbox, unless that session is gone or has ended. Its row is
+   * locked first, as {@link #enqueue} does, so an append that ends it cannot slip in between.
+   */
+  private static void deliver(Connection c, Input d) throws SQLException {
+    try (PreparedStatement st = c.prepareStatement("SELECT status FROM sessions WHERE id = ? FOR UPDATE")) {
+      st.setString(1, d.sessionId());
+      try (ResultSet rs = st.executeQuery()) {
+        if (!rs.next() || SessionStatus.fromWire(rs.getString(1)).terminal()) {
+          return;
+        }
+      }
+    }
+    insertInput(c, d);
   }
 
   /** Takes the append's inputs out of the inbox; refuses the append if any is not pending. */
@@ -327,6 +380,14 @@ final class PostgresEventStore implements EventStore {
               sql.append(" AND status = ?");
               args.add(st.wireName());
             }
+          }
+          if (q.owners().isPresent()) {
+            Set<String> owners = q.owners().get();
+            if (owners.isEmpty()) {
+              return List.of();
+            }
+            sql.append(" AND owner = ANY (?)");
+            args.add(c.createArrayOf("text", owners.stream().sorted().toArray()));
           }
           if (q.before().isPresent()) {
             sql.append(" AND (created_at, id) < (SELECT created_at, id FROM sessions WHERE id = ?)");

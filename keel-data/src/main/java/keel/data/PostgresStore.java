@@ -29,6 +29,11 @@ final class PostgresStore implements Store {
   private final PostgresBlobStore blobs;
   private final PostgresMemoryStore memory;
   private final PostgresInventoryStore inventory;
+  private final PostgresOperatorStore operators;
+  private final PostgresSigningKeyStore signingKeys;
+  private final PostgresBudgetStore budgets;
+  private final PostgresCostLedger ledger;
+  private final PostgresTraceExportStore traceExports;
 
   private PostgresStore(PostgresConfig config, HikariDataSource pool, String node, Clock clock) {
     this.config = config;
@@ -38,6 +43,11 @@ final class PostgresStore implements Store {
     this.blobs = new PostgresBlobStore(tx);
     this.memory = new PostgresMemoryStore(tx, clock);
     this.inventory = new PostgresInventoryStore(tx, clock);
+    this.operators = new PostgresOperatorStore(tx, clock);
+    this.signingKeys = new PostgresSigningKeyStore(tx);
+    this.budgets = new PostgresBudgetStore(tx);
+    this.ledger = new PostgresCostLedger(tx);
+    this.traceExports = new PostgresTraceExportStore(tx);
   }
 
   static Store open(PostgresConfig config, String node, Clock clock) {
@@ -129,6 +139,36 @@ final class PostgresStore implements Store {
   @Override
   public InventoryStore inventory() {
     return inventory;
+  }
+
+  @Override
+  public OperatorStore operators() {
+    return operators;
+  }
+
+  @Override
+  public SigningKeyStore signingKeys() {
+    return signingKeys;
+  }
+
+  @Override
+  public BudgetStore budgets() {
+    return budgets;
+  }
+
+  @Override
+  public CostLedger ledger() {
+    return ledger;
+  }
+
+  @Override
+  public TraceExportStore traceExports() {
+    return traceExports;
+  }
+
+  @Override
+  public void timeAppends(java.util.function.LongConsumer nanos) {
+    events.timeAppends(nanos);
   }
 
   @Override

@@ -93,6 +93,23 @@ final class PostgresTransactions {
         null);
   }
 
+  /**
+   * {@link #write} for work written against {@link GroupCommitWriter.Tx} (prepared statements
+   * cached for the transaction's length), so that a store's SQL can be shared with SQLite's.
+   */
+  <T> T writeTx(String what, GroupCommitWriter.Op<T> op) {
+    return write(
+        what,
+        c -> {
+          GroupCommitWriter.Tx t = new GroupCommitWriter.Tx(c);
+          try {
+            return op.run(t);
+          } finally {
+            t.closeAll();
+          }
+        });
+  }
+
   /** Thrown inside {@link #write} when PostgreSQL aborted the transaction and it may run again. */
   private static final class Retry extends Exception {
     Retry() {

@@ -10,6 +10,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
 import javax.sql.DataSource;
 import keel.core.EventCodec;
 import keel.core.KeelException;
@@ -29,6 +30,8 @@ final class SqliteEventStore implements EventStore {
   private final GroupCommitWriter writer;
   private final String node;
   private final Clock clock;
+  /** Told how long each append took, in nanoseconds (metrics); never null. */
+  private volatile java.util.function.LongConsumer appendTimer = nanos -> {};
 
   SqliteEventStore(DataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.readers = readers;
@@ -115,17 +118,30 @@ final class SqliteEventStore implements EventStore {
 
   @Override
   public long append(Append a) {
+    long started = System.nanoTime();
+    long seq = appendTimed(a);
+    appendTimer.accept(System.nanoTime() - started);
+    return seq;
+  }
+
+  void timeAppends(java.util.function.LongConsumer timer) {
+    appendTimer = java.util.Objects.requireNonNull(timer, "timer");
+  }
+
+  private long appendTimed(Append a) {
     long now = clock.millis();
     return writer.execute(
         tx -> {
-          PreparedStatement sel = tx.prepare("SELECT last_seq FROM sessions WHERE id = ?");
+          PreparedStatement sel = tx.prepare("SELECT last_seq, agent, owner, root_id FROM sessions WHERE id = ?");
           sel.setString(1, a.sessionId());
           long last;
+          SqliteCostLedger.Attribution who;
           try (ResultSet rs = sel.executeQuery()) {
             if (!rs.next()) {
               throw new KeelException.NotFound("session " + a.sessionId() + " does not exist");
             }
             last = rs.getLong(1);
+            who = new SqliteCostLedger.Attribution(a.sessionId(), rs.getString(2), rs.getString(3), rs.getString(4));
           }
           if (last != a.expectedSeq()) {
             throw new KeelException.Conflict(
@@ -139,6 +155,11 @@ final class SqliteEventStore implements EventStore {
           }
           insertEvents(tx, a.sessionId(), last, a.events(), now);
           long newLast = last + a.events().size();
+          // the costs and budget settlements the events record commit with them, or not at all
+          SqliteCostLedger.insert(tx, who, a.costs(), now);
+          for (BudgetStore.Settlement settlement : a.settlements()) {
+            SqliteBudgetStore.settle(tx, settlement);
+          }
           if (!a.consumedInputs().isEmpty()) {
             PreparedStatement consume =
                 tx.prepare(
@@ -164,6 +185,9 @@ final class SqliteEventStore implements EventStore {
           up.setInt(4, a.consumedInputs().size());
           up.setString(5, a.sessionId());
           up.executeUpdate();
+          for (Input d : a.deliveries()) {
+            deliver(tx, d);
+          }
           if (a.snapshot().isPresent()) {
             SessionState.Snapshot snap = a.snapshot().get();
             PreparedStatement put =
@@ -175,6 +199,18 @@ final class SqliteEventStore implements EventStore {
           }
           return newLast;
         });
+  }
+
+  /** Puts an input in another session's inbox, unless that session is gone or has ended. */
+  private static void deliver(GroupCommitWriter.Tx tx, Input d) throws SQLException {
+    PreparedStatement st = tx.prepare("SELECT status FROM sessions WHERE id = ?");
+    st.setString(1, d.sessionId());
+    try (ResultSet rs = st.executeQuery()) {
+      if (!rs.next() || SessionStatus.fromWire(rs.getString(1)).terminal()) {
+        return;
+      }
+    }
+    insertInput(tx, d);
   }
 
   @Override
@@ -299,6 +335,14 @@ final class SqliteEventStore implements EventStore {
               sql.append(" AND status = ?");
               args.add(st.wireName());
             }
+          }
+          if (q.owners().isPresent()) {
+            Set<String> owners = q.owners().get();
+            if (owners.isEmpty()) {
+              return List.of();
+            }
+            sql.append(" AND owner IN (").append(String.join(",", java.util.Collections.nCopies(owners.size(), "?"))).append(")");
+            args.addAll(owners.stream().sorted().toList());
           }
           if (q.before().isPresent()) {
             sql.append(

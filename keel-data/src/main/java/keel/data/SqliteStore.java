@@ -33,6 +33,11 @@ final class SqliteStore implements Store {
   private final SqliteBlobStore blobs;
   private final SqliteMemoryStore memory;
   private final SqliteInventoryStore inventory;
+  private final SqliteOperatorStore operators;
+  private final SqliteSigningKeyStore signingKeys;
+  private final SqliteBudgetStore budgets;
+  private final SqliteCostLedger ledger;
+  private final SqliteTraceExportStore traceExports;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -42,6 +47,11 @@ final class SqliteStore implements Store {
     this.blobs = new SqliteBlobStore(readers, writer);
     this.memory = new SqliteMemoryStore(readers, writer, clock);
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
+    this.operators = new SqliteOperatorStore(readers, writer, clock);
+    this.signingKeys = new SqliteSigningKeyStore(readers, writer);
+    this.budgets = new SqliteBudgetStore(readers, writer);
+    this.ledger = new SqliteCostLedger(readers);
+    this.traceExports = new SqliteTraceExportStore(readers, writer);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -134,6 +144,36 @@ final class SqliteStore implements Store {
   @Override
   public InventoryStore inventory() {
     return inventory;
+  }
+
+  @Override
+  public OperatorStore operators() {
+    return operators;
+  }
+
+  @Override
+  public SigningKeyStore signingKeys() {
+    return signingKeys;
+  }
+
+  @Override
+  public BudgetStore budgets() {
+    return budgets;
+  }
+
+  @Override
+  public CostLedger ledger() {
+    return ledger;
+  }
+
+  @Override
+  public TraceExportStore traceExports() {
+    return traceExports;
+  }
+
+  @Override
+  public void timeAppends(java.util.function.LongConsumer nanos) {
+    events.timeAppends(nanos);
   }
 
   @Override

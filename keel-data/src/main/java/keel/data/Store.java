@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.time.Clock;
 
 /**
- * An open data store: one database holding every session, blob, note and revision.
+ * An open data store: one database holding every session, blob, note, revision and operator.
  *
  * <p>Thread-safe. Concurrent sessions share disk flushes: on SQLite every write goes through one
  * group-committing writer; on PostgreSQL writes run in parallel on a connection pool and the server
@@ -19,6 +19,27 @@ public interface Store extends AutoCloseable {
   MemoryStore memory();
 
   InventoryStore inventory();
+
+  /** Operators, their role bindings and their API tokens (as hashes). */
+  OperatorStore operators();
+  /** The control plane's token signing keys. */
+  SigningKeyStore signingKeys();
+
+  /** Agents' budgets: what each has spent and reserved per budget window. */
+  BudgetStore budgets();
+
+  /** The cost ledger, written with the events that record each cost. */
+  CostLedger ledger();
+
+  /** What the OpenTelemetry export keeps beside the event log: remote parents, export markers. */
+  TraceExportStore traceExports();
+
+  /**
+   * Tells {@code nanos} how long each event append took (queueing, the transaction and its share
+   * of the group commit's flush), for metrics. Replaces any earlier timer; it must be fast and
+   * must not throw.
+   */
+  void timeAppends(java.util.function.LongConsumer nanos);
 
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();

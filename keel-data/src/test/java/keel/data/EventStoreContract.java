@@ -593,6 +593,26 @@ public abstract class EventStoreContract {
     }
 
     @Test
+    void sessions_filterByOwners_andPageWithinThem() {
+      for (String[] s : new String[][] {{"f1", "finance"}, {"h1", "hr"}, {"f2", "finance"}, {"o1", "ops"}, {"f3", "finance"}}) {
+        clock.advance(Duration.ofSeconds(1));
+        events.create(new NewSession(
+            s[0], "agent-" + s[1], 1, s[1], TRACE, Optional.empty(), s[0],
+            List.of(pe(new SessionEvent.SessionStarted("agent-" + s[1], 1, s[1], "user:ann", false))),
+            SessionStatus.IDLE, Optional.empty()));
+      }
+      SessionQuery all = SessionQuery.all(100);
+      assertThat(ids(all.withOwners(java.util.Set.of("finance")))).containsExactly("f3", "f2", "f1");
+      assertThat(ids(all.withOwners(java.util.Set.of("finance", "ops")))).containsExactly("f3", "o1", "f2", "f1");
+      assertThat(ids(all.withOwners(java.util.Set.of()))).as("no owner covers nothing").isEmpty();
+      assertThat(ids(all.withOwners(java.util.Set.of("nobody")))).isEmpty();
+      assertThat(ids(all)).hasSize(5);
+      SessionQuery page = new SessionQuery(Optional.empty(), Optional.empty(), 2, Optional.of("f3"), Optional.of(java.util.Set.of("finance", "hr")));
+      assertThat(ids(page)).as("a full page of the owners asked for, whatever lies between").containsExactly("f2", "h1");
+      assertThat(events.session("h1").orElseThrow().owner()).isEqualTo("hr");
+    }
+
+    @Test
     void sessionsCreatedInTheSameMillisecond_pageWithoutLosingAny() {
       for (int i = 0; i < 7; i++) {
         events.create(newSession("same-" + i, "alpha", Optional.empty()));
@@ -775,67 +795,287 @@ public abstract class EventStoreContract {
 
     private final InventoryStore.Change v1 = new InventoryStore.Change("Agent", "helper", "team-a", "{\"v\":1}");
     private final InventoryStore.Change v2 = new InventoryStore.Change("Agent", "helper", "team-a", "{\"v\":2}");
+    private final InventoryStore.Change v3 = new InventoryStore.Change("Agent", "helper", "team-a", "{\"v\":3}");
+
+    /** Widens whenever the new spec's number is higher, so tests control which changes wait. */
+    private final InventoryStore.Reviewer byNumber =
+        (active, change) ->
+            change.spec().compareTo(active.spec()) > 0
+                ? new InventoryStore.Review(List.of("v: raised"), List.of())
+                : new InventoryStore.Review(List.of(), List.of("v: lowered"));
+
+    private InventoryStore inv() {
+      return store.inventory();
+    }
+
+    private InventoryStore.Status status(int number) {
+      return inv().revision("Agent", "helper", number).orElseThrow().status();
+    }
 
     @Test
-    void apply_createsRevisionOne() {
-      List<InventoryStore.Applied> out = store.inventory().apply(List.of(v1), "op:ann");
+    void apply_createsRevisionOne_activeAtOnce() {
+      List<InventoryStore.Applied> out = inv().apply(List.of(v1), "op:ann", byNumber);
       InventoryStore.Revision r =
-          new InventoryStore.Revision("Agent", "helper", 1, "team-a", "{\"v\":1}", "op:ann", clock.instant());
-      assertThat(out).containsExactly(new InventoryStore.Applied(r, true));
-      assertThat(store.inventory().latest("Agent", "helper")).contains(r);
-      assertThat(store.inventory().revision("Agent", "helper", 1)).contains(r);
+          new InventoryStore.Revision(
+              "Agent", "helper", 1, "team-a", "{\"v\":1}", "op:ann", clock.instant(), InventoryStore.Status.ACTIVE,
+              InventoryStore.Review.NONE, Optional.empty(), Optional.of(clock.instant()), Optional.empty());
+      assertThat(out).containsExactly(new InventoryStore.Applied(r, true, Optional.empty()));
+      assertThat(out.getFirst().activated()).isTrue();
+      assertThat(inv().latest("Agent", "helper")).contains(r);
+      assertThat(inv().revision("Agent", "helper", 1)).contains(r);
+      assertThat(inv().pending("Agent", "helper")).isEmpty();
     }
 
     @Test
     void apply_unchanged_createsNothing() {
-      InventoryStore.Revision r1 = store.inventory().apply(List.of(v1), "op:ann").getFirst().revision();
+      InventoryStore.Revision r1 = inv().apply(List.of(v1), "op:ann").getFirst().revision();
       clock.advance(Duration.ofHours(1));
-      assertThat(store.inventory().apply(List.of(v1), "op:bob"))
-          .containsExactly(new InventoryStore.Applied(r1, false));
-      assertThat(store.inventory().history("Agent", "helper")).containsExactly(r1);
+      assertThat(inv().apply(List.of(v1), "op:bob"))
+          .containsExactly(new InventoryStore.Applied(r1, false, Optional.empty()));
+      assertThat(inv().history("Agent", "helper")).containsExactly(r1);
     }
 
     @Test
-    void apply_changed_createsTheNextRevision_andKeepsHistory() {
-      InventoryStore.Revision r1 = store.inventory().apply(List.of(v1), "op:ann").getFirst().revision();
+    void apply_changed_createsTheNextRevision_supersedesTheActiveOne_andKeepsHistory() {
+      InventoryStore.Revision r1 = inv().apply(List.of(v1), "op:ann").getFirst().revision();
       clock.advance(Duration.ofHours(1));
-      InventoryStore.Applied a2 = store.inventory().apply(List.of(v2), "op:bob").getFirst();
+      InventoryStore.Applied a2 = inv().apply(List.of(v2), "op:bob").getFirst();
       assertThat(a2.created()).isTrue();
+      assertThat(a2.activated()).isTrue();
       assertThat(a2.revision().number()).isEqualTo(2);
       assertThat(a2.revision().appliedBy()).isEqualTo("op:bob");
       InventoryStore.Applied a3 =
-          store.inventory().apply(List.of(new InventoryStore.Change("Agent", "helper", "team-b", "{\"v\":2}")), "op:bob")
-              .getFirst();
+          inv().apply(List.of(new InventoryStore.Change("Agent", "helper", "team-b", "{\"v\":2}")), "op:bob").getFirst();
       assertThat(a3.created()).as("a new owner is a change").isTrue();
-      assertThat(store.inventory().history("Agent", "helper"))
-          .extracting(InventoryStore.Revision::number)
-          .containsExactly(1, 2, 3);
-      assertThat(store.inventory().history("Agent", "helper").getFirst()).isEqualTo(r1);
-      assertThat(store.inventory().latest("Agent", "helper")).contains(a3.revision());
-      assertThat(store.inventory().revision("Agent", "helper", 9)).isEmpty();
+      assertThat(inv().history("Agent", "helper"))
+          .extracting(r -> r.number() + ":" + r.status().wireName())
+          .containsExactly("1:superseded", "2:superseded", "3:active");
+      InventoryStore.Revision first = inv().history("Agent", "helper").getFirst();
+      assertThat(first.spec()).isEqualTo(r1.spec());
+      assertThat(first.appliedAt()).isEqualTo(r1.appliedAt());
+      assertThat(first.wasActive()).isTrue();
+      assertThat(inv().latest("Agent", "helper")).contains(a3.revision());
+      assertThat(inv().revision("Agent", "helper", 9)).isEmpty();
     }
 
     @Test
-    void latestOfKind_givesEachNamesLatest_byName() {
-      store.inventory()
+    void apply_widening_isPending_andTheActiveRevisionStaysInForce() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      clock.advance(Duration.ofMinutes(1));
+      InventoryStore.Applied a2 = inv().apply(List.of(v2), "op:ann", byNumber).getFirst();
+      assertThat(a2.created()).isTrue();
+      assertThat(a2.activated()).isFalse();
+      assertThat(a2.revision().status()).isEqualTo(InventoryStore.Status.PENDING);
+      assertThat(a2.revision().review().widening()).containsExactly("v: raised");
+      assertThat(a2.revision().activatedAt()).isEmpty();
+      assertThat(inv().latest("Agent", "helper").orElseThrow().number()).isEqualTo(1);
+      assertThat(inv().pending("Agent", "helper")).contains(a2.revision());
+      assertThat(inv().pendingOfKind("Agent")).containsExactly(a2.revision());
+      assertThat(inv().latestOfKind("Agent")).extracting(InventoryStore.Revision::number).containsExactly(1);
+      // applying the same change again creates nothing
+      assertThat(inv().apply(List.of(v2), "op:bob", byNumber))
+          .containsExactly(new InventoryStore.Applied(a2.revision(), false, Optional.empty()));
+    }
+
+    @Test
+    void apply_narrowing_isActiveAtOnce_withItsReasons() {
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      InventoryStore.Applied a2 = inv().apply(List.of(v1), "op:ann", byNumber).getFirst();
+      assertThat(a2.activated()).isTrue();
+      assertThat(a2.revision().review().narrowing()).containsExactly("v: lowered");
+      assertThat(inv().latest("Agent", "helper")).contains(a2.revision());
+    }
+
+    @Test
+    void approve_activatesThePendingRevision_andSupersedesTheActiveOne() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      clock.advance(Duration.ofMinutes(5));
+      InventoryStore.Revision approved = inv().approve("Agent", "helper", 2, "op:bob");
+      assertThat(approved.status()).isEqualTo(InventoryStore.Status.ACTIVE);
+      assertThat(approved.decision()).contains(new InventoryStore.Decision("op:bob", clock.instant(), ""));
+      assertThat(approved.activatedAt()).contains(clock.instant());
+      assertThat(inv().latest("Agent", "helper")).contains(approved);
+      assertThat(inv().pending("Agent", "helper")).isEmpty();
+      assertThat(status(1)).isEqualTo(InventoryStore.Status.SUPERSEDED);
+    }
+
+    @Test
+    void reject_keepsTheActiveRevision_andRecordsWhoAndWhy() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      InventoryStore.Revision rejected = inv().reject("Agent", "helper", 2, "op:bob", "too expensive");
+      assertThat(rejected.status()).isEqualTo(InventoryStore.Status.REJECTED);
+      assertThat(rejected.decision()).contains(new InventoryStore.Decision("op:bob", clock.instant(), "too expensive"));
+      assertThat(inv().revision("Agent", "helper", 2)).contains(rejected);
+      assertThat(inv().latest("Agent", "helper").orElseThrow().number()).isEqualTo(1);
+      assertThat(inv().pending("Agent", "helper")).isEmpty();
+    }
+
+    @Test
+    void decidingARevisionThatIsNotPending_isAConflict_thatNamesWhy() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      inv().reject("Agent", "helper", 2, "op:bob", "no");
+      assertThatThrownBy(() -> inv().approve("Agent", "helper", 2, "op:bob"))
+          .isInstanceOf(KeelException.Conflict.class)
+          .hasMessageContaining("revision 2")
+          .hasMessageContaining("rejected by op:bob");
+      assertThatThrownBy(() -> inv().approve("Agent", "helper", 1, "op:bob"))
+          .isInstanceOf(KeelException.Conflict.class)
+          .hasMessageContaining("already active");
+      assertThatThrownBy(() -> inv().reject("Agent", "helper", 7, "op:bob", "no"))
+          .isInstanceOf(KeelException.NotFound.class)
+          .hasMessageContaining("no revision 7");
+      assertThat(inv().latest("Agent", "helper").orElseThrow().number()).isEqualTo(1);
+    }
+
+    @Test
+    void anApplyWhilePending_supersedesThePendingRevision_andIsReviewedAgainstTheActiveOne() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v3), "op:ann", byNumber);
+      // v2 is higher than the active v1, so it widens too, and replaces pending v3
+      InventoryStore.Applied a3 = inv().apply(List.of(v2), "op:cy", byNumber).getFirst();
+      assertThat(a3.revision().number()).isEqualTo(3);
+      assertThat(a3.revision().status()).isEqualTo(InventoryStore.Status.PENDING);
+      assertThat(a3.superseded()).hasValueSatisfying(s -> {
+        assertThat(s.number()).isEqualTo(2);
+        assertThat(s.status()).isEqualTo(InventoryStore.Status.SUPERSEDED);
+        assertThat(s.decision().orElseThrow().by()).isEqualTo("op:cy");
+        assertThat(s.decision().orElseThrow().reason()).contains("superseded by revision 3");
+      });
+      assertThat(status(2)).isEqualTo(InventoryStore.Status.SUPERSEDED);
+      assertThatThrownBy(() -> inv().approve("Agent", "helper", 2, "op:bob")).isInstanceOf(KeelException.Conflict.class)
+          .hasMessageContaining("superseded by revision 3");
+      // a narrowing apply while pending: active at once, and the pending one is superseded
+      InventoryStore.Applied a4 = inv().apply(List.of(new InventoryStore.Change("Agent", "helper", "team-a", "{\"v\":0}")), "op:cy", byNumber).getFirst();
+      assertThat(a4.activated()).isTrue();
+      assertThat(a4.superseded()).map(InventoryStore.Revision::number).contains(3);
+      assertThat(inv().history("Agent", "helper"))
+          .extracting(r -> r.number() + ":" + r.status().wireName())
+          .containsExactly("1:superseded", "2:superseded", "3:superseded", "4:active");
+    }
+
+    @Test
+    void applyingTheActiveDescriptorAgainWhilePending_withdrawsThePendingRevision() {
+      InventoryStore.Revision r1 = inv().apply(List.of(v1), "op:ann", byNumber).getFirst().revision();
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      InventoryStore.Applied again = inv().apply(List.of(v1), "op:ann", byNumber).getFirst();
+      assertThat(again.created()).isFalse();
+      assertThat(again.revision()).isEqualTo(r1);
+      assertThat(again.superseded()).hasValueSatisfying(s -> assertThat(s.decision().orElseThrow().reason()).contains("withdrawn"));
+      assertThat(inv().pending("Agent", "helper")).isEmpty();
+      assertThat(inv().history("Agent", "helper")).hasSize(2);
+    }
+
+    @Test
+    void rollback_createsANewRevisionWithTheEarlierDescriptor_reviewedLikeAnApply() {
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      inv().apply(List.of(v1), "op:ann", byNumber); // narrowing: active at once
+      // back to v2 widens: pending
+      InventoryStore.Applied back = inv().rollback("Agent", "helper", 1, "op:bob", byNumber);
+      assertThat(back.created()).isTrue();
+      assertThat(back.revision().number()).isEqualTo(3);
+      assertThat(back.revision().spec()).isEqualTo(v2.spec());
+      assertThat(back.revision().rollbackOf()).contains(1);
+      assertThat(back.revision().status()).isEqualTo(InventoryStore.Status.PENDING);
+      assertThat(back.revision().appliedBy()).isEqualTo("op:bob");
+      inv().approve("Agent", "helper", 3, "op:ann");
+      // back to v1 narrows: active at once
+      InventoryStore.Applied down = inv().rollback("Agent", "helper", 2, "op:bob", byNumber);
+      assertThat(down.activated()).isTrue();
+      assertThat(down.revision().rollbackOf()).contains(2);
+      assertThat(inv().latest("Agent", "helper").orElseThrow().spec()).isEqualTo(v1.spec());
+      // to the active descriptor: nothing to do
+      assertThat(inv().rollback("Agent", "helper", 2, "op:bob", byNumber).created()).isFalse();
+    }
+
+    @Test
+    void rollback_toARevisionThatWasNeverActive_orDoesNotExist_isRefused() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      inv().reject("Agent", "helper", 2, "op:bob", "no");
+      assertThatThrownBy(() -> inv().rollback("Agent", "helper", 2, "op:ann", byNumber))
+          .isInstanceOf(KeelException.Conflict.class)
+          .hasMessageContaining("was never active");
+      assertThatThrownBy(() -> inv().rollback("Agent", "helper", 5, "op:ann", byNumber))
+          .isInstanceOf(KeelException.NotFound.class);
+      assertThat(inv().history("Agent", "helper")).hasSize(2);
+    }
+
+    @Test
+    void aFailingReview_storesNothing() {
+      inv().apply(List.of(v1), "op:ann");
+      InventoryStore.Change other = new InventoryStore.Change("Policy", "p", "t", "{}");
+      assertThatThrownBy(() -> inv().apply(List.of(other, v2), "op:ann", (a, c) -> {
+        throw new KeelException.Invalid("cannot review");
+      })).isInstanceOf(KeelException.Invalid.class);
+      assertThat(inv().latest("Policy", "p")).isEmpty();
+      assertThat(inv().history("Agent", "helper")).hasSize(1);
+    }
+
+    @Test
+    void concurrentDecisions_onlyOneWins() throws Exception {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      ExecutorService pool = Executors.newFixedThreadPool(8);
+      try {
+        CyclicBarrier start = new CyclicBarrier(8);
+        List<Future<Boolean>> tries = new ArrayList<>();
+        for (int i = 0; i < 8; i++) {
+          int n = i;
+          tries.add(pool.submit(() -> {
+            start.await();
+            try {
+              if (n % 2 == 0) {
+                inv().approve("Agent", "helper", 2, "op:x" + n);
+              } else {
+                inv().reject("Agent", "helper", 2, "op:x" + n, "no");
+              }
+              return true;
+            } catch (KeelException.Conflict c) {
+              return false;
+            }
+          }));
+        }
+        int won = 0;
+        for (Future<Boolean> f : tries) {
+          won += f.get(30, TimeUnit.SECONDS) ? 1 : 0;
+        }
+        assertThat(won).isEqualTo(1);
+      } finally {
+        pool.shutdownNow();
+      }
+      assertThat(inv().history("Agent", "helper"))
+          .filteredOn(r -> r.status() == InventoryStore.Status.ACTIVE)
+          .hasSize(1);
+    }
+
+    @Test
+    void latestOfKind_givesEachNamesActiveRevision_byName() {
+      inv()
           .apply(
               List.of(
                   new InventoryStore.Change("Agent", "zeta", "t", "{}"),
                   v1,
                   new InventoryStore.Change("Policy", "helper", "t", "{}")),
               "op:ann");
-      store.inventory().apply(List.of(v2), "op:ann");
-      assertThat(store.inventory().latestOfKind("Agent"))
+      inv().apply(List.of(v2), "op:ann");
+      inv().apply(List.of(v3), "op:ann", byNumber);
+      assertThat(inv().latestOfKind("Agent"))
           .extracting(r -> r.name() + "@" + r.number())
           .containsExactly("helper@2", "zeta@1");
-      assertThat(store.inventory().latestOfKind("McpServer")).isEmpty();
+      assertThat(inv().pendingOfKind("Agent"))
+          .extracting(r -> r.name() + "@" + r.number())
+          .containsExactly("helper@3");
+      assertThat(inv().latestOfKind("McpServer")).isEmpty();
     }
 
     @Test
     void apply_ofManyChanges_givesOneResultEach_inOrder() {
-      store.inventory().apply(List.of(v1), "op:ann");
+      inv().apply(List.of(v1), "op:ann");
       InventoryStore.Change other = new InventoryStore.Change("Policy", "p", "t", "{}");
-      List<InventoryStore.Applied> out = store.inventory().apply(List.of(v1, other, v2), "op:ann");
+      List<InventoryStore.Applied> out = inv().apply(List.of(v1, other, v2), "op:ann");
       assertThat(out).extracting(a -> a.revision().kind() + "/" + a.revision().name() + "@" + a.revision().number() + ":" + a.created())
           .containsExactly("Agent/helper@1:false", "Policy/p@1:true", "Agent/helper@2:true");
     }
@@ -843,10 +1083,89 @@ public abstract class EventStoreContract {
     @Test
     void apply_isAllOrNothing() {
       InventoryStore.Change other = new InventoryStore.Change("Policy", "p", "t", "{}");
-      assertThatThrownBy(() -> store.inventory().apply(Arrays.asList(v1, other, null), "op:ann"))
+      assertThatThrownBy(() -> inv().apply(Arrays.asList(v1, other, null), "op:ann"))
           .isInstanceOf(NullPointerException.class);
-      assertThat(store.inventory().latest("Agent", "helper")).isEmpty();
-      assertThat(store.inventory().latest("Policy", "p")).isEmpty();
+      assertThat(inv().latest("Agent", "helper")).isEmpty();
+      assertThat(inv().latest("Policy", "p")).isEmpty();
+    }
+
+    @Test
+    void statuses_andDecisions_surviveARestart() {
+      inv().apply(List.of(v1), "op:ann", byNumber);
+      inv().apply(List.of(v2), "op:ann", byNumber);
+      inv().reject("Agent", "helper", 2, "op:bob", "not now");
+      inv().apply(List.of(v3), "op:ann", byNumber);
+      List<InventoryStore.Revision> before = inv().history("Agent", "helper");
+      restart();
+      assertThat(inv().history("Agent", "helper")).isEqualTo(before);
+      assertThat(inv().pending("Agent", "helper")).map(InventoryStore.Revision::number).contains(3);
+    }
+  }
+
+  // ---- deliveries to other sessions' inboxes ----------------------------------------------------
+
+  @Nested
+  class Deliveries {
+
+    private Append delivering(String sessionId, long expectedSeq, SessionStatus status, List<Input> deliveries, SessionEvent... es) {
+      return new Append(
+          sessionId, expectedSeq, Arrays.stream(es).map(EventStoreContract::pe).toList(), status, List.of(),
+          Optional.empty(), deliveries, List.of(), List.of());
+    }
+
+    @Test
+    void append_withADelivery_putsTheInputInTheOtherInbox_inTheSameTransaction() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      Input result = new Input("parent", "sub-child", "subagent_result", "{\"ok\":true}", "agent:helper", clock.instant());
+      events.append(delivering("child", 3, SessionStatus.COMPLETED, List.of(result),
+          answer(1, "done"), new SessionEvent.SessionCompleted("done")));
+      assertThat(events.pendingInputs("parent")).containsExactly(result);
+      assertThat(record("parent").pendingInputs()).isEqualTo(1);
+      assertThat(events.sessionsWithWork(100)).contains("parent");
+    }
+
+    @Test
+    void aDeliveryWhoseAppendFails_isNotDelivered() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      Input result = new Input("parent", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      assertThatThrownBy(() -> events.append(delivering("child", 1, SessionStatus.COMPLETED, List.of(result),
+          new SessionEvent.SessionCompleted("done"))))
+          .isInstanceOf(KeelException.Conflict.class);
+      assertThat(events.pendingInputs("parent")).isEmpty();
+    }
+
+    @Test
+    void theSameDeliveryTwice_isStoredOnce() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      Input result = new Input("parent", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      events.append(delivering("child", 3, SessionStatus.RUNNING, List.of(result), answer(1, "x")));
+      events.append(delivering("child", 4, SessionStatus.RUNNING, List.of(result), answer(1, "y")));
+      assertThat(events.pendingInputs("parent")).hasSize(1);
+      assertThat(record("parent").pendingInputs()).isEqualTo(1);
+    }
+
+    @Test
+    void aDeliveryToAnEndedOrUnknownSession_isDropped_andTheAppendSucceeds() {
+      createRunning("child", "helper");
+      create("parent", "planner");
+      events.append(append("parent", 1, SessionStatus.CANCELLED, new SessionEvent.SessionCancelled("op:bob", "enough")));
+      Input toEnded = new Input("parent", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      Input toNobody = new Input("ghost", "sub-child", "subagent_result", "{}", "agent:helper", clock.instant());
+      assertThat(events.append(delivering("child", 3, SessionStatus.COMPLETED, List.of(toEnded, toNobody),
+          new SessionEvent.SessionFailed("boom", "it broke", false)))).isEqualTo(4);
+      assertThat(events.pendingInputs("parent")).isEmpty();
+      assertThat(events.session("ghost")).isEmpty();
+    }
+
+    @Test
+    void aDeliveryToTheAppendingSessionItself_isRefused() {
+      Input self = new Input("s1", "x", "message", "hi", "user:ann", clock.instant());
+      assertThatThrownBy(() -> delivering("s1", 1, SessionStatus.IDLE, List.of(self), received("x", "hi")))
+          .isInstanceOf(IllegalArgumentException.class)
+          .hasMessageContaining("for the session itself");
     }
   }
 

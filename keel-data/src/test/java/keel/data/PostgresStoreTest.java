@@ -10,6 +10,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.math.BigDecimal;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -21,6 +22,7 @@ import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import java.util.stream.IntStream;
+import keel.core.BudgetKind;
 import keel.core.KeelException;
 import keel.core.SessionEvent;
 import keel.core.SessionState;
@@ -206,6 +208,93 @@ class PostgresStoreTest {
       assertThat(log).extracting(StoredEvent::node).containsOnly("node-a", "node-b");
       assertThat(store.events().session("s1").orElseThrow().lastSeq()).isEqualTo(rounds + 1);
     }
+  }
+
+  @Test
+  @Timeout(value = 120, unit = TimeUnit.SECONDS, threadMode = Timeout.ThreadMode.SEPARATE_THREAD)
+  void twoNodes_reservingOneBudget_togetherNeverHoldMoreThanItsLimit_toTheLastUnit() throws Exception {
+    // the dollar limit is ten of the smallest units the store keeps: exactly ten reservations fit
+    BigDecimal unit = new BigDecimal("0.0000000001");
+    List<BudgetStore.Claim> claims = List.of(
+        new BudgetStore.Claim(BudgetKind.CALLS_PER_HOUR, new BigDecimal(1000), BigDecimal.ONE),
+        new BudgetStore.Claim(BudgetKind.USD_PER_DAY, unit.multiply(BigDecimal.TEN), unit));
+    java.util.concurrent.atomic.AtomicInteger ids = new java.util.concurrent.atomic.AtomicInteger();
+    int workers = 8;
+    try (Store other = Store.postgresql(config, "node-b", clock);
+        ExecutorService pool = Executors.newFixedThreadPool(workers)) {
+      Store[] nodes = {store, other};
+      CyclicBarrier go = new CyclicBarrier(workers);
+      List<Future<Integer>> granted = new ArrayList<>();
+      for (int w = 0; w < workers; w++) {
+        Store node = nodes[w % 2];
+        granted.add(pool.submit(() -> {
+          go.await();
+          int n = 0;
+          for (int i = 0; i < 5; i++) {
+            BudgetStore.Outcome o = node.budgets().reserve(new BudgetStore.Request(
+                "r" + ids.incrementAndGet(), "helper", "s1", clock.instant(), Duration.ofMinutes(5), claims));
+            if (o instanceof BudgetStore.Outcome.Granted) {
+              n++;
+            }
+          }
+          return n;
+        }));
+      }
+      int total = 0;
+      for (Future<Integer> f : granted) {
+        total += f.get();
+      }
+      assertThat(total).isEqualTo(10);
+      assertThat(other.budgets().levels("helper", clock.instant()))
+          .filteredOn(l -> l.kind() == BudgetKind.USD_PER_DAY)
+          .singleElement()
+          .satisfies(l -> assertThat(l.reserved()).isEqualByComparingTo(unit.multiply(BigDecimal.TEN)))
+          .satisfies(l -> assertThat(l.used()).isZero());
+      assertThat(store.budgets().levels("helper", clock.instant()))
+          .filteredOn(l -> l.kind() == BudgetKind.CALLS_PER_HOUR)
+          .singleElement()
+          .satisfies(l -> assertThat(l.reserved()).isEqualByComparingTo(BigDecimal.TEN));
+    }
+  }
+
+  @Test
+  void upgradingFromTheKernelSchema_makesTheNewestRevisionActive_andTheOthersSuperseded() throws Exception {
+    PostgresConfig old = DATABASE.withSchema("upgraded" + schemas);
+    try (Connection c = TestPostgres.connect(old)) {
+      org.flywaydb.core.Flyway.configure()
+          .dataSource(old.jdbcUrl(), old.user().orElse(null), old.password().orElse(null))
+          .schemas(old.schema()).defaultSchema(old.schema())
+          .locations("classpath:keel/data/postgresql").target("1").load().migrate();
+      try (Statement st = c.createStatement()) {
+        st.execute("SET search_path TO " + old.schema());
+        st.executeUpdate("INSERT INTO revisions VALUES ('Agent','a',1,'t','{\"v\":1}','op:ann','1970-01-01 00:00:01+00')");
+        st.executeUpdate("INSERT INTO revisions VALUES ('Agent','a',2,'t','{\"v\":2}','op:ann','1970-01-01 00:00:02+00')");
+        st.executeUpdate("INSERT INTO revisions VALUES ('Policy','p',1,'t','{}','op:ann','1970-01-01 00:00:01.5+00')");
+      }
+    }
+    try (Store upgraded = Store.postgresql(old, "node-a", clock)) {
+      InventoryStore inv = upgraded.inventory();
+      assertThat(inv.history("Agent", "a"))
+          .extracting(r -> r.number() + ":" + r.status().wireName() + ":" + r.activatedAt().orElseThrow().toEpochMilli())
+          .containsExactly("1:superseded:1000", "2:active:2000");
+      assertThat(inv.latest("Policy", "p")).isPresent();
+      assertThat(inv.latest("Agent", "a").orElseThrow().review()).isEqualTo(InventoryStore.Review.NONE);
+      assertThat(inv.latest("Agent", "a").orElseThrow().decision()).isEmpty();
+    }
+  }
+
+  @Test
+  void theSchema_refusesASecondActiveOrPendingRevision() throws Exception {
+    store.inventory().apply(List.of(new InventoryStore.Change("Agent", "a", "t", "{}")), "op:ann");
+    String insert = "INSERT INTO " + config.schema() + ".revisions (kind, name, number, owner, spec, applied_by, applied_at, status)"
+        + " VALUES ('Agent','a',%d,'t','{\"x\":%d}','op:ann',now(),'%s')";
+    assertThatThrownBy(() -> execute(insert.formatted(2, 1, "active")))
+        .isInstanceOf(SQLException.class)
+        .hasMessageContaining("revisions_one_active");
+    execute(insert.formatted(2, 1, "pending"));
+    assertThatThrownBy(() -> execute(insert.formatted(3, 2, "pending")))
+        .isInstanceOf(SQLException.class)
+        .hasMessageContaining("revisions_one_pending");
   }
 
   @Test

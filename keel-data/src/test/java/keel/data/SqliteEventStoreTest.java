@@ -166,4 +166,44 @@ class SqliteEventStoreTest extends EventStoreContract {
     assertThat(all("s1")).hasSize(1);
     assertThat(all("s2")).hasSize(51);
   }
+
+  @Test
+  void upgradingFromTheKernelSchema_makesTheNewestRevisionActive_andTheOthersSuperseded() throws Exception {
+    Path old = Files.createDirectory(dir.resolve("old"));
+    String url = "jdbc:sqlite:" + old.resolve("keel.db");
+    org.flywaydb.core.Flyway.configure().dataSource(url, null, null).locations("classpath:keel/data/sqlite").target("1")
+        .load().migrate();
+    try (Connection c = DriverManager.getConnection(url);
+        Statement st = c.createStatement()) {
+      st.executeUpdate("INSERT INTO revisions VALUES ('Agent','a',1,'t','{\"v\":1}','op:ann',1000)");
+      st.executeUpdate("INSERT INTO revisions VALUES ('Agent','a',2,'t','{\"v\":2}','op:ann',2000)");
+      st.executeUpdate("INSERT INTO revisions VALUES ('Policy','p',1,'t','{}','op:ann',1500)");
+    }
+    try (Store upgraded = Store.sqlite(old, NODE, clock, true)) {
+      InventoryStore inv = upgraded.inventory();
+      assertThat(inv.history("Agent", "a"))
+          .extracting(r -> r.number() + ":" + r.status().wireName() + ":" + r.activatedAt().orElseThrow().toEpochMilli())
+          .containsExactly("1:superseded:1000", "2:active:2000");
+      assertThat(inv.latest("Policy", "p")).isPresent();
+      assertThat(inv.latest("Agent", "a").orElseThrow().review()).isEqualTo(InventoryStore.Review.NONE);
+      assertThat(inv.latest("Agent", "a").orElseThrow().decision()).isEmpty();
+    }
+  }
+
+  @Test
+  void theSchema_refusesASecondActiveOrPendingRevision() throws Exception {
+    store.inventory().apply(List.of(new InventoryStore.Change("Agent", "a", "t", "{}")), "op:ann");
+    assertThatThrownBy(() -> execute(
+            "INSERT INTO revisions (kind, name, number, owner, spec, applied_by, applied_at, status)"
+                + " VALUES ('Agent','a',2,'t','{\"x\":1}','op:ann',0,'active')"))
+        .isInstanceOf(SQLException.class)
+        .hasMessageContaining("UNIQUE");
+    execute("INSERT INTO revisions (kind, name, number, owner, spec, applied_by, applied_at, status)"
+        + " VALUES ('Agent','a',2,'t','{\"x\":1}','op:ann',0,'pending')");
+    assertThatThrownBy(() -> execute(
+            "INSERT INTO revisions (kind, name, number, owner, spec, applied_by, applied_at, status)"
+                + " VALUES ('Agent','a',3,'t','{\"x\":2}','op:ann',0,'pending')"))
+        .isInstanceOf(SQLException.class)
+        .hasMessageContaining("UNIQUE");
+  }
 }

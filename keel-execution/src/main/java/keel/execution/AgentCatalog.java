@@ -38,7 +38,10 @@ public final class AgentCatalog {
                             "agent \"" + name + "\" has no revision " + revision)));
   }
 
-  /** The latest revision of an agent and its number. */
+  /**
+   * The agent's active revision and its number: the one in force, which new sessions and budget
+   * checks use. A revision pending approval is never returned here.
+   */
   public Versioned latest(String name) {
     InventoryStore.Revision r =
         inventory
@@ -48,6 +51,11 @@ public final class AgentCatalog {
                     new KeelException.NotFound(
                         "there is no agent named \"" + name + "\"; apply its descriptor first"));
     return new Versioned(revision(name, r.number()), r.number());
+  }
+
+  /** The latest revision of an agent, if there is an agent of that name. */
+  public java.util.Optional<Versioned> find(String name) {
+    return inventory.latest("Agent", name).map(r -> new Versioned(revision(name, r.number()), r.number()));
   }
 
   /** An agent descriptor with its revision number. */

@@ -86,7 +86,7 @@ public final class InternalTools implements ToolProvider {
     AgentDescriptor.MemorySpec memory = context.agent().spec().memory();
     if (memory.type() == AgentDescriptor.MemoryType.PERSISTENT && memory.retentionDays().isPresent()) {
       Instant before = env.clock().instant().minus(Duration.ofDays(memory.retentionDays().get()));
-      env.store().memory().purge(context.agent().name(), "", before);
+      env.store().memory().purge(context.identity().agent(), "", before);
     }
   }
 
@@ -107,7 +107,8 @@ public final class InternalTools implements ToolProvider {
       try {
         ObjectNode args = Json.arguments(arguments);
         String scope = scope(context);
-        return run(context.agent().name(), scope, args, context);
+        // the notes belong to the verified principal, not to whatever the descriptor says
+        return run(context.identity().agent(), scope, args, context);
       } catch (IllegalArgumentException e) {
         return ToolOutput.error(spec().name() + ": " + e.getMessage());
       }

@@ -91,7 +91,7 @@ public final class ModelGateway {
         try {
           ModelResponse answer = invoke(agent, request, small, stream, tools);
           BigDecimal cost = cost(small, answer);
-          Optional<String> reason = escalationReason(r, answer, tools, agent);
+          Optional<String> reason = escalationReason(r, answer, request.tools());
           if (reason.isEmpty()) {
             return new Call(answer, small.provider(), OpenAiModelProvider.requestedModel(small), cost, escalations, Optional.empty());
           }
@@ -210,8 +210,7 @@ public final class ModelGateway {
     return chars / 4;
   }
 
-  private static Optional<String> escalationReason(
-      AgentDescriptor.Routing r, ModelResponse answer, ToolRegistry tools, AgentDescriptor agent) {
+  private static Optional<String> escalationReason(AgentDescriptor.Routing r, ModelResponse answer, List<ToolSpec> offered) {
     List<String> on = r.escalateOn();
     if (on.contains("empty_answer") && answer.text().isBlank() && answer.toolCalls().isEmpty()) {
       return Optional.of("empty_answer: the small model answered nothing");
@@ -220,14 +219,16 @@ public final class ModelGateway {
       return Optional.of("refusal: \"" + Trace.abbreviate(answer.text(), 80) + "\"");
     }
     if (on.contains("invalid_tool_arguments")) {
+      // checked against the tools the model was offered: exactly those the session's token grants
       for (ToolCall c : answer.toolCalls()) {
-        Optional<String> problem = switch (tools.authorize(agent, c.name())) {
-          case ToolRegistry.Decision.Denied d -> Optional.of(d.reason());
-          case ToolRegistry.Decision.Allowed a -> {
-            List<String> problems = ToolArguments.of(a.tool().spec()).problems(c.arguments());
-            yield problems.isEmpty() ? Optional.empty() : Optional.of(c.name() + ": " + String.join("; ", problems));
-          }
-        };
+        Optional<ToolSpec> spec = offered.stream().filter(t -> t.name().equals(c.name())).findFirst();
+        Optional<String> problem;
+        if (spec.isEmpty()) {
+          problem = Optional.of("\"" + c.name() + "\" is not one of the tools it was given");
+        } else {
+          List<String> problems = ToolArguments.of(spec.get()).problems(c.arguments());
+          problem = problems.isEmpty() ? Optional.empty() : Optional.of(c.name() + ": " + String.join("; ", problems));
+        }
         if (problem.isPresent()) {
           return Optional.of("invalid_tool_arguments: " + problem.get());
         }

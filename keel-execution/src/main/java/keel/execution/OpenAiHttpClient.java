@@ -125,6 +125,8 @@ final class OpenAiHttpClient implements HttpClient {
         b.header(h.getKey(), value);
       }
     }
+    // the model call's span is the parent of whatever the provider traces for this request
+    TraceContext.current().ifPresent(tp -> b.setHeader("traceparent", tp));
     String body = request.body();
     java.net.http.HttpRequest.BodyPublisher publisher =
         body == null

@@ -8,6 +8,9 @@ import java.util.Deque;
 import java.util.Iterator;
 import java.util.List;
 import java.util.Optional;
+import java.util.function.Consumer;
+import keel.control.Identity;
+import keel.control.SessionToken;
 import keel.core.AgentDescriptor;
 import keel.core.Content;
 import keel.core.KeelException;
@@ -21,6 +24,7 @@ import keel.core.ToolCall;
 import keel.data.Append;
 import keel.data.BlobStore;
 import keel.data.Input;
+import keel.data.NewSession;
 import keel.data.PendingEvent;
 import keel.data.SessionRecord;
 import keel.data.Store;
@@ -44,6 +48,20 @@ import tools.jackson.databind.JsonNode;
  *       idempotent (same idempotency key); otherwise it becomes {@code ToolOutcomeUnknown}.
  *   <li>An append that finds another writer ahead of it abandons the run.
  * </ul>
+ *
+ * <p>Identity rules: the run acts with a token the control plane issued for its session (a fresh
+ * one when the one it holds is near expiry), and presents it to {@link Identity} before every
+ * model call and every tool call, which checks it and that it grants the call's capability. The
+ * model is offered only the tools the verified token grants. A refused tool call is recorded as
+ * {@code ToolCallDenied} with the reason and the model reads it; the session goes on.
+ *
+ * <p>Sub-agent rules: a call of {@code agent_<name>} is checked like any tool call, then the
+ * control plane decides the child's grants and chain ({@link Identity#delegate}). The call is
+ * durable before the child session exists, the child's id is derived from the call, and the child
+ * is created before {@code SubagentSpawned} is recorded, so a step redone after a crash finds its
+ * child instead of making a second one. The child's result reaches the parent's inbox in the same
+ * append as the child's last event; a parent that ends cancels the children it waits for in the
+ * same way.
  *
  * <p>Thread-safe: one instance serves every session; each {@link #run} call keeps its state on its
  * own stack. The scheduler guarantees one run per session at a time on a node; the expected
@@ -86,7 +104,16 @@ final class SessionRunner implements Scheduler.Runner {
   private final EventBus bus;
   private final Clock clock;
   private final String node;
+  private final Identity identity;
+  private final TokenPresenter presenter;
+  private final Consumer<String> wake;
+  private final Metering metering;
 
+  /**
+   * @param identity issues and checks the sessions' tokens
+   * @param presenter what is presented to the check before each use ({@link TokenPresenter#HELD})
+   * @param wake makes another session run soon: a child just created, a parent with a result
+   */
   SessionRunner(
       Store store,
       AgentCatalog catalog,
@@ -94,7 +121,12 @@ final class SessionRunner implements Scheduler.Runner {
       ToolRegistry tools,
       EventBus bus,
       Clock clock,
-      String node) {
+      String node,
+      Identity identity,
+      TokenPresenter presenter,
+      Consumer<String> wake,
+
+      Metering metering) {
     this.store = store;
     this.catalog = catalog;
     this.gateway = gateway;
@@ -102,6 +134,10 @@ final class SessionRunner implements Scheduler.Runner {
     this.bus = bus;
     this.clock = clock;
     this.node = node;
+    this.identity = identity;
+    this.presenter = presenter;
+    this.wake = wake;
+    this.metering = metering;
   }
 
   @Override
@@ -131,13 +167,19 @@ final class SessionRunner implements Scheduler.Runner {
     private final List<PendingEvent> staged = new ArrayList<>();
     private final List<StoredEvent> stagedStored = new ArrayList<>();
     private final List<String> consumed = new ArrayList<>();
+    /** Inputs for other sessions, written with the next flush. */
+    private final List<Input> deliveries = new ArrayList<>();
+    /** The session's token; replaced when near expiry. */
+    private SessionToken token;
     private long flushedSeq;
     private long snapshotSeq;
     private Deque<Input> inbox;
     private AgentDescriptor agent;
+    private final Metering.Meter meter;
 
     Run(SessionRecord record, SessionState state, long snapshotSeq, Signals signals) {
       this.record = record;
+      this.meter = metering.open(record);
       this.state = state;
       this.signals = signals;
       this.flushedSeq = state.lastSeq();
@@ -177,7 +219,8 @@ final class SessionRunner implements Scheduler.Runner {
               case RUNNABLE -> runnable();
               case RUNNING -> running();
               case AWAITING_APPROVAL -> awaitingHuman();
-              case AWAITING_SUBAGENT, BUDGET_BLOCKED -> suspend();
+              case AWAITING_SUBAGENT -> awaitingSubagent();
+              case BUDGET_BLOCKED -> budgetBlocked();
               case COMPLETED, FAILED, CANCELLED -> throw new IllegalStateException("terminal handled above");
             };
         if (outcome != null) {
@@ -193,6 +236,8 @@ final class SessionRunner implements Scheduler.Runner {
       }
       if (in.kind().equals("message")) {
         stage(new SessionEvent.InputReceived(in.inputId(), in.body(), in.sender()), in);
+      } else if (in.kind().equals(Subagents.RESULT_KIND)) {
+        stage(new SessionEvent.InputRejected(in.inputId(), "no sub-agent call is waiting for this result"), in);
       } else {
         stage(new SessionEvent.InputRejected(in.inputId(), "no tool call is waiting for a decision"), in);
       }
@@ -216,9 +261,7 @@ final class SessionRunner implements Scheduler.Runner {
         ended();
         return null;
       }
-      stage(
-          new SessionEvent.ModelCalled(
-              state.stepsSinceInput(), agent.spec().model().provider(), agent.spec().model().name()));
+      stageModelCalled();
       return callModel();
     }
 
@@ -238,42 +281,30 @@ final class SessionRunner implements Scheduler.Runner {
       PendingCall p = pending.getFirst();
       String span = toolSpan(p.call().id());
       switch (p.state()) {
-        case REQUESTED -> {
-          switch (tools.authorize(agent, p.call().name())) {
-            case ToolRegistry.Decision.Denied d ->
-                stage(new SessionEvent.ToolCallDenied(p.call().id(), d.reason()), span);
-            case ToolRegistry.Decision.Allowed a -> {
-              List<String> problems = ToolArguments.of(a.tool().spec()).problems(p.call().arguments());
-              if (!problems.isEmpty()) {
-                // nothing runs; the model reads what was wrong and can correct the call
-                stage(new SessionEvent.ToolCallDenied(p.call().id(),
-                    "invalid arguments for " + p.call().name() + ": " + String.join("; ", problems)), span);
-                return null;
-              }
-              stage(new SessionEvent.ToolCallAuthorized(p.call().id(), a.tool().capability(), a.tool().idempotent()), span);
-              String key = idempotencyKey(p.call());
-              stage(new SessionEvent.ToolCallStarted(p.call().id(), 1, key), span);
-              execute(a.tool(), p.call(), span, key);
-            }
-          }
-        }
+        case REQUESTED -> authorizeAndRun(p, span);
         case AUTHORIZED -> {
           Optional<Tool> tool = tools.tool(p.call().name());
           if (tool.isEmpty()) {
             stage(new SessionEvent.ToolCallDenied(p.call().id(), "the tool \"" + p.call().name() + "\" is no longer available"), span);
           } else {
-            // a retry a human asked for keeps the call's key, so the tool can recognise it
-            String key = p.idempotencyKey().isEmpty() ? idempotencyKey(p.call()) : p.idempotencyKey();
-            stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, key), span);
-            execute(tool.get(), p.call(), span, key);
+            Optional<SessionToken> verified = reauthorize(p, tool.get(), span);
+            if (verified.isPresent() && !blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), p.call().id()), span)) {
+              // a retry a human asked for keeps the call's key, so the tool can recognise it
+              String key = p.idempotencyKey().isEmpty() ? idempotencyKey(p.call()) : p.idempotencyKey();
+              stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, key), span);
+              execute(tool.get(), p.call(), span, key, verified.get());
+            }
           }
         }
         case STARTED -> {
           // Found started and never completed: the node running it died.
           Optional<Tool> tool = tools.tool(p.call().name());
           if (p.idempotent() && tool.isPresent()) {
-            stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, p.idempotencyKey()), span);
-            execute(tool.get(), p.call(), span, p.idempotencyKey());
+            Optional<SessionToken> verified = reauthorize(p, tool.get(), span);
+            if (verified.isPresent() && !blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), p.call().id()), span)) {
+              stage(new SessionEvent.ToolCallStarted(p.call().id(), p.attempt() + 1, p.idempotencyKey()), span);
+              execute(tool.get(), p.call(), span, p.idempotencyKey(), verified.get());
+            }
           } else {
             stage(
                 new SessionEvent.ToolOutcomeUnknown(
@@ -288,7 +319,152 @@ final class SessionRunner implements Scheduler.Runner {
           }
         }
         case OUTCOME_UNKNOWN -> throw new IllegalStateException("an unknown outcome keeps the session awaiting approval");
+        case SPAWNED -> throw new IllegalStateException("a spawned sub-agent keeps the session awaiting it");
       }
+      return null;
+    }
+
+    /**
+     * A requested call: the token presented for the call's capability is checked (signature,
+     * expiry, session, grant), then the arguments; the call then runs, or spawns its sub-agent.
+     */
+    private void authorizeAndRun(PendingCall p, String span) {
+      ToolCall call = p.call();
+      Optional<Tool> tool = tools.tool(call.name());
+      Optional<String> capability =
+          tool.map(Tool::capability).or(() -> Subagents.capability(call.name(), token().grants()));
+      Identity.Verdict verdict =
+          capability.isPresent()
+              ? identity.authorize(presenter.present(capability.get(), token()), record.id(), capability.get())
+              : identity.verify(presenter.present("tool " + call.name(), token()), record.id());
+      switch (verdict) {
+        case Identity.Verdict.Refused r -> deny(call, r.reason(), r.token(), span);
+        case Identity.Verdict.Verified v -> {
+          if (capability.isEmpty()) {
+            deny(call, "there is no tool named \"" + call.name() + "\"; call only the tools you were given", Optional.of(v.token()), span);
+          } else if (tool.isEmpty()) {
+            spawn(p, capability.get(), v.token(), span);
+          } else {
+            List<String> problems = ToolArguments.of(tool.get().spec()).problems(call.arguments());
+            if (!problems.isEmpty()) {
+              // nothing runs; the model reads what was wrong and can correct the call
+              deny(call, "invalid arguments for " + call.name() + ": " + String.join("; ", problems), Optional.of(v.token()), span);
+              return;
+            }
+            if (blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), call.id()), span)) {
+              return;
+            }
+            stage(new SessionEvent.ToolCallAuthorized(
+                call.id(), tool.get().capability(), tool.get().idempotent(), v.token().principal(), v.token().tokenId()), span);
+            String key = idempotencyKey(call);
+            stage(new SessionEvent.ToolCallStarted(call.id(), 1, key), span);
+            execute(tool.get(), call, span, key, v.token());
+          }
+        }
+      }
+    }
+
+    /** A call authorized before (a retry, a re-run after a crash) is checked again before it runs. */
+    private Optional<SessionToken> reauthorize(PendingCall p, Tool tool, String span) {
+      switch (identity.authorize(presenter.present(tool.capability(), token()), record.id(), tool.capability())) {
+        case Identity.Verdict.Verified v -> {
+          return Optional.of(v.token());
+        }
+        case Identity.Verdict.Refused r -> {
+          deny(p.call(), "not run again: " + r.reason(), r.token(), span);
+          return Optional.empty();
+        }
+      }
+    }
+
+    private void deny(ToolCall call, String reason, Optional<SessionToken> who, String span) {
+      stage(new SessionEvent.ToolCallDenied(
+          call.id(), reason, who.map(SessionToken::principal).orElse(""), who.map(SessionToken::tokenId).orElse("")), span);
+    }
+
+    /**
+     * Starts the child session of a sub-agent call. The call is made durable first, so that its
+     * key, and with it the child's id, never changes; the child is created (or found, after a
+     * crash) before {@code SubagentSpawned} is recorded.
+     */
+    private void spawn(PendingCall p, String capability, SessionToken parent, String span) {
+      ToolCall call = p.call();
+      String childAgent = capability.substring(Subagents.PREFIX.length());
+      List<String> problems = ToolArguments.of(Subagents.spec(childAgent)).problems(call.arguments());
+      if (!problems.isEmpty()) {
+        deny(call, "invalid arguments for " + call.name() + ": " + String.join("; ", problems), Optional.of(parent), span);
+        return;
+      }
+      String task = Json.string(Json.arguments(call.arguments()), "task");
+      Optional<AgentCatalog.Versioned> child = catalog.find(childAgent);
+      if (child.isEmpty()) {
+        deny(call, "there is no agent named \"" + childAgent + "\" to delegate to", Optional.of(parent), span);
+        return;
+      }
+      switch (identity.delegate(parent, childAgent, child.get().agent().spec().tools())) {
+        case Identity.Delegation.Refused r -> deny(call, r.reason(), Optional.of(parent), span);
+        case Identity.Delegation.Allowed a -> {
+          flush();
+          String childId = Subagents.childSessionId(record.id(), idempotencyKey(call));
+          SessionRecord created = createChild(childId, child.get(), a, task, parent);
+          stage(new SessionEvent.SubagentSpawned(
+              call.id(), capability, childId, created.agent(), created.revision(), parent.principal(), parent.tokenId()), span);
+          flush();
+          wake.accept(childId);
+        }
+      }
+    }
+
+    private SessionRecord createChild(
+        String childId, AgentCatalog.Versioned child, Identity.Delegation.Allowed delegation, String task, SessionToken parent) {
+      String name = child.agent().name();
+      String owner = child.agent().metadata().owner();
+      SessionEvent.SessionStarted started = new SessionEvent.SessionStarted(
+          name, child.revision(), owner, parent.principal(), true, delegation.grants(), delegation.chain(), record.id());
+      Input first = new Input(childId, Subagents.taskInputId(childId), "message", task, parent.principal(), clock.instant());
+      try {
+        store.events().create(new NewSession(
+            childId, name, child.revision(), owner, record.traceId(), Optional.of(record.id()), record.rootId(),
+            List.of(new PendingEvent(started, Spans.session(childId))), SessionStatus.IDLE, Optional.of(first)));
+      } catch (KeelException.Conflict e) {
+        // created by this call before a crash: it is the child, whatever it has done since
+      }
+      SessionRecord r = store.events().session(childId).orElseThrow(
+          () -> new KeelException.Unavailable("child session " + childId + " was created but cannot be read", null));
+      if (!r.parentId().equals(Optional.of(record.id()))) {
+        throw new IllegalStateException(
+            "session " + childId + " exists but is not a child of " + record.id() + "; refusing to adopt it");
+      }
+      return r;
+    }
+
+    /** Waits for a child's result; when it is in the inbox, it becomes the result of the call. */
+    private Outcome awaitingSubagent() {
+      Optional<Input> in = take(Subagents.RESULT_KIND);
+      if (in.isEmpty()) {
+        return suspend();
+      }
+      Input input = in.get();
+      JsonNode body;
+      try {
+        body = keel.core.EventCodec.mapper().readTree(input.body());
+      } catch (RuntimeException e) {
+        stage(new SessionEvent.InputRejected(input.inputId(), "the sub-agent result is not valid JSON"), input);
+        return null;
+      }
+      String child = body.path("child_session_id").asString("");
+      String outcome = body.path("outcome").asString("");
+      Optional<PendingCall> waiting = state.pending().stream()
+          .filter(p -> p.state() == PendingCall.CallState.SPAWNED && p.subagentSessionId().equals(child))
+          .findFirst();
+      if (waiting.isEmpty() || !List.of("completed", "failed", "cancelled").contains(outcome)) {
+        stage(new SessionEvent.InputRejected(input.inputId(), "no sub-agent call is waiting for session " + child), input);
+        return null;
+      }
+      String callId = waiting.get().call().id();
+      Content result = store.blobs().store(body.path("result").asString(""));
+      stage(new SessionEvent.SubagentCompleted(callId, child, outcome, result, !outcome.equals("completed")),
+          input, toolSpan(callId));
       return null;
     }
 
@@ -348,7 +524,58 @@ final class SessionRunner implements Scheduler.Runner {
       return true;
     }
 
+    /** A model call, once the agent's budgets allow it; the reservation ends with the call. */
     private Outcome callModel() {
+      Optional<SessionToken> caller = verifiedForModel();
+      if (caller.isEmpty()) {
+        return null;
+      }
+      List<ToolSpec> offered = offeredTools(caller.get());
+      if (blockedByBudget(meter.beforeModelCall(agent, state, offered), Spans.model(record.id(), state.modelCalls() + 1))) {
+        return null;
+      }
+      long started = System.nanoTime();
+      try {
+        return callGateway(offered);
+      } finally {
+        meter.modelCallEnded(System.nanoTime() - started);
+      }
+    }
+
+    /**
+     * Stages what a budget check says: its warnings, or the block that suspends the session.
+     *
+     * @return true when the session is now budget-blocked and the call must not be made
+     */
+    private boolean blockedByBudget(Metering.Check check, String span) {
+      switch (check) {
+        case Metering.Check.Stop s -> {
+          stage(s.blocked(), span);
+          return true;
+        }
+        case Metering.Check.Go g -> {
+          for (SessionEvent.BudgetWarning w : g.warnings()) {
+            stage(w, span);
+          }
+          return false;
+        }
+      }
+    }
+
+    /** Goes on once the budget that blocks the session allows the call; until then it waits, suspended. */
+    private Outcome budgetBlocked() {
+      SessionEvent.BudgetBlocked block = state.budgetBlock().orElseThrow();
+      Optional<String> reason = meter.unblocked(block);
+      if (reason.isPresent()) {
+        stage(new SessionEvent.BudgetUnblocked(block.kind(), reason.get()));
+        return null;
+      }
+      return suspend();
+    }
+
+    /** Calls the model through the gateway, offering {@code offered}, and stages what it answered. */
+    private Outcome callGateway(List<ToolSpec> offered) {
+      String span = Spans.model(record.id(), state.modelCalls() + 1);
       ModelRequest request =
           new ModelRequest(
               agent.name(),
@@ -356,9 +583,8 @@ final class SessionRunner implements Scheduler.Runner {
               agent.spec().model(),
               agent.spec().instructions(),
               resolve(state.conversation()),
-              tools.granted(agent).stream().map(Tool::spec).toList(),
+              offered,
               state.stepsSinceInput());
-      String span = Spans.model(record.id(), state.modelCalls() + 1);
       // checked per piece, so a client that subscribes during a long call sees the rest of its text
       ModelStream stream =
           text -> {
@@ -370,8 +596,10 @@ final class SessionRunner implements Scheduler.Runner {
       for (int attempt = 1; attempt <= MODEL_ATTEMPTS; attempt++) {
         long started = System.nanoTime();
         try {
-          ModelGateway.Call call = gateway.call(agent, request, state, stream, tools);
+          ModelGateway.Call call =
+              TraceContext.with(TraceContext.traceparent(record.traceId(), span), () -> gateway.call(agent, request, state, stream, tools));
           long latency = (System.nanoTime() - started) / 1_000_000;
+          meter.modelCallMade(call);
           for (SessionEvent.ModelEscalated e : call.escalations()) {
             stage(e, span);
           }
@@ -433,12 +661,77 @@ final class SessionRunner implements Scheduler.Runner {
       return null;
     }
 
-    private void execute(Tool tool, ToolCall call, String span, String key) {
+    /**
+     * The session's token, checked before a model call. If the held token is refused, a fresh one
+     * is tried once; if that is refused too, the session fails: it never acts without an identity.
+     */
+    private Optional<SessionToken> verifiedForModel() {
+      String reason = "";
+      for (int attempt = 0; attempt < 2; attempt++) {
+        switch (identity.verify(presenter.present("model", token()), record.id())) {
+          case Identity.Verdict.Verified v -> {
+            return Optional.of(v.token());
+          }
+          case Identity.Verdict.Refused r -> {
+            LOG.warn("session {}: its token was refused for a model call: {}", record.id(), r.reason());
+            reason = r.reason();
+            token = null;
+          }
+        }
+      }
+      stage(new SessionEvent.SessionFailed("identity_refused",
+          "the session's token was refused for a model call: " + reason, false));
+      ended();
+      return Optional.empty();
+    }
+
+    /** The tools the verified token grants, and a tool for each granted sub-agent that exists. */
+    private List<ToolSpec> offeredTools(SessionToken caller) {
+      List<ToolSpec> out = new ArrayList<>(tools.granted(caller.grants()).stream().map(Tool::spec).toList());
+      for (String a : Subagents.agents(caller.grants())) {
+        if (catalog.find(a).isPresent()) {
+          out.add(Subagents.spec(a));
+        }
+      }
+      return out;
+    }
+
+    /** The token the session acts with: issued at its first use in a run, renewed near expiry. */
+    private SessionToken token() {
+      if (token == null || identity.dueForRefresh(token)) {
+        token = identity.issue(subject());
+      }
+      return token;
+    }
+
+    /**
+     * Who the session's token is for. A root session's grants are its revision's {@code
+     * spec.tools}; a sub-agent's are the intersection recorded when it was spawned.
+     */
+    private Identity.Subject subject() {
+      List<String> grants = state.parentSessionId().isEmpty() ? agent.spec().tools() : state.grants();
+      List<String> chain = state.chain();
+      if (chain.isEmpty()) {
+        // restored from a snapshot taken before identities: the first event says who started it
+        chain = store.events().events(record.id(), 0, 1).stream()
+            .map(e -> e.event() instanceof SessionEvent.SessionStarted st ? st.principal() : "")
+            .filter(x -> !x.isEmpty()).toList();
+      }
+      return new Identity.Subject(agent.name(), state.revision(), record.id(), record.rootId(), grants, chain);
+    }
+
+    private void stageModelCalled() {
+      SessionToken t = token();
+      stage(new SessionEvent.ModelCalled(
+          state.stepsSinceInput(), agent.spec().model().provider(), agent.spec().model().name(), t.principal(), t.tokenId()));
+    }
+
+    private void execute(Tool tool, ToolCall call, String span, String key, SessionToken verified) {
       flush();
       long started = System.nanoTime();
       ToolOutput out;
       try {
-        out = tool.call(new ToolContext(agent, record.id(), call.id(), key), call.arguments());
+        out = tool.call(new ToolContext(agent, record.id(), call.id(), key, verified, TraceContext.traceparent(record.traceId(), span)), call.arguments());
       } catch (RuntimeException e) {
         LOG.warn("session {}: tool {} threw: {}", record.id(), call.name(), e.toString());
         out = ToolOutput.error("the tool \"" + call.name() + "\" failed: " + e.getMessage());
@@ -452,7 +745,7 @@ final class SessionRunner implements Scheduler.Runner {
       stage(new SessionEvent.ToolCallCompleted(call.id(), content, out.error(), duration), span);
       if (state.pending().isEmpty() && state.stepsSinceInput() < agent.spec().maxSteps() && !wantsInterrupt()) {
         // Stage the next model call with this completion: one append instead of two.
-        stage(new SessionEvent.ModelCalled(state.stepsSinceInput(), agent.spec().model().provider(), agent.spec().model().name()));
+        stageModelCalled();
       }
       if (!tool.idempotent()) {
         flush();
@@ -489,10 +782,51 @@ final class SessionRunner implements Scheduler.Runner {
       return Spans.tool(record.id(), state.modelCalls() + "/" + callId);
     }
 
+    /** Called right after a terminal event is staged. */
     private void ended() {
+      deliverOnEnd();
       if (agent.spec().memory().type() == AgentDescriptor.MemoryType.SESSION) {
         flush();
         store.memory().deleteScope(agent.name(), record.id());
+      }
+    }
+
+    /**
+     * What an ended session owes others, written in the same append as its end: a sub-agent's
+     * result goes to its parent's inbox; the children a parent still waits for are cancelled.
+     */
+    private void deliverOnEnd() {
+      SessionStatus status = state.status().orElseThrow();
+      String me = "agent:" + agent.name();
+      if (!state.parentSessionId().isEmpty()) {
+        String outcome = switch (status) {
+          case COMPLETED -> "completed";
+          case FAILED -> "failed";
+          case CANCELLED -> "cancelled";
+          default -> throw new IllegalStateException("deliverOnEnd while " + status.wireName());
+        };
+        String result = switch (status) {
+          case COMPLETED -> state.lastAnswer();
+          case FAILED -> "the agent \"" + agent.name() + "\" failed: " + state.failure();
+          default -> "the agent \"" + agent.name() + "\" was " + state.failure();
+        };
+        String body = keel.core.EventCodec.mapper().writeValueAsString(java.util.Map.of(
+            "child_session_id", record.id(), "agent", agent.name(), "outcome", outcome, "result", result));
+        deliveries.add(new Input(
+            state.parentSessionId(), Subagents.resultInputId(record.id()), Subagents.RESULT_KIND, body, me, clock.instant()));
+      }
+      for (PendingCall p : state.pending()) {
+        String child =
+            p.state() == PendingCall.CallState.SPAWNED ? p.subagentSessionId()
+                : p.state() == PendingCall.CallState.REQUESTED && tools.tool(p.call().name()).isEmpty()
+                        && p.call().name().startsWith(Subagents.TOOL_PREFIX)
+                    // a call that may have created its child before a crash cut it short
+                    ? Subagents.childSessionId(record.id(), idempotencyKey(p.call()))
+                    : "";
+        if (!child.isEmpty()) {
+          deliveries.add(new Input(child, Subagents.cancelInputId(child), "cancel",
+              "its parent session " + record.id() + " is " + status.wireName(), me, clock.instant()));
+        }
       }
     }
 
@@ -534,6 +868,7 @@ final class SessionRunner implements Scheduler.Runner {
       StoredEvent stored =
           new StoredEvent(record.id(), state.lastSeq() + 1, clock.instant(), node, record.traceId(), span, event);
       state.apply(stored);
+      meter.staged(stored);
       staged.add(new PendingEvent(event, span));
       stagedStored.add(stored);
     }
@@ -546,6 +881,7 @@ final class SessionRunner implements Scheduler.Runner {
       boolean snapshotDue =
           sinceSnapshot >= SNAPSHOT_MIN_EVENTS && sinceSnapshot >= state.conversation().size();
       List<String> consumedNow = List.copyOf(consumed);
+      List<Input> deliveredNow = List.copyOf(deliveries);
       store.events()
           .append(
               new Append(
@@ -554,7 +890,12 @@ final class SessionRunner implements Scheduler.Runner {
                   staged,
                   state.status().orElseThrow(),
                   consumedNow,
-                  snapshotDue ? Optional.of(state.snapshot()) : Optional.empty()));
+                  snapshotDue ? Optional.of(state.snapshot()) : Optional.empty(),
+                  deliveredNow,
+
+                  meter.costs(state.lastSeq()),
+                  meter.settlements()));
+      meter.flushed();
       flushedSeq = state.lastSeq();
       if (snapshotDue) {
         snapshotSeq = flushedSeq;
@@ -565,6 +906,10 @@ final class SessionRunner implements Scheduler.Runner {
       staged.clear();
       stagedStored.clear();
       consumed.clear();
+      deliveries.clear();
+      for (Input d : deliveredNow) {
+        wake.accept(d.sessionId());
+      }
     }
   }
 

@@ -7,6 +7,9 @@ import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
+import keel.control.Budgets;
+import keel.control.Identity;
+import keel.control.IdentitySettings;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionEvent;
@@ -42,7 +45,13 @@ public final class SessionService implements AutoCloseable {
   private final Scheduler scheduler;
   private final Clock clock;
   private final ExecutionSettings settings;
+  private final Identity identity;
+  private final Budgets budgets;
+  private final BudgetWaits budgetWaits;
   private final SecureRandom random = new SecureRandom();
+  /** When the sweep last purged old budget windows, in epoch milliseconds of the clock. */
+  private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
+  private final List<RunListener> runListeners;
 
   private SessionService(
       Store store,
@@ -50,13 +59,21 @@ public final class SessionService implements AutoCloseable {
       EventBus bus,
       Scheduler scheduler,
       Clock clock,
-      ExecutionSettings settings) {
+      ExecutionSettings settings,
+      Identity identity,
+      Budgets budgets,
+      BudgetWaits budgetWaits,
+      List<RunListener> runListeners) {
+    this.runListeners = runListeners;
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
     this.scheduler = scheduler;
     this.clock = clock;
     this.settings = settings;
+    this.identity = identity;
+    this.budgets = budgets;
+    this.budgetWaits = budgetWaits;
   }
 
   /** Wires the execution plane of one node over a store. */
@@ -68,14 +85,81 @@ public final class SessionService implements AutoCloseable {
   /** Wires the execution plane of one node, pricing model calls with {@code prices}. */
   public static SessionService create(
       Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices) {
+    return create(store, models, tools, clock, settings, prices, defaultIdentity(store, clock), CostSettings.defaults());
+  }
+
+  /**
+   * Wires the execution plane of one node: model calls priced with {@code prices}, every session
+   * acting with tokens {@code identity} issues and checks.
+   */
+  public static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      Identity identity) {
+    return create(store, models, tools, clock, settings, prices, identity, CostSettings.defaults());
+  }
+
+  /**
+   * Wires the execution plane of one node, pricing model calls with {@code prices} and compute with
+   * {@code costs}; every model and tool call asks the agent's current budgets first.
+   */
+  public static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      CostSettings costs) {
+    return create(store, models, tools, clock, settings, prices, defaultIdentity(store, clock), costs);
+  }
+
+  /**
+   * Wires the execution plane of one node: model calls priced with {@code prices}, compute with
+   * {@code costs}, every session acting with tokens {@code identity} issues and checks, and every
+   * model and tool call asking the agent's current budgets first.
+   */
+  public static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      Identity identity, CostSettings costs) {
+    return create(store, models, tools, clock, settings, prices, identity, TokenPresenter.HELD, costs);
+  }
+
+  static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      Identity identity, TokenPresenter presenter) {
+    return create(store, models, tools, clock, settings, prices, identity, presenter, CostSettings.defaults());
+  }
+
+  private static Identity defaultIdentity(Store store, Clock clock) {
+    return new Identity(store.signingKeys(), clock, IdentitySettings.defaults());
+  }
+
+  static SessionService create(
+      Store store, ModelProviders models, ToolRegistry tools, Clock clock, ExecutionSettings settings, PriceTable prices,
+      Identity identity, TokenPresenter presenter, CostSettings costs) {
     AgentCatalog catalog = new AgentCatalog(store.inventory());
     EventBus bus = new EventBus();
     models.register(new ReplayModelProvider(store.events()));
     ModelGateway gateway = new ModelGateway(models, prices, ProviderBreakers.defaults(), new RequestCoalescer());
-    SessionRunner runner = new SessionRunner(store, catalog, gateway, tools, bus, clock, settings.node());
+    SecureRandom ids = new SecureRandom();
+    Budgets budgets =
+        new Budgets(
+            store.budgets(),
+            // the agent's current limits, so a raised budget applies to sessions already running
+            agent -> currentBudgets(catalog, agent),
+            clock,
+            () -> "br_" + hex(ids, 24),
+            costs.reservationTtl());
+    BudgetWaits waits = new BudgetWaits(clock);
+    Metering metering = new Metering(budgets, prices, costs, waits, clock);
+    // the runner wakes sessions through the scheduler, which is built around the runner
+    java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
+    SessionRunner runner = new SessionRunner(
+        store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering);
+    List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     Scheduler scheduler =
         new Scheduler(
-            runner,
+            (sessionId, signals) -> {
+              long began = System.nanoTime();
+              SessionRunner.Outcome outcome = runner.run(sessionId, signals);
+              notifyRunEnded(listeners, sessionId, java.time.Duration.ofNanos(System.nanoTime() - began));
+              return outcome;
+            },
             settings.maxConcurrentSteps(),
             settings.admissionCapacity(),
             sessionId -> {
@@ -86,27 +170,134 @@ public final class SessionService implements AutoCloseable {
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
             });
-    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings);
+    wakes.set(scheduler);
+    waits.wakeWith(scheduler::wake);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
   }
 
-  /** Wakes sessions that have work but no run: the safety net behind every wake. */
-  private void sweep() {
-    int woken = scheduler.sweep(store.events().sessionsWithWork(RECOVERY_BATCH));
-    if (woken > 0) {
-      LOG.info("sweep: resumed {} sessions that had work and no run", woken);
+  /** The budgets of the agent's current revision ({@link AgentCatalog#latest}); none if it is gone. */
+  private static Optional<AgentDescriptor.Budgets> currentBudgets(AgentCatalog catalog, String agent) {
+    try {
+      return catalog.latest(agent).agent().spec().budgets();
+    } catch (KeelException.NotFound gone) {
+      return Optional.empty();
     }
   }
 
-  /** What starting a session needs. */
+  private static void notifyRunEnded(List<RunListener> listeners, String sessionId, java.time.Duration took) {
+    for (RunListener l : listeners) {
+      try {
+        l.runEnded(sessionId, took);
+      } catch (RuntimeException e) {
+        LOG.warn("session {}: a run listener failed: {}", sessionId, e.toString());
+      }
+    }
+  }
+
+  /**
+   * Registers a listener told each time a run of a session on this node ends (the session
+   * suspended, ended or will be retried): where metrics time steps and the trace export learns that
+   * a session's spans may be final.
+   */
+  public void addRunListener(RunListener listener) {
+    runListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
+  }
+
+  /**
+   * Wakes sessions that have work but no run: the safety net behind every wake. Budget-blocked
+   * sessions this node does not already wait for (after a restart, or blocked by another node) are
+   * woken too; each checks its budget and waits again if it is still exhausted.
+   */
+  private void sweep() {
+    // a budget-blocked session with a message waiting is woken by its own timer, not every sweep
+    int woken = scheduler.sweep(
+        store.events().sessionsWithWork(RECOVERY_BATCH).stream().filter(id -> !budgetWaits.registered(id)).toList());
+    if (woken > 0) {
+      LOG.info("sweep: resumed {} sessions that had work and no run", woken);
+    }
+    List<String> blocked =
+        store.events().sessions(new SessionQuery(Optional.empty(), Optional.of(SessionStatus.BUDGET_BLOCKED), 1000, Optional.empty()))
+            .stream()
+            .map(SessionRecord::id)
+            .filter(id -> !budgetWaits.registered(id))
+            .toList();
+    scheduler.sweep(blocked);
+    long now = clock.millis();
+    long last = lastBudgetPurge.get();
+    if (now - last >= BUDGET_PURGE_PERIOD.toMillis() && lastBudgetPurge.compareAndSet(last, now)) {
+      int purged = store.budgets().purge(clock.instant().minus(BUDGET_RETENTION));
+      if (purged > 0) {
+        LOG.info("purged {} budget windows and expired reservations older than {}", purged, BUDGET_RETENTION);
+      }
+    }
+  }
+
+  private static final java.time.Duration BUDGET_PURGE_PERIOD = java.time.Duration.ofMinutes(10);
+  /** Budget windows are kept two days: the current day's and the one before, for the budget view. */
+  private static final java.time.Duration BUDGET_RETENTION = java.time.Duration.ofDays(2);
+
+  /**
+   * An agent's descriptor changed (a new active revision): its budget-blocked sessions check their
+   * budgets again at once, so a raised or removed limit lets them go on without waiting for the
+   * window to end.
+   *
+   * @return how many sessions were woken to check
+   */
+  public int agentChanged(String agent) {
+    int woken = wakeBudgetBlocked(Optional.of(agent));
+    if (woken > 0) {
+      LOG.info("agent {} changed: {} budget-blocked sessions check their budgets again", agent, woken);
+    }
+    return woken;
+  }
+
+  /** Wakes every budget-blocked session (of one agent), page by page. */
+  private int wakeBudgetBlocked(Optional<String> agent) {
+    int woken = 0;
+    Optional<String> before = Optional.empty();
+    while (true) {
+      List<SessionRecord> page =
+          store.events().sessions(new SessionQuery(agent, Optional.of(SessionStatus.BUDGET_BLOCKED), 1000, before));
+      for (SessionRecord r : page) {
+        scheduler.wake(r.id());
+        woken++;
+      }
+      if (page.size() < 1000) {
+        return woken;
+      }
+      before = Optional.of(page.getLast().id());
+    }
+  }
+
+  /** The agents' budgets, as the step executor sees them. */
+  public Budgets budgets() {
+    return budgets;
+  }
+
+  /**
+   * What starting a session needs.
+   *
+   * @param traceId the W3C trace id to continue (a caller's), else a new one is made
+   * @param parentSpanId the caller's span the session's root span is a child of; kept only with
+   *     the caller's trace id
+   */
   public record Start(
       String agent,
       String message,
       String principal,
       boolean task,
       Optional<String> idempotencyKey,
-      Optional<String> traceId) {}
+      Optional<String> traceId,
+      Optional<String> parentSpanId) {
+
+    /** A start without a caller's parent span. */
+    public Start(
+        String agent, String message, String principal, boolean task, Optional<String> idempotencyKey, Optional<String> traceId) {
+      this(agent, message, principal, task, idempotencyKey, traceId, Optional.empty());
+    }
+  }
 
   /**
    * Starts a session of the agent's latest revision with its first message. With an idempotency
@@ -125,11 +316,18 @@ public final class SessionService implements AutoCloseable {
       }
     }
     scheduler.admit();
-    String traceId = start.traceId().filter(SessionService::validTraceId).orElseGet(() -> randomHex(32));
+    Optional<String> callerTrace = start.traceId().filter(SessionService::validTraceId);
+    String traceId = callerTrace.orElseGet(() -> randomHex(32));
+    Optional<String> remoteParent = start.parentSpanId().filter(p -> callerTrace.isPresent() && p.matches("[0-9a-f]{16}") && !p.equals("0".repeat(16)));
+    if (remoteParent.isPresent()) {
+      // written before the session exists, so a session is never exported without its link
+      store.traceExports().linkRemoteParent(id, remoteParent.get());
+    }
     Input first = new Input(id, "in_" + randomHex(16), "message", start.message(), start.principal(), clock.instant());
     SessionEvent.SessionStarted started =
         new SessionEvent.SessionStarted(
-            start.agent(), agent.revision(), agent.agent().metadata().owner(), start.principal(), start.task());
+            start.agent(), agent.revision(), agent.agent().metadata().owner(), start.principal(), start.task(),
+            agent.agent().spec().tools(), List.of(start.principal()), "");
     try {
       store.events()
           .create(
@@ -250,7 +448,11 @@ public final class SessionService implements AutoCloseable {
         s.lastAnswer(),
         s.failure(),
         s.costUsd(),
-        s.driftPending());
+        s.driftPending(),
+        s.parentSessionId().isEmpty() ? catalog.revision(r.agent(), r.revision()).spec().tools() : s.grants(),
+        s.chain(),
+
+        s.budgetBlock());
   }
 
   public List<SessionRecord> list(SessionQuery query) {
@@ -272,7 +474,11 @@ public final class SessionService implements AutoCloseable {
     return bus.subscribeAll(listener);
   }
 
-  /** Resumes every session a crash or a restart left with work; returns how many. */
+  /**
+   * Resumes every session a crash or a restart left with work, and has every budget-blocked session
+   * check its budget (and wait again for its window's end on this node); returns how many sessions
+   * had work.
+   */
   public int recover() {
     List<String> ids = store.events().sessionsWithWork(RECOVERY_BATCH);
     for (String id : ids) {
@@ -280,6 +486,10 @@ public final class SessionService implements AutoCloseable {
     }
     if (!ids.isEmpty()) {
       LOG.info("resuming {} sessions that had work when the node stopped", ids.size());
+    }
+    int blocked = wakeBudgetBlocked(Optional.empty());
+    if (blocked > 0) {
+      LOG.info("{} budget-blocked sessions check their budgets", blocked);
     }
     return ids.size();
   }
@@ -294,6 +504,11 @@ public final class SessionService implements AutoCloseable {
 
   public ExecutionSettings settings() {
     return settings;
+  }
+
+  /** The control plane's identity service the sessions' tokens come from. */
+  public Identity identity() {
+    return identity;
   }
 
   private SessionRecord require(String sessionId) {
@@ -334,5 +549,12 @@ public final class SessionService implements AutoCloseable {
   @Override
   public void close() {
     scheduler.close();
+    budgetWaits.close();
+  }
+
+  private static String hex(SecureRandom random, int chars) {
+    byte[] b = new byte[(chars + 1) / 2];
+    random.nextBytes(b);
+    return HexFormat.of().formatHex(b).substring(0, chars);
   }
 }

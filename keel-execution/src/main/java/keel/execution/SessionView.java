@@ -18,6 +18,9 @@ import keel.data.SessionRecord;
  * @param failure why it failed or was cancelled, or empty
  * @param costUsd what its model calls cost, escalated small-model calls included
  * @param driftPending the model version the session waits on a human to accept, or empty
+ * @param grants the capability URIs the session's tokens carry
+ * @param chain the delegation chain: who started the root session, then each delegating agent
+ * @param budgetBlock the budget the session waits for, when it is budget-blocked
  */
 public record SessionView(
     SessionRecord record,
@@ -29,7 +32,11 @@ public record SessionView(
     String lastAnswer,
     String failure,
     java.math.BigDecimal costUsd,
-    String driftPending) {
+    String driftPending,
+    List<String> grants,
+    List<String> chain,
+
+    java.util.Optional<keel.core.SessionEvent.BudgetBlocked> budgetBlock) {
   public SessionView {
     Objects.requireNonNull(record, "record");
     Objects.requireNonNull(status, "status");
@@ -40,5 +47,8 @@ public record SessionView(
     Objects.requireNonNull(failure, "failure");
     Objects.requireNonNull(costUsd, "costUsd");
     Objects.requireNonNull(driftPending, "driftPending");
+    grants = List.copyOf(grants);
+    chain = List.copyOf(chain);
+    Objects.requireNonNull(budgetBlock, "budgetBlock");
   }
 }

@@ -32,6 +32,16 @@ public interface Tool {
   }
 
   /**
+   * What one call costs in US dollars when the capability is an external action with a price per
+   * call (set by the MCP gateway from its server's configuration); zero for free and internal
+   * tools. A priced call reserves its price against the agent's {@code usd_per_day} before it
+   * runs, and is recorded in the cost ledger as an external action.
+   */
+  default java.math.BigDecimal pricePerCallUsd() {
+    return java.math.BigDecimal.ZERO;
+  }
+
+  /**
    * Runs one call.
    *
    * @param context who calls, for which session, with which idempotency key

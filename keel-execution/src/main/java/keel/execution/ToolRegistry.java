@@ -7,11 +7,12 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.ServiceLoader;
-import keel.core.AgentDescriptor;
+import keel.control.Grants;
 
 /**
- * Every internal tool the runtime can run, by the name models call it, and the grant check: an
- * agent sees and calls only tools whose capability its {@code spec.tools} lists.
+ * Every internal tool the runtime can run, by the name models call it. Which of them a session
+ * may see and call is decided by the grants of its verified token ({@link keel.control.Identity}),
+ * not here.
  *
  * <p>Thread-safe (immutable after construction).
  */
@@ -51,34 +52,15 @@ public final class ToolRegistry {
     return byName.values().stream().map(Tool::capability).distinct().sorted().toList();
   }
 
-  /** The tools an agent is granted, in a stable order. */
-  public List<Tool> granted(AgentDescriptor agent) {
-    List<String> grants = agent.spec().tools();
-    return byName.values().stream().filter(t -> grants.contains(t.capability())).toList();
+  /**
+   * The tools a session's grants allow, in a stable order: those whose capability one of the
+   * grants covers (see {@link Grants}). The grants come from the session's verified token.
+   */
+  public List<Tool> granted(List<String> grants) {
+    return byName.values().stream().filter(t -> Grants.allows(grants, t.capability())).toList();
   }
 
-  /** The outcome of checking a call against the agent's grants. */
-  public sealed interface Decision {
-    record Allowed(Tool tool) implements Decision {}
-
-    record Denied(String reason) implements Decision {}
-  }
-
-  /** Whether an agent may call the tool of that name, and if not, why (for the model to read). */
-  public Decision authorize(AgentDescriptor agent, String toolName) {
-    Tool tool = byName.get(toolName);
-    if (tool == null) {
-      return new Decision.Denied(
-          "there is no tool named \"" + toolName + "\"; call only the tools you were given");
-    }
-    if (!agent.spec().tools().contains(tool.capability())) {
-      return new Decision.Denied(
-          "agent \"" + agent.name() + "\" is not granted " + tool.capability()
-              + ", so it may not call \"" + toolName + "\"");
-    }
-    return new Decision.Allowed(tool);
-  }
-
+  /** The tool models call by this name, if there is one. */
   public Optional<Tool> tool(String name) {
     return Optional.ofNullable(byName.get(name));
   }

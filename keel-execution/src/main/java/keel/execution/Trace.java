@@ -45,7 +45,7 @@ public final class Trace {
 
   /** A span under construction. */
   private static final class Builder {
-    final String id;
+    String id;
     final String name;
     final String kind;
     Instant start;
@@ -53,6 +53,8 @@ public final class Trace {
     boolean error;
     final Map<String, String> attributes = new LinkedHashMap<>();
     final List<Builder> children = new ArrayList<>();
+    /** Spans built elsewhere: a sub-agent session's trace under the call that spawned it. */
+    final List<Span> nested = new ArrayList<>();
 
     Builder(String id, String name, String kind, Instant start) {
       this.id = id;
@@ -62,9 +64,9 @@ public final class Trace {
     }
 
     Span build() {
-      return new Span(
-          id, name, kind, start, Optional.ofNullable(end), error, attributes,
-          children.stream().map(Builder::build).toList());
+      List<Span> built = new ArrayList<>(children.stream().map(Builder::build).toList());
+      built.addAll(nested);
+      return new Span(id, name, kind, start, Optional.ofNullable(end), error, attributes, built);
     }
   }
 
@@ -72,6 +74,15 @@ public final class Trace {
 
   /** Builds the trace of one session from its events, in order. */
   public static Span of(String sessionId, List<StoredEvent> events) {
+    return of(sessionId, events, child -> Optional.empty());
+  }
+
+  /**
+   * Builds the trace of one session from its events, nesting the trace of each sub-agent session
+   * it spawned (as {@code subagents} gives it) under the call that spawned it: one trace for a
+   * whole delegation tree.
+   */
+  public static Span of(String sessionId, List<StoredEvent> events, java.util.function.Function<String, Optional<Span>> subagents) {
     if (events.isEmpty()) {
       throw new IllegalArgumentException("session " + sessionId + " has no events");
     }
@@ -83,6 +94,7 @@ public final class Trace {
     Builder model = null;
     Map<String, Builder> toolSpans = new HashMap<>();
     Map<String, ToolCall> calls = new HashMap<>();
+    Builder budget = null;
     Instant last = first.at();
     for (StoredEvent se : events) {
       last = se.at();
@@ -92,6 +104,13 @@ public final class Trace {
           root.attributes.put("keel.agent.revision", Integer.toString(e.revision()));
           root.attributes.put("keel.agent.owner", e.owner());
           root.attributes.put("keel.principal", e.principal());
+          if (!e.chain().isEmpty()) {
+            root.attributes.put("keel.delegation.chain", String.join(" → ", e.chain()));
+            root.attributes.put("keel.grants", String.join(", ", e.grants()));
+          }
+          if (!e.parentSessionId().isEmpty()) {
+            root.attributes.put("keel.parent.session.id", e.parentSessionId());
+          }
         }
         case SessionEvent.InputReceived e -> {
           closeTurn(turn, se.at());
@@ -104,6 +123,7 @@ public final class Trace {
           model = new Builder(se.spanId(), "model " + e.provider() + "/" + e.model(), "model", se.at());
           model.attributes.put("gen_ai.system", e.provider());
           model.attributes.put("gen_ai.request.model", e.model());
+          identity(model, e.principal(), e.tokenId());
           parent(root, turn).children.add(model);
         }
         case SessionEvent.ModelResponded e -> {
@@ -111,6 +131,8 @@ public final class Trace {
           if (model == null) {
             parent(root, turn).children.add(m);
           }
+          // ModelCalled is stored under the session's span; the call's own span is its response's
+          m.id = se.spanId();
           m.start = se.at().minusMillis(e.latencyMillis());
           m.end = se.at();
           m.attributes.put("gen_ai.response.model", e.modelVersion());
@@ -154,12 +176,31 @@ public final class Trace {
           t.attributes.put("keel.tool.capability", e.capability());
           t.attributes.put("keel.tool.idempotent", Boolean.toString(e.idempotent()));
           t.attributes.put("keel.decision", "granted by " + e.capability());
+          identity(t, e.principal(), e.tokenId());
         }
         case SessionEvent.ToolCallDenied e -> {
           Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
           t.end = se.at();
           t.error = true;
           t.attributes.put("keel.decision", "denied: " + e.reason());
+          identity(t, e.principal(), e.tokenId());
+        }
+        case SessionEvent.SubagentSpawned e -> {
+          Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
+          t.attributes.put("keel.tool.capability", e.capability());
+          t.attributes.put("keel.decision", "delegated by " + e.capability());
+          t.attributes.put("keel.subagent.session.id", e.childSessionId());
+          t.attributes.put("keel.subagent.agent", e.agent());
+          t.attributes.put("keel.subagent.revision", Integer.toString(e.revision()));
+          identity(t, e.principal(), e.tokenId());
+          subagents.apply(e.childSessionId()).ifPresent(child -> t.nested.add(child));
+        }
+        case SessionEvent.SubagentCompleted e -> {
+          Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
+          t.end = se.at();
+          t.error = e.error();
+          t.attributes.put("keel.subagent.outcome", e.outcome());
+          t.attributes.put("keel.tool.result", abbreviate(preview(e.result()), 200));
         }
         case SessionEvent.ToolCallStarted e -> {
           Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
@@ -195,10 +236,47 @@ public final class Trace {
           event(parent(root, turn), se, "cancelled", "by " + e.by() + ": " + e.reason(), true);
           root.end = se.at();
         }
+        case SessionEvent.BudgetBlocked e -> {
+          // the span of the wait: from the refused call until the session may go on
+          budget = new Builder(se.spanId() + "-" + se.seq(), "budget blocked: " + e.kind(), "budget", se.at());
+          budget.attributes.put("keel.budget.kind", e.kind());
+          budget.attributes.put("keel.budget.limit", e.limit().toPlainString());
+          budget.attributes.put("keel.budget.used", e.used().toPlainString());
+          budget.attributes.put("keel.budget.reserved", e.reserved().toPlainString());
+          budget.attributes.put("keel.budget.requested", e.requested().toPlainString());
+          budget.attributes.put("keel.budget.window_end", e.windowEnd().toString());
+          parent(root, turn).children.add(budget);
+        }
+        case SessionEvent.BudgetUnblocked e -> {
+          if (budget != null) {
+            budget.end = se.at();
+            budget.attributes.put("keel.budget.resumed", e.reason());
+            budget = null;
+          } else {
+            event(parent(root, turn), se, "budget unblocked", e.reason(), false);
+          }
+        }
+        case SessionEvent.BudgetWarning e ->
+            event(parent(root, turn), se, "budget warning: " + e.kind(),
+                e.used().toPlainString() + " of " + e.limit().toPlainString() + " in the window ending " + e.windowEnd(), false);
       }
+    }
+    if (budget != null && root.end != null) {
+      // a session that ended while blocked (cancelled, failed) ends its wait with it
+      budget.end = root.end;
     }
     closeTurn(turn, last);
     return root.build();
+  }
+
+  /** The principal and token an action was taken as, when the event records them. */
+  private static void identity(Builder b, String principal, String tokenId) {
+    if (!principal.isEmpty()) {
+      b.attributes.put("keel.principal", principal);
+    }
+    if (!tokenId.isEmpty()) {
+      b.attributes.put("keel.token_id", tokenId);
+    }
   }
 
   private static Builder parent(Builder root, Builder turn) {

@@ -16,7 +16,7 @@ record Access(Role role, Scope scope, String param) {
 
   /** Where the owner comes from. */
   enum Scope {
-    /** No owner: the caller needs the role for every owner (managing operators, the JWKS of the server). */
+    /** No owner: the caller needs the role for every owner (server-wide settings). */
     GLOBAL,
     /** The owner of the agent named by a path parameter. */
     AGENT_PATH,
@@ -25,8 +25,9 @@ record Access(Role role, Scope scope, String param) {
     /** The owner of the session whose id is the path parameter. */
     SESSION_PATH,
     /**
-     * A listing: the caller needs the role for at least one owner, and the handler shows only what
-     * the caller's bindings cover.
+     * The caller needs the role for at least one owner, and the handler limits what it shows or
+     * changes to the owners the caller's bindings cover: listings, applying descriptors (each
+     * descriptor's owner), managing operators (each binding's owner).
      */
     LISTED,
     /** Any authenticated caller, whatever its roles (who am I, the API document). */
@@ -64,7 +65,7 @@ record Access(Role role, Scope scope, String param) {
       case AGENT_PATH -> role.wireName() + " for the owner of agent {" + param + "}";
       case AGENT_BODY -> role.wireName() + " for the owner of the agent named in \"" + param + "\"";
       case SESSION_PATH -> role.wireName() + " for the owner of the session";
-      case LISTED -> role.wireName() + " for some owner; results are limited to the owners the caller's roles cover";
+      case LISTED -> role.wireName() + " for at least one owner; only what the caller's roles cover is shown or changed";
       case ANY -> "any authenticated caller";
     };
   }

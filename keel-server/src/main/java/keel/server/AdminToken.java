@@ -9,12 +9,15 @@ import java.nio.file.StandardOpenOption;
 import java.nio.file.attribute.PosixFilePermissions;
 import java.security.MessageDigest;
 import java.security.SecureRandom;
+import java.time.Instant;
 import java.util.Base64;
 import java.util.Set;
+import keel.control.Operators;
 import keel.core.KeelException;
 
 /**
- * The admin token a server creates on its first start, in a file only its owner can read. The
+ * The admin token a server creates on its first start, in a file only its owner can read: the
+ * bootstrap operator {@code admin} (admin for every owner), which creates the other operators. The
  * server keeps only the token's SHA-256 in memory and compares in constant time.
  */
 final class AdminToken {
@@ -23,10 +26,12 @@ final class AdminToken {
 
   private final byte[] sha256;
   private final Path file;
+  private final Instant createdAt;
 
-  private AdminToken(byte[] sha256, Path file) {
+  private AdminToken(byte[] sha256, Path file, Instant createdAt) {
     this.sha256 = sha256;
     this.file = file;
+    this.createdAt = createdAt;
   }
 
   /** Reads the token file of a data directory, creating it (mode 0600) if it does not exist. */
@@ -50,14 +55,15 @@ final class AdminToken {
       if (token.isEmpty()) {
         throw new KeelException.Unavailable("the admin token file " + file + " is empty; delete it to get a new one", null);
       }
-      return new AdminToken(sha256(token), file);
+      return new AdminToken(sha256(token), file, Files.getLastModifiedTime(file).toInstant());
     } catch (IOException e) {
       throw new KeelException.Unavailable("cannot read or create the admin token " + file + ": " + e.getMessage(), e);
     }
   }
 
-  boolean matches(String presented) {
-    return MessageDigest.isEqual(sha256, sha256(presented));
+  /** The bootstrap operator this token authenticates as. */
+  Operators.Bootstrap bootstrap() {
+    return new Operators.Bootstrap(sha256, createdAt);
   }
 
   Path file() {

@@ -7,19 +7,24 @@ import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
 import java.util.Locale;
+import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import keel.control.Caller;
+import keel.control.RevisionDiff;
+import keel.control.Operators;
 import keel.control.Role;
 import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionStatus;
 import keel.core.StoredEvent;
+import keel.data.CostLedger;
 import keel.data.InventoryStore;
 import keel.data.SessionQuery;
 import keel.data.SessionRecord;
@@ -35,21 +40,29 @@ import tools.jackson.databind.node.ObjectNode;
 /**
  * The HTTP API under {@code /v1}. Routes are declared once, in {@link #routes()}: the same table
  * registers the handlers and writes the OpenAPI document, so the document always matches the code.
- * Every route under {@code /v1} requires a bearer token.
+ * Every route under {@code /v1} requires a bearer token: an operator's, or the server's admin token
+ * (the bootstrap operator). Each route's {@link Access} is checked before its handler runs; the
+ * handlers of listings show only what the caller's roles cover.
  */
 final class Api {
 
   /** One route: method, path, what it does, its handler, and (for the document) its body. */
   record Route(String method, String path, String summary, Access access, Handler handler, Optional<String> requestSchema, int okStatus) {}
 
+  /** Where the JWKS document is served without a token. */
+  static final String JWKS_PATH = "/.well-known/jwks.json";
+  /** How deep the trace of a session nests the traces of its sub-agents. */
+  private static final int MAX_TRACE_DEPTH = 25;
   private static final int SSE_QUEUE = 4096;
   private static final long SSE_HEARTBEAT_SECONDS = 15;
 
   private final SessionService sessions;
   private final Store store;
   private final Inventory inventory;
-  private final AdminToken token;
+  private final Operators operators;
   private final Health health;
+  private final java.time.Clock clock;
+  private final java.util.function.Supplier<String> metrics;
 
   /** What the probes report. */
   interface Health {
@@ -58,17 +71,24 @@ final class Api {
     String describe();
   }
 
-  Api(SessionService sessions, Store store, Inventory inventory, AdminToken token, Health health) {
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, java.util.function.Supplier<String> metrics, Health health) {
+    this(sessions, store, inventory, operators, metrics, health, java.time.Clock.systemUTC());
+  }
+
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, java.util.function.Supplier<String> metrics, Health health,
+      java.time.Clock clock) {
+    this.metrics = metrics;
     this.sessions = sessions;
     this.store = store;
     this.inventory = inventory;
-    this.token = token;
+    this.operators = operators;
     this.health = health;
+    this.clock = clock;
   }
 
   List<Route> routes() {
     return List.of(
-        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision.", Access.global(Role.ADMIN), this::apply,
+        new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision. Needs admin for the owner of every descriptor in the file and of every descriptor it replaces; otherwise nothing is applied.", Access.listed(Role.ADMIN), this::apply,
             Optional.of("{\"type\":\"object\",\"required\":[\"yaml\"],\"properties\":{\"yaml\":{\"type\":\"string\"},\"source\":{\"type\":\"string\"},\"dry_run\":{\"type\":\"boolean\"}}}"), 200),
         new Route("GET", "/v1/agents", "List agents: latest revision, model, mode, sessions by status.", Access.listed(Role.VIEWER), this::listAgents, Optional.empty(), 200),
         new Route("GET", "/v1/agents/{name}", "Describe an agent: its latest descriptor and its revisions.", Access.agentPath(Role.VIEWER, "name"), this::describeAgent, Optional.empty(), 200),
@@ -89,11 +109,33 @@ final class Api {
         new Route("GET", "/v1/sessions/{id}/events", "A session's events after a sequence number.", Access.session(Role.VIEWER), this::events, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/stream", "Server-sent events of a session, resumable with Last-Event-ID; model text arrives as delta events.", Access.session(Role.VIEWER), this::stream, Optional.empty(), 200),
         new Route("GET", "/v1/sessions/{id}/trace", "The session's trace: turns, model calls and tool calls as nested spans.", Access.session(Role.VIEWER), this::trace, Optional.empty(), 200),
-        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200));
+        new Route("GET", "/v1/openapi.json", "This document.", Access.anyCaller(), this::openapi, Optional.empty(), 200),
+        // revisions and change approval
+        new Route("GET", "/v1/agents/{name}/revisions", "An agent's revision history: status, who applied and decided each, and why it widened.", Access.agentPath(Role.VIEWER, "name"), this::revisionHistory, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/diff", "A unified diff of two revisions' canonical YAML (?from=N&to=M), with whether the change widens what the agent may do.", Access.agentPath(Role.VIEWER, "name"), this::revisionDiff, Optional.empty(), 200),
+        new Route("POST", "/v1/agents/{name}/rollback", "Roll back to an earlier revision (default: the one active before the active one) as a new revision; a rollback that widens waits for approval.", Access.agentPath(Role.ADMIN, "name"), this::rollback,
+            Optional.of("{\"type\":\"object\",\"properties\":{\"revision\":{\"type\":\"integer\",\"minimum\":1}}}"), 200),
+        new Route("POST", "/v1/agents/{name}/revisions/{revision}/approve", "Approve a pending revision: it becomes active. Whoever applied it may not approve it.", Access.agentPath(Role.APPROVER, "name"), this::approveRevision,
+            Optional.empty(), 200),
+        new Route("POST", "/v1/agents/{name}/revisions/{revision}/reject", "Reject a pending revision, saying why; the active revision stays in force.", Access.agentPath(Role.APPROVER, "name"), this::rejectRevision,
+            Optional.of("{\"type\":\"object\",\"required\":[\"reason\"],\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 200),
+        // ---- operators and who am I
+        new Route("POST", "/v1/operators", "Create an operator with roles (viewer, operator, approver, admin, each optionally @owner); the answer holds its token, shown only this once. An admin scoped to owners may give only roles scoped to owners it administers.", Access.listed(Role.ADMIN), this::createOperator,
+            Optional.of("{\"type\":\"object\",\"required\":[\"name\",\"roles\"],\"properties\":{\"name\":{\"type\":\"string\"},\"roles\":{\"type\":\"array\",\"items\":{\"type\":\"string\",\"examples\":[\"viewer\",\"approver@finance\"]}}}}"), 201),
+        new Route("GET", "/v1/operators", "List the operators the caller manages, revoked ones included; never their tokens.", Access.listed(Role.ADMIN), this::listOperators, Optional.empty(), 200),
+        new Route("POST", "/v1/operators/{name}/revoke", "Revoke an operator; its token stops working for the next request.", Access.listed(Role.ADMIN), this::revokeOperator, Optional.empty(), 200),
+        new Route("POST", "/v1/operators/{name}/token", "Issue a new token for an operator, shown only this once; its previous token stops working.", Access.listed(Role.ADMIN), this::issueOperatorToken, Optional.empty(), 200),
+        new Route("GET", "/v1/whoami", "Who the bearer token stands for: the principal and its roles.", Access.anyCaller(), this::whoami, Optional.empty(), 200),
+        new Route("GET", "/v1/jwks", "The public keys that verify session tokens (a JWKS document); also served without a token at /.well-known/jwks.json.", Access.anyCaller(), this::jwks, Optional.empty(), 200),
+        new Route("GET", "/v1/costs", "Cost ledger totals over a time range (from, to: dates or instants, UTC), grouped by any of agent, owner, day, kind (group_by), filtered by agent and owner; only owners the caller may view.", Access.listed(Role.VIEWER), this::costs, Optional.empty(), 200),
+        new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200),
+        // ---- observability
+        new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
     cfg.routes.before("/v1/*", this::authenticate);
+    cfg.routes.before("/metrics", this::authenticate);
     for (Route r : routes()) {
       Handler checked = ctx -> {
         authorize(ctx, r.access());
@@ -106,6 +148,8 @@ final class Api {
       }
     }
     cfg.routes.get("/healthz", ctx -> ctx.json(Views.JSON.createObjectNode().put("status", "ok")));
+    // public by design: anyone may verify a session token a Keel agent presents
+    cfg.routes.get(JWKS_PATH, this::jwks);
     cfg.routes.get("/readyz", ctx -> {
       boolean ready = health.ready();
       ctx.status(ready ? 200 : 503).contentType("application/json")
@@ -122,10 +166,10 @@ final class Api {
           "this route needs an Authorization: Bearer <token> header; a local server's admin token is in its data directory's "
               + AdminToken.FILE_NAME);
     }
-    if (!token.matches(header.substring(7).strip())) {
-      throw new KeelException.Unauthenticated("the bearer token is not valid for this server");
-    }
-    ctx.attribute(CALLER, new Caller("operator:admin", List.of(new Caller.Binding(Role.ADMIN, Optional.empty()))));
+    Caller caller = operators.authenticate(header.substring(7).strip())
+        .orElseThrow(() -> new KeelException.Unauthenticated(
+            "the bearer token is not valid for this server: it is unknown, its operator was revoked, or a newer token replaced it"));
+    ctx.attribute(CALLER, caller);
   }
 
   /**
@@ -250,7 +294,7 @@ final class Api {
       }
       dryRun = dryRun || b.path("dry_run").asBoolean(false);
     }
-    List<Inventory.Result> results = inventory.apply(yaml, source, principal(ctx), dryRun);
+    List<Inventory.Result> results = inventory.apply(yaml, source, caller(ctx), dryRun);
     ObjectNode out = Views.JSON.createObjectNode();
     out.put("dry_run", dryRun);
     ArrayNode arr = out.putArray("results");
@@ -259,7 +303,12 @@ final class Api {
       o.put("kind", r.kind());
       o.put("name", r.name());
       o.put("revision", r.revision());
-      o.put("result", r.created() ? (r.revision() == 1 ? "created" : "changed") : "unchanged");
+      String result = !r.created() ? "unchanged" : r.status() == InventoryStore.Status.PENDING ? "pending_approval" : r.revision() == 1 ? "created" : "changed";
+      o.put("result", result);
+      o.put("status", r.status().wireName());
+      o.put("applied_by", r.appliedBy());
+      r.superseded().ifPresent(n -> o.put("superseded_revision", n));
+      Views.review(o, r.review());
       ArrayNode w = o.putArray("warnings");
       r.warnings().forEach(w::add);
     }
@@ -267,10 +316,18 @@ final class Api {
   }
 
   private void listAgents(Context ctx) {
+    java.util.function.Predicate<String> visible = caller(ctx).owners(Role.VIEWER);
     List<ObjectNode> out = new ArrayList<>();
+    Map<String, InventoryStore.Revision> pending = new HashMap<>();
+    store.inventory().pendingOfKind("Agent").forEach(p -> pending.put(p.name(), p));
     for (InventoryStore.Revision r : store.inventory().latestOfKind("Agent")) {
+      if (!visible.test(r.owner())) {
+        continue;
+      }
       AgentDescriptor a = sessions.catalog().revision(r.name(), r.number());
-      out.add(Views.agent(a, r, store.events().countByStatus(r.name())));
+      ObjectNode o = Views.agent(a, r, store.events().countByStatus(r.name()));
+      Optional.ofNullable(pending.get(r.name())).ifPresent(p -> o.set("pending", Views.revision(p, false)));
+      out.add(o);
     }
     json(ctx, 200, Views.JSON.createObjectNode().set("agents", Views.array(out)));
   }
@@ -282,6 +339,7 @@ final class Api {
     AgentDescriptor a = sessions.catalog().revision(name, r.number());
     ObjectNode o = Views.agent(a, r, store.events().countByStatus(name));
     o.set("descriptor", Views.JSON.readTree(r.spec()));
+    store.inventory().pending("Agent", name).ifPresent(p -> o.set("pending", Views.revision(p, false)));
     o.set("revisions", Views.array(store.inventory().history("Agent", name).stream().map(x -> Views.revision(x, false)).toList()));
     json(ctx, 200, o);
   }
@@ -296,10 +354,94 @@ final class Api {
 
   private void listInventory(Context ctx) {
     List<ObjectNode> out = new ArrayList<>();
+    java.util.function.Predicate<String> visible = caller(ctx).owners(Role.VIEWER);
     for (String kind : List.of("Agent", "McpServer", "Policy")) {
-      store.inventory().latestOfKind(kind).forEach(r -> out.add(Views.revision(r, false)));
+      store.inventory().latestOfKind(kind).stream().filter(r -> visible.test(r.owner())).forEach(r -> out.add(Views.revision(r, false)));
+      store.inventory().pendingOfKind(kind).stream().filter(r -> visible.test(r.owner())).forEach(r -> out.add(Views.revision(r, false)));
     }
     json(ctx, 200, Views.JSON.createObjectNode().set("descriptors", Views.array(out)));
+  }
+
+  // ---- revisions and change approval
+
+  private void revisionHistory(Context ctx) {
+    String name = ctx.pathParam("name");
+    List<InventoryStore.Revision> history = inventory.revisions().history(name);
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.put("agent", name);
+    history.stream().filter(r -> r.status() == InventoryStore.Status.ACTIVE).findFirst().ifPresent(r -> o.put("active_revision", r.number()));
+    history.stream().filter(r -> r.status() == InventoryStore.Status.PENDING).findFirst().ifPresent(r -> o.put("pending_revision", r.number()));
+    o.set("revisions", Views.array(history.stream().map(r -> Views.revision(r, false)).toList()));
+    json(ctx, 200, o);
+  }
+
+  private void revisionDiff(Context ctx) {
+    String name = ctx.pathParam("name");
+    int from = requiredRevisionParam(ctx, "from");
+    int to = requiredRevisionParam(ctx, "to");
+    RevisionDiff d = inventory.revisions().diff(name, from, to);
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.put("agent", name);
+    o.set("from", Views.revision(d.from(), false));
+    o.set("to", Views.revision(d.to(), false));
+    o.put("diff", d.unified().isEmpty() ? "" : String.join("\n", d.unified()) + "\n");
+    Views.review(o, d.review().toStore());
+    json(ctx, 200, o);
+  }
+
+  private static int requiredRevisionParam(Context ctx, String param) {
+    String v = ctx.queryParam(param);
+    if (v == null || v.isBlank()) {
+      throw new KeelException.Invalid(param + ": required: the revision number to compare, e.g. ?from=1&to=2");
+    }
+    return revisionNumber(param, v);
+  }
+
+  private static int revisionNumber(String what, String v) {
+    try {
+      int n = Integer.parseInt(v.strip());
+      if (n >= 1) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new KeelException.Invalid(what + ": expected a revision number (1 or more), got \"" + v + "\"");
+  }
+
+  private void rollback(Context ctx) {
+    String name = ctx.pathParam("name");
+    ObjectNode b = body(ctx);
+    Optional<Integer> to = Optional.empty();
+    JsonNode rev = b.get("revision");
+    if (rev != null && !rev.isNull()) {
+      if (!rev.isIntegralNumber() || !rev.canConvertToInt() || rev.asInt() < 1) {
+        throw new KeelException.Invalid("revision: expected a revision number (1 or more), got " + rev);
+      }
+      to = Optional.of(rev.asInt());
+    }
+    InventoryStore.Applied a = inventory.revisions().rollback(name, to, caller(ctx));
+    ObjectNode o = Views.revision(a.revision(), false);
+    o.put("result", !a.created() ? "unchanged" : a.revision().status() == InventoryStore.Status.PENDING ? "pending_approval" : "rolled_back");
+    a.superseded().ifPresent(s -> o.put("superseded_revision", s.number()));
+    json(ctx, 200, o);
+  }
+
+  private void approveRevision(Context ctx) {
+    String name = ctx.pathParam("name");
+    int number = revisionNumber("revision", ctx.pathParam("revision"));
+    json(ctx, 200, Views.revision(inventory.revisions().approve(name, number, caller(ctx)), false));
+  }
+
+  private void rejectRevision(Context ctx) {
+    String name = ctx.pathParam("name");
+    int number = revisionNumber("revision", ctx.pathParam("revision"));
+    JsonNode reason = body(ctx).get("reason");
+    if (reason == null || !reason.isString() || reason.asString().isBlank()) {
+      throw new KeelException.Invalid("reason: required: a string saying why revision " + number + " is rejected"
+          + (reason == null ? "" : ", got " + reason));
+    }
+    json(ctx, 200, Views.revision(inventory.revisions().reject(name, number, caller(ctx), reason.asString()), false));
   }
 
   // ---- sessions
@@ -310,7 +452,7 @@ final class Api {
     String message = requiredString(b, "message");
     boolean task = b.path("task").asBoolean(false);
     SessionRecord r = sessions.start(new SessionService.Start(
-        agent, message, principal(ctx), task, Optional.ofNullable(ctx.header("Idempotency-Key")), traceIdOf(ctx.header("traceparent"))));
+        agent, message, principal(ctx), task, Optional.ofNullable(ctx.header("Idempotency-Key")), traceIdOf(ctx.header("traceparent")), parentSpanOf(ctx.header("traceparent"))));
     json(ctx, 201, Views.session(r));
   }
 
@@ -326,6 +468,19 @@ final class Api {
     return Optional.empty();
   }
 
+  /** The parent span id of a W3C traceparent header, if the header is valid and the id is not all zeros. */
+  static Optional<String> parentSpanOf(String traceparent) {
+    if (traceIdOf(traceparent).isEmpty()) {
+      return Optional.empty();
+    }
+    String[] parts = traceparent.strip().split("-");
+    return parts[2].matches("[0-9a-f]{16}") && !parts[2].equals("0".repeat(16)) ? Optional.of(parts[2]) : Optional.empty();
+  }
+
+  private void metrics(Context ctx) {
+    ctx.status(200).contentType("text/plain; version=0.0.4; charset=utf-8").result(metrics.get());
+  }
+
   private void listSessions(Context ctx) {
     Optional<SessionStatus> status = Optional.ofNullable(ctx.queryParam("status")).filter(s -> !s.isBlank()).map(SessionStatus::fromWire);
     SessionQuery q = new SessionQuery(
@@ -333,6 +488,10 @@ final class Api {
         status,
         intParam(ctx, "limit", 50, 1, 1000),
         Optional.ofNullable(ctx.queryParam("before")).filter(s -> !s.isBlank()));
+    Caller caller = caller(ctx);
+    if (!caller.mayEverywhere(Role.VIEWER)) {
+      q = q.withOwners(caller.scopedOwners(Role.VIEWER));
+    }
     json(ctx, 200, Views.JSON.createObjectNode().set("sessions", Views.array(sessions.list(q).stream().map(Views::session).toList())));
   }
 
@@ -376,8 +535,20 @@ final class Api {
   private void trace(Context ctx) {
     String id = ctx.pathParam("id");
     sessions.record(id);
+    json(ctx, 200, Views.span(traceOf(id, 0)));
+  }
+
+  /** A session's trace with the traces of the sub-agents it spawned nested under their calls. */
+  private Trace.Span traceOf(String id, int depth) {
     List<StoredEvent> all = store.events().eventsAfter(id, 0);
-    json(ctx, 200, Views.span(Trace.of(id, all)));
+    return Trace.of(id, all, child -> depth >= MAX_TRACE_DEPTH || store.events().session(child).isEmpty()
+        ? Optional.empty()
+        : Optional.of(traceOf(child, depth + 1)));
+  }
+
+  private void jwks(Context ctx) {
+    ctx.status(200).header("Cache-Control", "public, max-age=60").contentType("application/json")
+        .result(sessions.identity().jwks());
   }
 
   /**
@@ -460,7 +631,69 @@ final class Api {
     out.flush();
   }
 
+  // ---- operators
+
+  private void createOperator(Context ctx) {
+    ObjectNode b = body(ctx);
+    String name = requiredString(b, "name");
+    JsonNode rolesNode = b.get("roles");
+    if (rolesNode == null || !rolesNode.isArray()) {
+      throw new KeelException.Invalid("roles: expected an array of roles such as [\"viewer\", \"approver@finance\"]"
+          + (rolesNode == null ? " (required)" : ", got " + rolesNode));
+    }
+    List<String> roles = new ArrayList<>();
+    for (int i = 0; i < rolesNode.size(); i++) {
+      JsonNode r = rolesNode.get(i);
+      if (!r.isString()) {
+        throw new KeelException.Invalid("roles[" + i + "]: expected a string such as \"viewer\" or \"approver@finance\", got " + r);
+      }
+      roles.add(r.asString());
+    }
+    Operators.Issued issued = operators.create(caller(ctx), name, roles);
+    json(ctx, 201, Views.operator(issued.operator()).put("token", issued.token()));
+  }
+
+  private void listOperators(Context ctx) {
+    List<ObjectNode> out = operators.list(caller(ctx)).stream().map(Views::operator).toList();
+    json(ctx, 200, Views.JSON.createObjectNode().set("operators", Views.array(out)));
+  }
+
+  private void revokeOperator(Context ctx) {
+    json(ctx, 200, Views.operator(operators.revoke(caller(ctx), ctx.pathParam("name"))));
+  }
+
+  private void issueOperatorToken(Context ctx) {
+    Operators.Issued issued = operators.issueToken(caller(ctx), ctx.pathParam("name"));
+    json(ctx, 200, Views.operator(issued.operator()).put("token", issued.token()));
+  }
+
+  private void whoami(Context ctx) {
+    Caller c = caller(ctx);
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.put("principal", c.principal());
+    ArrayNode roles = o.putArray("roles");
+    c.bindings().forEach(b -> roles.add(b.toString()));
+    json(ctx, 200, o);
+  }
+
   private void openapi(Context ctx) {
     json(ctx, 200, OpenApi.document(routes()));
+  }
+
+  // ---- costs and budgets
+
+  private void costs(Context ctx) {
+    CostsQuery q = CostsQuery.parse(ctx.queryParam("from"), ctx.queryParam("to"), ctx.queryParam("group_by"),
+        ctx.queryParam("agent"), ctx.queryParam("owner"), clock.instant());
+    List<CostLedger.Row> rows = store.ledger().totals(q.query(), caller(ctx).owners(Role.VIEWER));
+    json(ctx, 200, Views.costs(q, rows));
+  }
+
+  private void agentBudget(Context ctx) {
+    String name = ctx.pathParam("name");
+    InventoryStore.Revision r = store.inventory().latest("Agent", name)
+        .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""));
+    long blocked = store.events().countByStatus(name).getOrDefault(SessionStatus.BUDGET_BLOCKED, 0L);
+    json(ctx, 200, Views.budget(name, r.number(), sessions.budgets().status(name), blocked));
   }
 }

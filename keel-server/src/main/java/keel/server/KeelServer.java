@@ -2,11 +2,16 @@ package keel.server;
 
 import io.javalin.Javalin;
 import java.nio.file.Path;
+import java.security.SecureRandom;
 import java.time.Clock;
 import keel.data.PostgresConfig;
+import keel.control.Identity;
 import keel.data.Store;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
+import java.util.Optional;
+import keel.control.Operators;
 import keel.execution.ModelProviders;
 import keel.execution.PriceTable;
 import keel.execution.SessionService;
@@ -32,15 +37,25 @@ public final class KeelServer implements AutoCloseable {
   private final Store store;
   private final SessionService sessions;
   private final AdminToken token;
+  private final Operators operators;
+  private final Api api;
   private final Javalin app;
+  private final Metrics metrics;
+  private final Optional<TraceExport> traceExport;
   private volatile boolean ready;
 
-  private KeelServer(ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Javalin app) {
+  private KeelServer(
+      ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Operators operators, Api api,
+      Javalin app, Metrics metrics, Optional<TraceExport> traceExport) {
+    this.metrics = metrics;
+    this.traceExport = traceExport;
     this.config = config;
     this.lock = lock;
     this.store = store;
     this.sessions = sessions;
     this.token = token;
+    this.operators = operators;
+    this.api = api;
     this.app = app;
   }
 
@@ -57,11 +72,23 @@ public final class KeelServer implements AutoCloseable {
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
-      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices);
-      Inventory inventory = new Inventory(store.inventory(), tools, models);
+      Identity identity = new Identity(store.signingKeys(), clock, config.identity());
+      // a signing key exists before the first token is asked for, so the JWKS document is never empty
+      identity.activeKeyId();
+      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity, config.costs());
+      // a revision that becomes active (applied, approved, rolled back) may raise a budget: the
+      // agent's budget-blocked sessions check again
+      Inventory inventory = new Inventory(store.inventory(), tools, models, sessions::agentChanged);
+      Operators operators = new Operators(store.operators(), new SecureRandom(), token.bootstrap());
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
-      Api api = new Api(sessions, store, inventory, token, new Api.Health() {
+      Metrics metrics = new Metrics(sessions, store);
+      Optional<TraceExport> traceExport = otlpEndpoint(environment).map(url -> {
+        LOG.info("exporting traces over OTLP to {}", url);
+        return new TraceExport(opened, exporter(url), config.execution().node());
+      });
+      traceExport.ifPresent(t -> sessions.addRunListener((id, took) -> t.sessionSuspended(id)));
+      Api api = new Api(sessions, store, inventory, operators, metrics::scrape, new Api.Health() {
         @Override
         public boolean ready() {
           return self[0] != null && self[0].ready && opened.healthy();
@@ -71,7 +98,7 @@ public final class KeelServer implements AutoCloseable {
         public String describe() {
           return opened.describe();
         }
-      });
+      }, clock);
       Javalin app = Javalin.create(cfg -> {
         cfg.concurrency.useVirtualThreads = true;
         cfg.startup.showJavalinBanner = false;
@@ -81,7 +108,7 @@ public final class KeelServer implements AutoCloseable {
         api.install(cfg);
       });
       app.start();
-      KeelServer server = new KeelServer(config, lock, store, sessions, token, app);
+      KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport);
       self[0] = server;
       sessions.recover();
       server.ready = true;
@@ -111,6 +138,30 @@ public final class KeelServer implements AutoCloseable {
       pg = pg.withPassword(password);
     }
     return Store.postgresql(pg.withDurable(pg.durable() && config.durable()), node, clock);
+
+  /** Environment variable naming the OTLP endpoint (its base URL; {@code /v1/traces} is added). */
+  public static final String OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+  private static Optional<String> otlpEndpoint(Map<String, String> environment) {
+    return Optional.ofNullable(environment.get(OTLP_ENDPOINT)).map(String::strip).filter(s -> !s.isEmpty());
+  }
+
+  /** An OTLP/HTTP protobuf span exporter (JDK HTTP client) for a base URL such as {@code http://collector:4318}. */
+  private static io.opentelemetry.sdk.trace.export.SpanExporter exporter(String base) {
+    String url = base.endsWith("/v1/traces") ? base : (base.endsWith("/") ? base.substring(0, base.length() - 1) : base) + "/v1/traces";
+    try {
+      java.net.URI uri = java.net.URI.create(url);
+      if (uri.getScheme() == null || !(uri.getScheme().equals("http") || uri.getScheme().equals("https")) || uri.getHost() == null) {
+        throw new IllegalArgumentException("not an http(s) URL");
+      }
+    } catch (IllegalArgumentException e) {
+      throw new keel.core.KeelException.Invalid(
+          "the OTLP endpoint \"" + base + "\" is not an http(s) URL such as http://127.0.0.1:4318 (" + e.getMessage() + ")");
+    }
+    return io.opentelemetry.exporter.otlp.http.trace.OtlpHttpSpanExporter.builder()
+        .setEndpoint(url)
+        .setTimeout(java.time.Duration.ofSeconds(10))
+        .build();
   }
 
   public int port() {
@@ -125,6 +176,16 @@ public final class KeelServer implements AutoCloseable {
 
   public Path adminTokenFile() {
     return token.file();
+  }
+
+  /** The operators of this server: who may call its API, with which roles. */
+  public Operators operators() {
+    return operators;
+  }
+
+  /** The API's route table, as registered (for tests that walk every route). */
+  List<Api.Route> routes() {
+    return api.routes();
   }
 
   public SessionService sessions() {
@@ -145,6 +206,8 @@ public final class KeelServer implements AutoCloseable {
     ready = false;
     sessions.close();
     app.stop();
+    traceExport.ifPresent(TraceExport::close);
+    metrics.close();
     store.close();
     lock.close();
   }

@@ -16,7 +16,9 @@ final class OpenApi {
     ObjectNode doc = Views.JSON.createObjectNode();
     doc.put("openapi", "3.1.0");
     doc.putObject("info").put("title", "Keel API").put("version", "v1")
-        .put("description", "Durable AI agent sessions. Errors are application/problem+json; every route needs a bearer token.");
+        .put("description", "Durable AI agent sessions. Errors are application/problem+json; every route under /v1 needs a"
+            + " bearer token. Outside /v1, /healthz, /readyz and " + Api.JWKS_PATH + " need none: the last is the JWKS"
+            + " document of the public keys that verify session tokens, public by design.");
     ObjectNode schemes = doc.putObject("components").putObject("securitySchemes");
     schemes.putObject("bearer").put("type", "http").put("scheme", "bearer");
     ObjectNode problem = ((ObjectNode) doc.get("components")).putObject("schemas").putObject("Problem");

@@ -53,7 +53,18 @@ final class Views {
     if (!v.driftPending().isEmpty()) {
       o.put("waiting_to_accept_model_version", v.driftPending());
     }
+    v.budgetBlock().ifPresent(b -> o.putObject("budget_blocked")
+        .put("kind", b.kind())
+        .put("limit", usd(b.limit()))
+        .put("used", usd(b.used()))
+        .put("reserved", usd(b.reserved()))
+        .put("requested", usd(b.requested()))
+        .put("window_end", b.windowEnd().toString()));
     o.put("last_answer", v.lastAnswer());
+    ArrayNode grants = o.putArray("grants");
+    v.grants().forEach(grants::add);
+    ArrayNode chain = o.putArray("delegation_chain");
+    v.chain().forEach(chain::add);
     if (!v.failure().isEmpty()) {
       o.put("failure", v.failure());
     }
@@ -69,6 +80,9 @@ final class Views {
       c.put("arguments", p.call().arguments());
       c.put("state", p.state().name().toLowerCase(java.util.Locale.ROOT));
       c.put("attempt", p.attempt());
+      if (!p.subagentSessionId().isEmpty()) {
+        c.put("subagent_session_id", p.subagentSessionId());
+      }
     }
     return o;
   }
@@ -180,11 +194,103 @@ final class Views {
     o.put("name", r.name());
     o.put("revision", r.number());
     o.put("owner", r.owner());
+    o.put("status", r.status().wireName());
     o.put("applied_by", r.appliedBy());
     o.put("applied_at", r.appliedAt().toString());
+    r.activatedAt().ifPresent(t -> o.put("activated_at", t.toString()));
+    r.rollbackOf().ifPresent(n -> o.put("rollback_of", n));
+    r.decision().ifPresent(d -> {
+      o.put("decided_by", d.by());
+      o.put("decided_at", d.at().toString());
+      if (!d.reason().isEmpty()) {
+        o.put("reason", d.reason());
+      }
+    });
+    review(o, r.review());
     if (withSpec) {
       o.set("descriptor", JSON.readTree(r.spec()));
     }
+    return o;
+  }
+
+  /** A review as {@code widens}, {@code widening} and {@code narrowing}. */
+  static void review(ObjectNode o, InventoryStore.Review review) {
+    o.put("widens", review.widens());
+    ArrayNode w = o.putArray("widening");
+    review.widening().forEach(w::add);
+    ArrayNode n = o.putArray("narrowing");
+    review.narrowing().forEach(n::add);
+  }
+
+  /** An operator, never with its token (only the create and token routes add it, once). */
+  static ObjectNode operator(keel.control.Operators.Operator op) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("name", op.name());
+    o.put("principal", op.principal());
+    ArrayNode roles = o.putArray("roles");
+    op.bindings().forEach(b -> roles.add(b.toString()));
+    o.put("status", op.revoked() ? "revoked" : "active");
+    o.put("bootstrap", op.bootstrap());
+    o.put("created_by", op.createdBy());
+    o.put("created_at", op.createdAt().toString());
+    op.tokenIssuedAt().ifPresent(t -> o.put("token_issued_at", t.toString()));
+    op.revokedAt().ifPresent(t -> o.put("revoked_at", t.toString()));
+    op.revokedBy().ifPresent(b -> o.put("revoked_by", b));
+    return o;
+  }
+
+  /** A dollar amount as an exact decimal string without trailing zeros, e.g. {@code "0.0025"}. */
+  static String usd(java.math.BigDecimal d) {
+    return d.signum() == 0 ? "0" : d.stripTrailingZeros().toPlainString();
+  }
+
+  static ObjectNode costs(CostsQuery q, List<keel.data.CostLedger.Row> rows) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("from", q.query().from().toString());
+    o.put("to", q.query().to().toString());
+    ArrayNode by = o.putArray("group_by");
+    q.groupBy().forEach(d -> by.add(d.wireName()));
+    q.query().agent().ifPresent(a -> o.put("agent", a));
+    q.query().owner().ifPresent(w -> o.put("owner", w));
+    o.put("currency", "USD");
+    ArrayNode out = o.putArray("rows");
+    java.math.BigDecimal total = java.math.BigDecimal.ZERO;
+    long entries = 0;
+    for (keel.data.CostLedger.Row r : rows) {
+      ObjectNode row = out.addObject();
+      for (keel.data.CostLedger.Dimension d : q.groupBy()) {
+        row.put(d.wireName(), r.group().get(d));
+      }
+      if (q.groupBy().contains(keel.data.CostLedger.Dimension.KIND)) {
+        // quantities of different kinds have different units, so they are shown per kind only
+        row.put("quantity", r.quantity());
+        row.put("unit", keel.data.CostKind.fromWire(r.group().get(keel.data.CostLedger.Dimension.KIND)).unit());
+      }
+      row.put("usd", usd(r.usd()));
+      row.put("entries", r.entries());
+      total = total.add(r.usd());
+      entries += r.entries();
+    }
+    o.putObject("total").put("usd", usd(total)).put("entries", entries);
+    return o;
+  }
+
+  static ObjectNode budget(String agent, int revision, List<keel.control.Budgets.Status> budgets, long blockedSessions) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("agent", agent);
+    o.put("revision", revision);
+    ArrayNode out = o.putArray("budgets");
+    for (keel.control.Budgets.Status b : budgets) {
+      ObjectNode x = out.addObject();
+      x.put("kind", b.kind().wireName());
+      x.put("unit", b.kind().unit());
+      x.put("limit", usd(b.limit()));
+      x.put("used", usd(b.used()));
+      x.put("reserved", usd(b.reserved()));
+      x.put("percent", b.percent().toPlainString());
+      x.putObject("window").put("start", b.windowStart().toString()).put("end", b.windowEnd().toString());
+    }
+    o.put("budget_blocked_sessions", blockedSessions);
     return o;
   }
 

@@ -75,6 +75,8 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
   private final BiFunction<C, Q, R> answer;
   private final CountDownLatch closing = new CountDownLatch(1);
   private final AtomicLong requestCount = new AtomicLong();
+  /** The W3C traceparent headers received, in arrival order (bounded like the request record). */
+  private final java.util.concurrent.BlockingQueue<String> traceparents = new java.util.concurrent.LinkedBlockingQueue<>(RECORD_LIMIT);
   private final AtomicLong responseIds = new AtomicLong();
   private volatile Javalin app; // set once by listen, before the fake is handed out
 
@@ -238,6 +240,11 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
   }
 
   /** How many requests were received since start (or the last reset). */
+  /** The {@code traceparent} headers requests carried, in arrival order (the first 1,000). */
+  public List<String> traceparents() {
+    return List.copyOf(traceparents);
+  }
+
   public long requestCount() {
     return requestCount.get();
   }
@@ -322,6 +329,10 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
    */
   final void serve(Context ctx, Parser<Q> parser) throws IOException, InterruptedException {
     requestCount.incrementAndGet();
+    String traceparent = ctx.header("traceparent");
+    if (traceparent != null) {
+      traceparents.add(traceparent);
+    }
     record Settings<C>(C script, Duration latency, String reportedModel, String apiKey, Fault fault) {}
     Settings<C> now =
         underLock(() -> new Settings<>(script, latency, reportedModel, expectedApiKey, faults.pollFirst()));
