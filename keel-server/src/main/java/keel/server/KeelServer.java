@@ -138,6 +138,7 @@ public final class KeelServer implements AutoCloseable {
       pg = pg.withPassword(password);
     }
     return Store.postgresql(pg.withDurable(pg.durable() && config.durable()), node, clock);
+  }
 
   /** Environment variable naming the OTLP endpoint (its base URL; {@code /v1/traces} is added). */
   public static final String OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT";
