@@ -2,11 +2,13 @@ package keel.cli;
 
 import java.net.BindException;
 import java.nio.file.Path;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CountDownLatch;
 import java.time.Duration;
 import keel.control.IdentitySettings;
 import keel.core.KeelException;
+import keel.data.PostgresConfig;
 import keel.execution.ExecutionSettings;
 import keel.server.KeelServer;
 import keel.server.ServerConfig;
@@ -19,12 +21,13 @@ import picocli.CommandLine.Option;
     header = "Run a Keel server.",
     mixinStandardHelpOptions = true,
     description = {
-      "Run a Keel server: the HTTP API, the scheduler and the store (SQLite in the data directory). It runs until it gets SIGTERM or SIGINT (Ctrl+C), then stops cleanly: running steps reach their next write, and sessions resume where they were on the next start."
+      "Run a Keel server: the HTTP API, the scheduler and the store (SQLite in the data directory, or PostgreSQL with --store). It runs until it gets SIGTERM or SIGINT (Ctrl+C), then stops cleanly: running steps reach their next write, and sessions resume where they were on the next start."
     },
     footerHeading = "%nExamples:%n",
     footer = {
       "  keel serve                                  127.0.0.1:8420, data in ./.keel",
       "  keel serve --port 9000 --data-dir /var/lib/keel",
+      "  keel serve --store postgresql://keel@db.internal:5432/keel     password from KEEL_STORE_PASSWORD",
       "  KEEL_PORT=9000 keel serve"
     })
 final class ServeCommand implements Callable<Integer> {
@@ -37,8 +40,20 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--host", paramLabel = "ADDRESS", description = "The address to listen on (env KEEL_HOST; default 127.0.0.1, this machine only).")
   String host;
 
-  @Option(names = "--data-dir", paramLabel = "DIR", description = "Where the store, the admin token and the lock live (env KEEL_DATA_DIR; default .keel in the current directory).")
+  @Option(names = "--data-dir", paramLabel = "DIR", description = "Where the admin token, the lock and (without --store) the SQLite store live (env KEEL_DATA_DIR; default .keel in the current directory).")
   Path dataDir;
+
+  @Option(
+      names = "--store",
+      paramLabel = "URL",
+      description =
+          "Keep sessions, memory and the inventory in PostgreSQL instead of SQLite in the data directory:"
+              + " postgresql://USER:PASSWORD@HOST:PORT/DATABASE?PARAMS (or a jdbc:postgresql: URL). Params:"
+              + " pool_size (connections, default 10), pool_timeout (seconds, default 10) and the PostgreSQL"
+              + " JDBC driver's (sslmode, connectTimeout, currentSchema, …). Without a password in the URL,"
+              + " KEEL_STORE_PASSWORD (environment or --secrets file) gives it. \"sqlite\" means the default"
+              + " (env KEEL_STORE).")
+  String store;
 
   @Option(names = "--secrets", paramLabel = "FILE", description = "A file of NAME=value lines (e.g. OPENAI_API_KEY=…) for model providers, taking precedence over the environment; keep it readable by the server's user only (env KEEL_SECRETS_FILE).")
   Path secrets;
@@ -109,6 +124,10 @@ final class ServeCommand implements Callable<Integer> {
           .withComputeUsdPerSecond(computeUsdPerSecond).withOutputTokenEstimate(budgetOutputTokens));
       Path secretsFile = secrets != null ? secrets : io.env("KEEL_SECRETS_FILE").map(Path::of).orElse(null);
       Path pricesFile = prices != null ? prices : io.env("KEEL_PRICES_FILE").map(Path::of).orElse(null);
+      Optional<PostgresConfig> postgres = postgres(store != null ? store : io.env("KEEL_STORE").orElse(null));
+      if (postgres.isPresent()) {
+        config = config.withPostgres(postgres.get());
+      }
       if (secretsFile != null) {
         config = config.withSecretsFile(secretsFile);
       }
@@ -140,6 +159,7 @@ final class ServeCommand implements Callable<Integer> {
     }, "keel-shutdown");
     Runtime.getRuntime().addShutdownHook(hook);
     io.out().println("Keel is listening on " + server.url());
+    io.out().println("  store:          " + server.store().describe());
     io.out().println("  data directory: " + config.dataDir());
     io.out().println("  admin token:    " + server.adminTokenFile());
     boolean defaultDir = config.dataDir().equals(Path.of(ServerConfig.DEFAULT_DATA_DIR).toAbsolutePath().normalize());
@@ -170,6 +190,24 @@ final class ServeCommand implements Callable<Integer> {
       Thread.currentThread().interrupt();
     }
     return ExitCodes.OK;
+  }
+
+  /** The PostgreSQL store a {@code --store} value names; empty for the default SQLite store. */
+  private static Optional<PostgresConfig> postgres(String value) {
+    if (value == null || value.isBlank() || value.strip().equals("sqlite")) {
+      return Optional.empty();
+    }
+    if (!PostgresConfig.isPostgresUrl(value)) {
+      throw new CliException(
+          ExitCodes.USAGE,
+          "--store: expected a PostgreSQL URL, " + PostgresConfig.URL_FORMS
+              + ", or \"sqlite\" for the embedded store in the data directory");
+    }
+    try {
+      return Optional.of(PostgresConfig.parse(value));
+    } catch (IllegalArgumentException e) {
+      throw new CliException(ExitCodes.USAGE, "--store: " + e.getMessage());
+    }
   }
 
   /** A duration written as a number and a unit: {@code 90s}, {@code 10m}, {@code 24h}, {@code 7d}. */

@@ -64,6 +64,11 @@ class CrashRecoveryTest {
   @TempDir Path dir;
   ServerProcess server;
 
+  /** Environment variables that choose the store the servers run on; none: SQLite in the data directory. */
+  protected Map<String, String> storeEnvironment() {
+    return Map.of();
+  }
+
   @AfterEach
   void stop() {
     if (server != null) {
@@ -78,7 +83,9 @@ class CrashRecoveryTest {
     Path effects = dir.resolve("effects.log");
     Path log = dir.resolve("server.log");
     Random random = new Random(Long.getLong("keel.crash.seed", System.nanoTime()));
-    server = new ServerProcess(data, log, Map.of("KEEL_TEST_EFFECTS_FILE", effects.toString()), List.of()).start();
+    Map<String, String> env = new HashMap<>(storeEnvironment());
+    env.put("KEEL_TEST_EFFECTS_FILE", effects.toString());
+    server = new ServerProcess(data, log, env, List.of()).start();
     JsonNode applied = post("/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", AGENT).toString(), null);
     assertThat(applied.path("results").get(0).path("result").asString()).isEqualTo("created");
 

@@ -6,8 +6,9 @@ import java.time.Clock;
 /**
  * An open data store: one database holding every session, blob, note, revision and operator.
  *
- * <p>Thread-safe. Writes from all threads go through one group-committing writer, so concurrent
- * sessions share disk flushes; reads run concurrently.
+ * <p>Thread-safe. Concurrent sessions share disk flushes: on SQLite every write goes through one
+ * group-committing writer; on PostgreSQL writes run in parallel on a connection pool and the server
+ * groups their commits. Reads run concurrently.
  */
 public interface Store extends AutoCloseable {
 
@@ -60,5 +61,20 @@ public interface Store extends AutoCloseable {
    */
   static Store sqlite(Path dataDir, String node, Clock clock, boolean durable) {
     return SqliteStore.open(dataDir, node, clock, durable);
+  }
+
+  /**
+   * Opens the PostgreSQL store a configuration names, migrating its schema to the current version
+   * if needed. Many nodes may open the same store at once: they migrate it once, and each append's
+   * expected sequence number keeps every session's log single-writer across them.
+   *
+   * @param config the server, database, login, pool and durability ({@link PostgresConfig#parse})
+   * @param node this node's name, stamped on every event it appends
+   * @param clock the source of event timestamps
+   * @throws keel.core.KeelException.Unavailable if the server cannot be reached, refuses the login,
+   *     or holds a schema this version cannot migrate; the message says which, never the password
+   */
+  static Store postgresql(PostgresConfig config, String node, Clock clock) {
+    return PostgresStore.open(config, node, clock);
   }
 }

@@ -4,6 +4,7 @@ import io.javalin.Javalin;
 import java.nio.file.Path;
 import java.security.SecureRandom;
 import java.time.Clock;
+import keel.data.PostgresConfig;
 import keel.control.Identity;
 import keel.data.Store;
 import java.util.HashMap;
@@ -21,8 +22,9 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A running Keel node: the store, the execution plane and the HTTP API, wired by constructors. On
- * start it locks its data directory, opens (and migrates) the store, makes sure an admin token
- * exists, resumes every session a previous run left with work, and starts listening.
+ * start it locks its data directory, opens (and migrates) the store (SQLite in the data directory,
+ * or the PostgreSQL store the configuration names), makes sure an admin token exists, resumes
+ * every session a previous run left with work, and starts listening.
  *
  * <p>Thread-safe.
  */
@@ -63,10 +65,10 @@ public final class KeelServer implements AutoCloseable {
     Store store = null;
     try {
       Clock clock = Clock.systemUTC();
-      store = Store.sqlite(config.dataDir(), config.execution().node(), clock, config.durable());
-      AdminToken token = AdminToken.loadOrCreate(config.dataDir());
       Map<String, String> environment = new HashMap<>(config.environment());
       config.secretsFile().ifPresent(f -> environment.putAll(Secrets.load(f)));
+      store = openStore(config, environment, clock);
+      AdminToken token = AdminToken.loadOrCreate(config.dataDir());
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
@@ -119,6 +121,23 @@ public final class KeelServer implements AutoCloseable {
       lock.close();
       throw e;
     }
+  }
+
+  /**
+   * The configured PostgreSQL store (its password from {@link ServerConfig#STORE_PASSWORD} when the
+   * URL has none), else SQLite in the data directory; {@code --no-fsync} applies to either.
+   */
+  private static Store openStore(ServerConfig config, Map<String, String> environment, Clock clock) {
+    String node = config.execution().node();
+    if (config.postgres().isEmpty()) {
+      return Store.sqlite(config.dataDir(), node, clock, config.durable());
+    }
+    PostgresConfig pg = config.postgres().get();
+    String password = environment.get(ServerConfig.STORE_PASSWORD);
+    if (pg.password().isEmpty() && password != null && !password.isEmpty()) {
+      pg = pg.withPassword(password);
+    }
+    return Store.postgresql(pg.withDurable(pg.durable() && config.durable()), node, clock);
   }
 
   /** Environment variable naming the OTLP endpoint (its base URL; {@code /v1/traces} is added). */

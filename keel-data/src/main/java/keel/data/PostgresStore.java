@@ -1,0 +1,196 @@
+package keel.data;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.pool.HikariPool;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Clock;
+import java.util.Properties;
+import keel.core.KeelException;
+import org.flywaydb.core.Flyway;
+import org.flywaydb.core.api.FlywayException;
+
+/**
+ * The scale-out store: every table in one PostgreSQL database (or schema), which any number of
+ * nodes share. A HikariCP pool serves reads and writes; each write is one transaction on its own
+ * connection (see {@link PostgresTransactions}), so concurrent sessions write in parallel and
+ * PostgreSQL groups their commits into shared WAL flushes. Opening migrates the schema with
+ * Flyway, which holds a PostgreSQL lock meanwhile, so nodes starting together migrate once.
+ *
+ * <p>Thread-safe.
+ */
+final class PostgresStore implements Store {
+
+  private final PostgresConfig config;
+  private final HikariDataSource pool;
+  private final PostgresTransactions tx;
+  private final PostgresEventStore events;
+  private final PostgresBlobStore blobs;
+  private final PostgresMemoryStore memory;
+  private final PostgresInventoryStore inventory;
+  private final PostgresOperatorStore operators;
+  private final PostgresSigningKeyStore signingKeys;
+  private final PostgresBudgetStore budgets;
+  private final PostgresCostLedger ledger;
+  private final PostgresTraceExportStore traceExports;
+
+  private PostgresStore(PostgresConfig config, HikariDataSource pool, String node, Clock clock) {
+    this.config = config;
+    this.pool = pool;
+    this.tx = new PostgresTransactions(pool, config.describe());
+    this.events = new PostgresEventStore(tx, node, clock);
+    this.blobs = new PostgresBlobStore(tx);
+    this.memory = new PostgresMemoryStore(tx, clock);
+    this.inventory = new PostgresInventoryStore(tx, clock);
+    this.operators = new PostgresOperatorStore(tx, clock);
+    this.signingKeys = new PostgresSigningKeyStore(tx);
+    this.budgets = new PostgresBudgetStore(tx);
+    this.ledger = new PostgresCostLedger(tx);
+    this.traceExports = new PostgresTraceExportStore(tx);
+  }
+
+  static Store open(PostgresConfig config, String node, Clock clock) {
+    HikariDataSource pool = null;
+    try {
+      pool = new HikariDataSource(hikari(config));
+      migrate(pool, config);
+      return new PostgresStore(config, pool, node, clock);
+    } catch (HikariPool.PoolInitializationException e) {
+      Throwable cause = e.getCause() != null ? e.getCause() : e;
+      String reason = cause instanceof SQLException s ? PostgresTransactions.withHint(s) : cause.getMessage();
+      throw new KeelException.Unavailable(
+          "cannot connect to the PostgreSQL store " + config.describe() + ": " + reason, e);
+    } catch (RuntimeException e) {
+      // a store that fails to open holds no connections and no threads
+      if (pool != null) {
+        pool.close();
+      }
+      if (e instanceof KeelException k) {
+        throw k;
+      }
+      throw new KeelException.Unavailable(
+          "cannot open the PostgreSQL store " + config.describe() + ": " + e.getMessage(), e);
+    }
+  }
+
+  private static HikariConfig hikari(PostgresConfig config) {
+    HikariConfig h = new HikariConfig();
+    h.setPoolName("keel-postgresql");
+    h.setJdbcUrl(config.jdbcUrl());
+    config.user().ifPresent(h::setUsername);
+    config.password().ifPresent(h::setPassword);
+    h.setMaximumPoolSize(config.poolSize());
+    h.setMinimumIdle(Math.min(2, config.poolSize()));
+    h.setConnectionTimeout(config.poolTimeout().toMillis());
+    // fail at once, with the driver's reason, when the server cannot be reached at start
+    h.setInitializationFailTimeout(1);
+    Properties driver = new Properties();
+    if (!config.parameters().containsKey("reWriteBatchedInserts")) {
+      // the events of one append go to the server as one multi-row INSERT
+      driver.setProperty("reWriteBatchedInserts", "true");
+    }
+    if (!config.parameters().containsKey("connectTimeout")) {
+      driver.setProperty("connectTimeout", "10");
+    }
+    if (!config.parameters().containsKey("ApplicationName")) {
+      driver.setProperty("ApplicationName", "keel");
+    }
+    h.setDataSourceProperties(driver);
+    if (!config.durable()) {
+      // commits are acknowledged before their WAL flush: a server crash may lose the last ones,
+      // never corrupt anything
+      h.setConnectionInitSql("SET synchronous_commit = off");
+    }
+    return h;
+  }
+
+  private static void migrate(HikariDataSource pool, PostgresConfig config) {
+    try {
+      Flyway.configure()
+          .dataSource(pool)
+          .schemas(config.schema())
+          .defaultSchema(config.schema())
+          .locations("classpath:keel/data/postgresql")
+          .loggers("slf4j")
+          .load()
+          .migrate();
+    } catch (FlywayException e) {
+      throw new KeelException.Unavailable(
+          "cannot migrate the PostgreSQL store " + config.describe() + " to the current schema: " + e.getMessage(), e);
+    }
+  }
+
+  @Override
+  public EventStore events() {
+    return events;
+  }
+
+  @Override
+  public BlobStore blobs() {
+    return blobs;
+  }
+
+  @Override
+  public MemoryStore memory() {
+    return memory;
+  }
+
+  @Override
+  public InventoryStore inventory() {
+    return inventory;
+  }
+
+  @Override
+  public OperatorStore operators() {
+    return operators;
+  }
+
+  @Override
+  public SigningKeyStore signingKeys() {
+    return signingKeys;
+  }
+
+  @Override
+  public BudgetStore budgets() {
+    return budgets;
+  }
+
+  @Override
+  public CostLedger ledger() {
+    return ledger;
+  }
+
+  @Override
+  public TraceExportStore traceExports() {
+    return traceExports;
+  }
+
+  @Override
+  public void timeAppends(java.util.function.LongConsumer nanos) {
+    events.timeAppends(nanos);
+  }
+
+  @Override
+  public String describe() {
+    return config.describe();
+  }
+
+  @Override
+  public boolean healthy() {
+    if (tx.closed()) {
+      return false;
+    }
+    try (Connection c = pool.getConnection()) {
+      return c.isValid(2);
+    } catch (SQLException e) {
+      return false;
+    }
+  }
+
+  @Override
+  public void close() {
+    tx.close();
+    pool.close();
+  }
+}
