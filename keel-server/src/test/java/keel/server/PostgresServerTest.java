@@ -88,7 +88,7 @@ class PostgresServerTest {
     assertThat(ready.get("status").asString()).isEqualTo("ready");
     assertThat(ready.get("store").asString()).isEqualTo(db.describe()).startsWith("postgresql://");
 
-    assertThat(json("POST", "/v1/apply", ApiTest.applyBody(ApiTest.AGENT)).get("results").get(0).get("result").asString())
+    assertThat(json("POST", "/v1/apply", TestServer.applyBody(ApiTest.AGENT)).get("results").get(0).get("result").asString())
         .isEqualTo("created");
     String id = json("POST", "/v1/sessions", "{\"agent\":\"notes\",\"message\":\"remember milk\"}").get("id").asString();
     await().atMost(Duration.ofSeconds(20)).until(() -> status(id).equals("idle"));
