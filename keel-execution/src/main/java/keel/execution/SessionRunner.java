@@ -9,6 +9,7 @@ import java.util.Iterator;
 import java.util.List;
 import java.util.Optional;
 import java.util.function.Consumer;
+import keel.control.Grants;
 import keel.control.Identity;
 import keel.control.SessionToken;
 import keel.core.AgentDescriptor;
@@ -401,6 +402,13 @@ final class SessionRunner implements Scheduler.Runner {
         deny(call, "there is no agent named \"" + childAgent + "\" to delegate to", Optional.of(parent), span);
         return;
       }
+      String childOwner = child.get().agent().metadata().owner();
+      if (!childOwner.equals(record.owner())) {
+        // roles are scoped to owners: delegating across owners would let one team run another's agent
+        deny(call, "agent \"" + childAgent + "\" belongs to owner \"" + childOwner + "\", not \"" + record.owner()
+            + "\"; an agent delegates only to agents of its own owner", Optional.of(parent), span);
+        return;
+      }
       switch (identity.delegate(parent, childAgent, child.get().agent().spec().tools())) {
         case Identity.Delegation.Refused r -> deny(call, r.reason(), Optional.of(parent), span);
         case Identity.Delegation.Allowed a -> {
@@ -694,18 +702,26 @@ final class SessionRunner implements Scheduler.Runner {
 
     /** The token the session acts with: issued at its first use in a run, renewed near expiry. */
     private SessionToken token() {
-      if (token == null || identity.dueForRefresh(token)) {
-        token = identity.issue(subject());
+      Identity.Subject subject = subject();
+      if (token == null || identity.dueForRefresh(token) || !token.grants().equals(subject.grants())) {
+        // a narrowing revision activated since the token was issued takes effect at once
+        token = identity.issue(subject);
       }
       return token;
     }
 
     /**
      * Who the session's token is for. A root session's grants are its revision's {@code
-     * spec.tools}; a sub-agent's are the intersection recorded when it was spawned.
+     * spec.tools}; a sub-agent's are the intersection recorded when it was spawned. Either is
+     * narrowed to the agent's active revision's {@code spec.tools}, so a tool removed by a newer
+     * revision is no longer usable by sessions already running; a tool added by one is not granted
+     * to them (they keep their revision).
      */
     private Identity.Subject subject() {
-      List<String> grants = state.parentSessionId().isEmpty() ? agent.spec().tools() : state.grants();
+      List<String> own = state.parentSessionId().isEmpty() ? agent.spec().tools() : state.grants();
+      List<String> grants = catalog.active(agent.name())
+          .map(active -> Grants.intersect(own, active.agent().spec().tools()))
+          .orElse(List.of());
       List<String> chain = state.chain();
       if (chain.isEmpty()) {
         // restored from a snapshot taken before identities: the first event says who started it

@@ -246,6 +246,7 @@ public final class SessionService implements AutoCloseable {
    * @return how many sessions were woken to check
    */
   public int agentChanged(String agent) {
+    catalog.forget(agent);
     int woken = wakeBudgetBlocked(Optional.of(agent));
     if (woken > 0) {
       LOG.info("agent {} changed: {} budget-blocked sessions check their budgets again", agent, woken);

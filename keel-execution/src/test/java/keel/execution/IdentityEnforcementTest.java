@@ -214,6 +214,29 @@ class IdentityEnforcementTest {
   }
 
   @Test
+  void aToolRemovedByANewerRevision_isRefusedToASessionAlreadyRunning_atItsNextCall() {
+    String script = """
+        - turns:
+            - call: [{tool: wait_gate}]
+            - call: [{tool: time_now}]
+            - say: "told: {{result}}"
+        """;
+    h.apply(IdentityHarness.agent("clerk", script, "internal://time, internal://gate"));
+    SessionRecord r = h.start("clerk", "go", false);
+    await().atMost(Duration.ofSeconds(20)).until(() -> !h.gateCalls.isEmpty());
+    // revision 2 narrows the agent while the session (on revision 1) waits inside a tool
+    h.apply(IdentityHarness.agent("clerk", script, "internal://gate"));
+    h.sessions.agentChanged("clerk");
+    h.gate.countDown();
+    h.awaitStatus(r.id(), SessionStatus.IDLE);
+
+    assertThat(h.sessions.record(r.id()).revision()).isEqualTo(1);
+    SessionEvent.ToolCallDenied denied = h.events(r.id(), SessionEvent.ToolCallDenied.class).getFirst();
+    assertThat(denied.reason()).isEqualTo("agent:clerk is not granted internal://time (its token grants internal://gate)");
+    assertThat(h.events(r.id(), SessionEvent.ToolCallCompleted.class)).hasSize(1); // only wait_gate ran
+  }
+
+  @Test
   void aModelCallWhoseTokenIsRefused_isNeverMade_andTheSessionFailsClosed() {
     h.apply(IdentityHarness.agent("clerk", TRY_THEN_TELL.formatted("time_now", "{}"), "internal://time"));
     h.presenter = (use, held) -> use.equals("model") ? held.compact() + "x" : held.compact();

@@ -201,6 +201,19 @@ class SubagentTest {
   }
 
   @Test
+  void delegatingToAnAgentOfAnotherOwner_isDenied_soOwnerScopedRolesHold() {
+    harness().apply(delegating("planner", "payroll", "agent://payroll"),
+        answering("payroll", "").replace("owner: team-a", "owner: team-b"));
+    SessionRecord a = h.start("planner", "go", false);
+    h.awaitStatus(a.id(), SessionStatus.IDLE);
+
+    assertThat(h.events(a.id(), SessionEvent.ToolCallDenied.class)).singleElement()
+        .satisfies(d -> assertThat(d.reason()).isEqualTo(
+            "agent \"payroll\" belongs to owner \"team-b\", not \"team-a\"; an agent delegates only to agents of its own owner"));
+    assertThat(h.children(a.id())).isEmpty();
+  }
+
+  @Test
   void aCallOfAnUnknownAgent_orWithoutATask_isDeniedWithWhatWasWrong() {
     harness().apply(
         IdentityHarness.agent("a", """

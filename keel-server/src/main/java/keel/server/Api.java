@@ -195,6 +195,13 @@ final class Api {
     }
   }
 
+  /** Whether the token a stream was opened with still lets its caller view the session. */
+  private boolean stillAllowed(Context ctx, String sessionId) {
+    String header = ctx.header("Authorization");
+    Optional<Caller> now = header == null ? Optional.empty() : operators.authenticate(header.substring(7).strip());
+    return now.isPresent() && now.get().may(Role.VIEWER, sessionOwner(sessionId));
+  }
+
   private String agentOwner(String name) {
     return store.inventory().latest("Agent", name)
         .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""))
@@ -535,15 +542,19 @@ final class Api {
   private void trace(Context ctx) {
     String id = ctx.pathParam("id");
     sessions.record(id);
-    json(ctx, 200, Views.span(traceOf(id, 0)));
+    json(ctx, 200, Views.span(traceOf(id, 0, caller(ctx).owners(Role.VIEWER))));
   }
 
-  /** A session's trace with the traces of the sub-agents it spawned nested under their calls. */
-  private Trace.Span traceOf(String id, int depth) {
+  /**
+   * A session's trace with the traces of the sub-agents it spawned nested under their calls; a
+   * sub-agent session of an owner the caller may not view is left out, like its own routes.
+   */
+  private Trace.Span traceOf(String id, int depth, java.util.function.Predicate<String> visible) {
     List<StoredEvent> all = store.events().eventsAfter(id, 0);
-    return Trace.of(id, all, child -> depth >= MAX_TRACE_DEPTH || store.events().session(child).isEmpty()
+    return Trace.of(id, all, child -> depth >= MAX_TRACE_DEPTH
+        || store.events().session(child).filter(r -> visible.test(r.owner())).isEmpty()
         ? Optional.empty()
-        : Optional.of(traceOf(child, depth + 1)));
+        : Optional.of(traceOf(child, depth + 1, visible)));
   }
 
   private void jwks(Context ctx) {
@@ -592,6 +603,11 @@ final class Api {
           return;
         }
         if (f == null) {
+          if (!stillAllowed(ctx, id)) {
+            // the operator was revoked, its token replaced, or its roles no longer cover the session
+            write(out, "event: unauthorized\ndata: {\"detail\":\"the token no longer allows following this session\"}\n\n");
+            return;
+          }
           write(out, ": keep-alive\n\n");
           continue;
         }

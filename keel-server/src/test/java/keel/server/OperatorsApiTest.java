@@ -113,6 +113,23 @@ class OperatorsApiTest {
   }
 
   @Test
+  void aStreamOpenedWithARevokedToken_endsAtItsNextKeepAlive() throws Exception {
+    apply(root, agent("fin-bot", "finance"));
+    String id = json(api.callAs(root, "POST", "/v1/sessions", "{\"agent\":\"fin-bot\",\"message\":\"hi\"}")).get("id").asString();
+    String token = create(root, "watcher", "viewer@finance");
+    java.net.http.HttpRequest req = java.net.http.HttpRequest.newBuilder(java.net.URI.create(api.server().url() + "/v1/sessions/" + id + "/stream"))
+        .header("Authorization", "Bearer " + token).build();
+    java.util.concurrent.CompletableFuture<java.util.List<String>> lines = java.net.http.HttpClient.newHttpClient()
+        .sendAsync(req, HttpResponse.BodyHandlers.ofLines())
+        .thenApply(r -> r.body().takeWhile(l -> !l.startsWith("data: {\"detail\"")).toList());
+    Thread.sleep(500);
+    assertThat(api.callAs(root, "POST", "/v1/operators/watcher/revoke", null).statusCode()).isEqualTo(200);
+
+    // the keep-alive comes every 15 s: by then the stream says why it ends, and ends
+    assertThat(lines.get(30, java.util.concurrent.TimeUnit.SECONDS)).contains("event: unauthorized");
+  }
+
+  @Test
   void newToken_replacesTheOldOne() throws Exception {
     String first = create(root, "ci", "viewer");
     HttpResponse<String> issued = api.callAs(root, "POST", "/v1/operators/ci/token", null);
