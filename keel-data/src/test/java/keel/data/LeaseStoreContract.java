@@ -7,7 +7,6 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
-import java.util.HashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -422,49 +421,44 @@ public abstract class LeaseStoreContract {
   void racingWriters_withOldAndNewLeases_neverInterleave_afterTheTakeover() throws Exception {
     create("s1");
     LeaseStore.Lease old = claim("s1", "node-a");
-    Store nodeB = peer("node-b");
     int rounds = 40;
-    Set<Long> epochsAfterTakeover = new HashSet<>();
-    ExecutorService pool = Executors.newFixedThreadPool(2);
+    long takenAt;
+    ExecutorService pool = Executors.newFixedThreadPool(1);
     try {
-      Future<?> a = pool.submit(() -> {
+      // the deposed writer keeps appending, with fresh sequence numbers, while the takeover happens
+      Future<?> deposed = pool.submit(() -> {
         for (int i = 0; i < rounds * 4; i++) {
           long last = store.events().session("s1").orElseThrow().lastSeq();
           try {
             store.events().append(append("s1", last, received("a" + i)).withLease(old));
           } catch (KeelException.Conflict refused) {
-            // lost the lease or the race for this sequence number
+            // lost the lease
           }
         }
         return null;
       });
       clock.advance(TTL);
-      LeaseStore.Lease taken = nodeB.leases().claim("s1", "node-b", TTL).orElseThrow();
-      long takenAt = store.events().session("s1").orElseThrow().lastSeq();
+      LeaseStore.Lease taken = leases.claim("s1", "node-b", TTL).orElseThrow();
+      takenAt = store.events().session("s1").orElseThrow().lastSeq();
       for (int i = 0; i < rounds; i++) {
-        long last = nodeB.events().session("s1").orElseThrow().lastSeq();
+        long last = store.events().session("s1").orElseThrow().lastSeq();
         try {
-          nodeB.events().append(append("s1", last, received("b" + i)).withLease(taken));
+          store.events().append(append("s1", last, received("b" + i)).withLease(taken));
         } catch (KeelException.Conflict refused) {
           throw new AssertionError("the lease holder's append was refused", refused);
         }
       }
-      a.get(100, TimeUnit.SECONDS);
-      for (LeaseStore.Stint s : leases.writers("s1")) {
-        if (s.lastSeq() > takenAt) {
-          assertThat(s.firstSeq()).as("the first event after the takeover").isEqualTo(takenAt + 1);
-          assertThat(s.lastSeq() - s.firstSeq() + 1).as("node-b's appends, none refused").isEqualTo(rounds);
-          epochsAfterTakeover.add(s.epoch());
-        }
-      }
+      deposed.get(100, TimeUnit.SECONDS);
     } finally {
       pool.shutdownNow();
     }
+    // the creation, the deposed writer's run (if it got any in), then only the new owner's run
     List<LeaseStore.Stint> stints = leases.writers("s1");
-    // the log is at most: the creation, node-a's run, node-b's run; never node-a again after node-b
+    LeaseStore.Stint lastStint = stints.getLast();
+    assertThat(lastStint.epoch()).isEqualTo(2);
+    assertThat(lastStint.firstSeq()).isEqualTo(takenAt + 1);
+    assertThat(lastStint.lastSeq()).isEqualTo(takenAt + rounds);
+    assertThat(stints.subList(0, stints.size() - 1)).allSatisfy(s -> assertThat(s.epoch()).isLessThan(2));
     assertThat(stints.size()).isLessThanOrEqualTo(3);
-    assertThat(stints.getLast().node()).isEqualTo("node-b");
-    assertThat(stints.getLast().epoch()).isEqualTo(2);
-    assertThat(epochsAfterTakeover).containsOnly(2L);
   }
 }
