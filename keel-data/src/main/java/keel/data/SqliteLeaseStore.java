@@ -15,7 +15,10 @@ import keel.core.KeelException;
 /**
  * Session leases in SQLite, on the session rows, written through the single writer: each claim,
  * renewal and release is one conditional update in the writer's transaction, so they are ordered
- * with the appends they fence. Thread-safe.
+ * with the appends they fence. Each operation starts with its write, so SQLite takes the write lock
+ * before reading anything: a second process on the same file (not a deployment Keel supports, but
+ * what the contract's second node is here) waits for the lock rather than failing on a stale read.
+ * Thread-safe.
  */
 final class SqliteLeaseStore implements LeaseStore {
 

@@ -85,7 +85,7 @@ public abstract class LeaseStoreContract {
   }
 
   /** Creates a session; with an input it has work (it is runnable). */
-  private void create(String id, Optional<String> input) {
+  protected void create(String id, Optional<String> input) {
     clock.advance(Duration.ofMillis(1));
     store.events().create(new NewSession(
         id, "helper", 1, "team-a", TRACE, Optional.empty(), id,
