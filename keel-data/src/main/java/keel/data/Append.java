@@ -23,6 +23,9 @@ import keel.core.SessionStatus;
  *     the session already accepted is not delivered twice.
  * @param costs ledger entries for what these events record as spent, each naming one of them
  * @param settlements budget reservations these events settle (the calls they record)
+ * @param lease the writer's lease on the session, when it runs the session under one: the append is
+ *     refused unless that node still holds the session at that epoch (see {@link LeaseStore}); empty
+ *     for a writer that needs no lease (one node per store)
  */
 public record Append(
     String sessionId,
@@ -33,7 +36,8 @@ public record Append(
     Optional<SessionState.Snapshot> snapshot,
     List<Input> deliveries,
     List<Cost> costs,
-    List<BudgetStore.Settlement> settlements) {
+    List<BudgetStore.Settlement> settlements,
+    Optional<LeaseStore.Lease> lease) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
@@ -43,6 +47,11 @@ public record Append(
     deliveries = List.copyOf(deliveries);
     costs = List.copyOf(costs);
     settlements = List.copyOf(settlements);
+    Objects.requireNonNull(lease, "lease");
+    if (lease.isPresent() && !lease.get().sessionId().equals(sessionId)) {
+      throw new IllegalArgumentException(
+          "append to session " + sessionId + " carries the lease of session " + lease.get().sessionId());
+    }
     if (events.isEmpty()) {
       throw new IllegalArgumentException("an append needs at least one event");
     }
@@ -66,6 +75,32 @@ public record Append(
                 + (expectedSeq + 1) + " to " + end + ")");
       }
     }
+  }
+
+  /** An append written without a lease. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty());
+  }
+
+  /** This append, fenced by its writer's lease on the session. */
+  public Append withLease(LeaseStore.Lease lease) {
+    return new Append(
+        sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements,
+        Optional.of(lease));
+  }
+
+  /** The epoch this append is written under, recorded on each of its events; 0 without a lease. */
+  long epoch() {
+    return lease.map(LeaseStore.Lease::epoch).orElse(0L);
   }
 
   /** An append that delivers nothing to other sessions, records no costs and settles no budget. */

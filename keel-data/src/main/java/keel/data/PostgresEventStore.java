@@ -32,8 +32,9 @@ import keel.core.StoredEvent;
  * WHERE id = ? AND last_seq = ?}, which takes the row lock and checks the expected sequence number
  * at once. A concurrent append of the same session waits for that lock, then finds {@code last_seq}
  * moved and is refused with {@link KeelException.Conflict}; the primary key on {@code (session_id,
- * seq)} backs this up. Fencing by a lease epoch (multi-node) adds one more condition to that same
- * update.
+ * seq)} backs this up. An append that carries its writer's lease adds {@code AND lease_node = ? AND
+ * lease_epoch = ?} to that same update, so the fencing and the sequence check are one decision under
+ * one row lock.
  */
 final class PostgresEventStore implements EventStore {
 
@@ -94,7 +95,7 @@ final class PostgresEventStore implements EventStore {
               throw new KeelException.Conflict("session " + s.id() + " already exists");
             }
           }
-          insertEvents(c, s.id(), 0, s.events(), now);
+          insertEvents(c, s.id(), 0, 0, s.events(), now);
           if (s.firstInput().isPresent()) {
             insertInput(c, s.firstInput().get());
           }
@@ -102,11 +103,11 @@ final class PostgresEventStore implements EventStore {
         });
   }
 
-  private void insertEvents(Connection c, String sessionId, long afterSeq, List<PendingEvent> events, long now)
+  private void insertEvents(Connection c, String sessionId, long afterSeq, long epoch, List<PendingEvent> events, long now)
       throws SQLException {
     try (PreparedStatement ins =
         c.prepareStatement(
-            "INSERT INTO events (session_id, seq, at, node, type, span_id, payload) VALUES (?,?,?,?,?,?,?)")) {
+            "INSERT INTO events (session_id, seq, at, node, type, span_id, payload, epoch) VALUES (?,?,?,?,?,?,?,?)")) {
       long seq = afterSeq;
       OffsetDateTime at = time(now);
       for (PendingEvent e : events) {
@@ -118,6 +119,7 @@ final class PostgresEventStore implements EventStore {
         ins.setString(5, e.event().type());
         ins.setString(6, e.spanId());
         ins.setString(7, EventCodec.encode(e.event()));
+        ins.setLong(8, epoch);
         ins.addBatch();
       }
       ins.executeBatch();
@@ -168,16 +170,21 @@ final class PostgresEventStore implements EventStore {
         "events of session " + a.sessionId(),
         c -> {
           SqliteCostLedger.Attribution who;
-          // the row lock and the sequence check in one statement: see the class comment
+          // the row lock, the sequence check and the fencing in one statement: see the class comment
           try (PreparedStatement up =
               c.prepareStatement(
                   "UPDATE sessions SET last_seq = ?, status = ?, updated_at = ? WHERE id = ? AND last_seq = ?"
+                      + (a.lease().isPresent() ? " AND lease_node = ? AND lease_epoch = ?" : "")
                       + " RETURNING agent, owner, root_id")) {
             up.setLong(1, newLast);
             up.setString(2, a.status().wireName());
             up.setObject(3, time(now));
             up.setString(4, a.sessionId());
             up.setLong(5, a.expectedSeq());
+            if (a.lease().isPresent()) {
+              up.setString(6, a.lease().get().node());
+              up.setLong(7, a.lease().get().epoch());
+            }
             try (ResultSet rs = up.executeQuery()) {
               if (!rs.next()) {
                 throw refusal(c, a);
@@ -185,7 +192,7 @@ final class PostgresEventStore implements EventStore {
               who = new SqliteCostLedger.Attribution(a.sessionId(), rs.getString(1), rs.getString(2), rs.getString(3));
             }
           }
-          insertEvents(c, a.sessionId(), a.expectedSeq(), a.events(), now);
+          insertEvents(c, a.sessionId(), a.expectedSeq(), a.epoch(), a.events(), now);
           if (!a.consumedInputs().isEmpty()) {
             consume(c, a, newLast);
           }
@@ -265,13 +272,24 @@ final class PostgresEventStore implements EventStore {
     }
   }
 
-  /** Why the conditional update matched no row: no such session, or another writer went first. */
+  /**
+   * Why the conditional update matched no row: no such session, the writer lost its lease, or
+   * another writer went first.
+   */
   private static KeelException refusal(Connection c, Append a) throws SQLException {
-    try (PreparedStatement sel = c.prepareStatement("SELECT last_seq FROM sessions WHERE id = ?")) {
+    try (PreparedStatement sel =
+        c.prepareStatement("SELECT last_seq, lease_node, lease_epoch FROM sessions WHERE id = ?")) {
       sel.setString(1, a.sessionId());
       try (ResultSet rs = sel.executeQuery()) {
         if (!rs.next()) {
           return new KeelException.NotFound("session " + a.sessionId() + " does not exist");
+        }
+        if (a.lease().isPresent()) {
+          try {
+            SqliteEventStore.checkFence(a.lease().get(), rs.getString(2), rs.getLong(3));
+          } catch (KeelException.Conflict fenced) {
+            return fenced;
+          }
         }
         return new KeelException.Conflict(
             "session " + a.sessionId() + ": expected to append after event " + a.expectedSeq()

@@ -34,6 +34,7 @@ final class PostgresStore implements Store {
   private final PostgresBudgetStore budgets;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
+  private final PostgresLeaseStore leases;
 
   private PostgresStore(PostgresConfig config, HikariDataSource pool, String node, Clock clock) {
     this.config = config;
@@ -48,6 +49,7 @@ final class PostgresStore implements Store {
     this.budgets = new PostgresBudgetStore(tx);
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
+    this.leases = new PostgresLeaseStore(tx, clock);
   }
 
   static Store open(PostgresConfig config, String node, Clock clock) {
@@ -164,6 +166,11 @@ final class PostgresStore implements Store {
   @Override
   public TraceExportStore traceExports() {
     return traceExports;
+  }
+
+  @Override
+  public LeaseStore leases() {
+    return leases;
   }
 
   @Override

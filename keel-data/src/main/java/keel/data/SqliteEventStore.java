@@ -67,7 +67,7 @@ final class SqliteEventStore implements EventStore {
           ins.setLong(10, now);
           ins.setLong(11, now);
           ins.executeUpdate();
-          insertEvents(tx, s.id(), 0, s.events(), now);
+          insertEvents(tx, s.id(), 0, 0, s.events(), now);
           if (s.firstInput().isPresent()) {
             insertInput(tx, s.firstInput().get());
           }
@@ -75,11 +75,12 @@ final class SqliteEventStore implements EventStore {
         });
   }
 
-  private void insertEvents(GroupCommitWriter.Tx tx, String sessionId, long afterSeq, List<PendingEvent> events, long now)
+  private void insertEvents(
+      GroupCommitWriter.Tx tx, String sessionId, long afterSeq, long epoch, List<PendingEvent> events, long now)
       throws SQLException {
     PreparedStatement ins =
         tx.prepare(
-            "INSERT INTO events (session_id, seq, at, node, type, span_id, payload) VALUES (?,?,?,?,?,?,?)");
+            "INSERT INTO events (session_id, seq, at, node, type, span_id, payload, epoch) VALUES (?,?,?,?,?,?,?,?)");
     long seq = afterSeq;
     for (PendingEvent e : events) {
       seq++;
@@ -90,6 +91,7 @@ final class SqliteEventStore implements EventStore {
       ins.setString(5, e.event().type());
       ins.setString(6, e.spanId());
       ins.setString(7, EventCodec.encode(e.event()));
+      ins.setLong(8, epoch);
       ins.addBatch();
     }
     ins.executeBatch();
@@ -132,7 +134,8 @@ final class SqliteEventStore implements EventStore {
     long now = clock.millis();
     return writer.execute(
         tx -> {
-          PreparedStatement sel = tx.prepare("SELECT last_seq, agent, owner, root_id FROM sessions WHERE id = ?");
+          PreparedStatement sel =
+              tx.prepare("SELECT last_seq, agent, owner, root_id, lease_node, lease_epoch FROM sessions WHERE id = ?");
           sel.setString(1, a.sessionId());
           long last;
           SqliteCostLedger.Attribution who;
@@ -142,6 +145,9 @@ final class SqliteEventStore implements EventStore {
             }
             last = rs.getLong(1);
             who = new SqliteCostLedger.Attribution(a.sessionId(), rs.getString(2), rs.getString(3), rs.getString(4));
+            if (a.lease().isPresent()) {
+              checkFence(a.lease().get(), rs.getString(5), rs.getLong(6));
+            }
           }
           if (last != a.expectedSeq()) {
             throw new KeelException.Conflict(
@@ -153,7 +159,7 @@ final class SqliteEventStore implements EventStore {
                     + last
                     + " (another writer appended first)");
           }
-          insertEvents(tx, a.sessionId(), last, a.events(), now);
+          insertEvents(tx, a.sessionId(), last, a.epoch(), a.events(), now);
           long newLast = last + a.events().size();
           // the costs and budget settlements the events record commit with them, or not at all
           SqliteCostLedger.insert(tx, who, a.costs(), now);
@@ -199,6 +205,23 @@ final class SqliteEventStore implements EventStore {
           }
           return newLast;
         });
+  }
+
+  /**
+   * Refuses an append whose writer no longer holds the session's lease at its epoch (shared with
+   * the PostgreSQL store, which calls it to explain a refused conditional update).
+   */
+  static void checkFence(LeaseStore.Lease writer, String holder, long currentEpoch) {
+    if (writer.node().equals(holder) && writer.epoch() == currentEpoch) {
+      return;
+    }
+    String now =
+        holder == null
+            ? "nobody holds it now (last epoch " + currentEpoch + ")"
+            : holder + " holds it now at epoch " + currentEpoch;
+    throw new KeelException.Conflict(
+        "session " + writer.sessionId() + ": node " + writer.node() + " no longer holds its lease of epoch "
+            + writer.epoch() + " (" + now + "); the append was refused and nothing of it was stored");
   }
 
   /** Puts an input in another session's inbox, unless that session is gone or has ended. */

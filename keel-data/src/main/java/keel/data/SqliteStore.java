@@ -38,6 +38,7 @@ final class SqliteStore implements Store {
   private final SqliteBudgetStore budgets;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
+  private final SqliteLeaseStore leases;
 
   private SqliteStore(Path file, HikariDataSource readers, GroupCommitWriter writer, String node, Clock clock) {
     this.file = file;
@@ -52,6 +53,7 @@ final class SqliteStore implements Store {
     this.budgets = new SqliteBudgetStore(readers, writer);
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
+    this.leases = new SqliteLeaseStore(readers, writer, clock);
   }
 
   static Store open(Path dataDir, String node, Clock clock, boolean durable) {
@@ -169,6 +171,11 @@ final class SqliteStore implements Store {
   @Override
   public TraceExportStore traceExports() {
     return traceExports;
+  }
+
+  @Override
+  public LeaseStore leases() {
+    return leases;
   }
 
   @Override

@@ -4,7 +4,8 @@ import java.nio.file.Path;
 import java.time.Clock;
 
 /**
- * An open data store: one database holding every session, blob, note, revision and operator.
+ * An open data store: one database holding every session, blob, note, revision, operator and
+ * session lease.
  *
  * <p>Thread-safe. Concurrent sessions share disk flushes: on SQLite every write goes through one
  * group-committing writer; on PostgreSQL writes run in parallel on a connection pool and the server
@@ -33,6 +34,9 @@ public interface Store extends AutoCloseable {
 
   /** What the OpenTelemetry export keeps beside the event log: remote parents, export markers. */
   TraceExportStore traceExports();
+
+  /** Leases on sessions: which node runs each, under which epoch (the fence of its appends). */
+  LeaseStore leases();
 
   /**
    * Tells {@code nanos} how long each event append took (queueing, the transaction and its share

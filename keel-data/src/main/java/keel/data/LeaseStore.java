@@ -1,0 +1,106 @@
+package keel.data;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Objects;
+import java.util.Optional;
+
+/**
+ * Leases on sessions: which node may run (and write to) a session, until when, and under which
+ * epoch.
+ *
+ * <p>A session's lease has an owner node, an expiry and an epoch. The epoch grows by one each time
+ * the lease is granted to a node that did not hold it unexpired (a first claim, a takeover after
+ * expiry, a claim after a release), so two owners of a session never share an epoch. An {@link
+ * Append} that carries its writer's lease ({@link Append#withLease}) is refused unless that node
+ * still holds the session at that epoch, in the same transaction as the sequence check: a node
+ * that lost its lease (paused, partitioned, slow) can never write to the session again. Every event
+ * row records the epoch it was written under ({@code 0} for an append that carried no lease), so
+ * {@link #writers} shows who wrote what.
+ *
+ * <p>Expiry is judged by the store's clock, the one it was opened with: nodes sharing a store need
+ * clocks in step to well under a lease's time to live. A lease whose expiry passed is lost: it is
+ * no longer renewed, and any node may take it over; its epoch stays current until then, so its
+ * owner's appends still succeed while nobody else has the session.
+ *
+ * <p>Implementations are thread-safe and safe for many nodes sharing one store; a contract test
+ * suite runs against each.
+ */
+public interface LeaseStore {
+
+  /**
+   * A lease as granted.
+   *
+   * @param sessionId the session
+   * @param node the owner
+   * @param epoch the ownership's number, unique to this owner among the session's owners
+   * @param expiresAt when it lapses unless renewed
+   */
+  record Lease(String sessionId, String node, long epoch, Instant expiresAt) {
+    public Lease {
+      Objects.requireNonNull(sessionId, "sessionId");
+      Objects.requireNonNull(node, "node");
+      Objects.requireNonNull(expiresAt, "expiresAt");
+      if (node.isEmpty()) {
+        throw new IllegalArgumentException("a lease of session " + sessionId + " needs a node name");
+      }
+      if (epoch < 1) {
+        throw new IllegalArgumentException(
+            "a lease of session " + sessionId + " has epoch " + epoch + "; epochs start at 1");
+      }
+    }
+  }
+
+  /**
+   * A run of consecutive events of one session written under one epoch.
+   *
+   * @param node the node that wrote them
+   * @param epoch the lease epoch they were appended under; 0 for events appended without a lease
+   *     (a session's first events, a single node's unleased appends)
+   * @param firstSeq the first event's sequence number
+   * @param lastSeq the last event's sequence number
+   */
+  record Stint(String node, long epoch, long firstSeq, long lastSeq) {}
+
+  /**
+   * Claims a session for {@code node}: granted when nobody holds it, when its lease expired, or
+   * when {@code node} holds it already (then it is renewed, with the same epoch).
+   *
+   * @param ttl how long the lease lasts unless renewed
+   * @return the lease, or empty when another node holds it unexpired
+   * @throws keel.core.KeelException.NotFound if the session does not exist
+   */
+  Optional<Lease> claim(String sessionId, String node, Duration ttl);
+
+  /**
+   * Claims for {@code node} up to {@code limit} sessions that have work (an unconsumed input, or a
+   * step in progress) and that nobody holds unexpired, longest-waiting first. Nodes calling this at
+   * once get disjoint sessions (on PostgreSQL with {@code FOR UPDATE SKIP LOCKED}, so they do not
+   * wait for each other either).
+   */
+  List<Lease> claimRunnable(String node, int limit, Duration ttl);
+
+  /**
+   * The heartbeat: extends every unexpired lease {@code node} holds to {@code ttl} from now, in one
+   * statement. Leases that already expired are not renewed (they may be taken over).
+   *
+   * @return how many leases were extended
+   */
+  int renew(String node, Duration ttl);
+
+  /**
+   * Gives a lease up, so that any node may claim the session at once. Releasing a lease its node no
+   * longer holds (taken over, or released already) changes nothing.
+   *
+   * @return whether the lease was still held and is now released
+   */
+  boolean release(Lease lease);
+
+  /** The lease on a session as recorded, if a node holds one (its expiry may have passed). */
+  Optional<Lease> lease(String sessionId);
+
+  /** Who wrote a session's events: its log as runs of one epoch each, in sequence order. */
+  List<Stint> writers(String sessionId);
+
+}
