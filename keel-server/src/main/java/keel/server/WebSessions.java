@@ -8,7 +8,6 @@ import java.time.Instant;
 import java.util.Base64;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
-import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.locks.ReentrantLock;
@@ -139,15 +138,5 @@ final class WebSessions {
   private void purgeExpired() {
     Instant now = clock.instant();
     sessions.values().removeIf(w -> !now.isBefore(w.expires()));
-  }
-
-  /** For tests: the sessions by id. */
-  Map<String, Web> snapshot() {
-    lock.lock();
-    try {
-      return Map.copyOf(sessions);
-    } finally {
-      lock.unlock();
-    }
   }
 }
