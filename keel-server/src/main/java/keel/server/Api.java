@@ -177,7 +177,7 @@ final class Api {
    * holds the role for no owner at all is refused the same way whatever it asks for; a caller
    * scoped to other owners learns that the thing exists but not what it is.
    */
-  private void authorize(Context ctx, Access access) {
+  void authorize(Context ctx, Access access) {
     Caller caller = caller(ctx);
     Role role = access.role();
     boolean allowed =
@@ -215,6 +215,11 @@ final class Api {
   }
 
   private static final String CALLER = "keel.caller";
+
+  /** Records who is calling, for {@link #authorize} and {@link #caller}: the dashboard signs in with a cookie, not a header. */
+  static void attachCaller(Context ctx, Caller caller) {
+    ctx.attribute(CALLER, caller);
+  }
 
   static Caller caller(Context ctx) {
     Caller c = ctx.attribute(CALLER);
@@ -543,6 +548,14 @@ final class Api {
     String id = ctx.pathParam("id");
     sessions.record(id);
     json(ctx, 200, Views.span(traceOf(id, 0, caller(ctx).owners(Role.VIEWER))));
+  }
+
+  /**
+   * A session's whole trace, sub-agents nested, as {@code GET /v1/sessions/{id}/trace} shows it to
+   * a caller who may view the owners {@code visible} accepts.
+   */
+  Trace.Span traceOf(String id, java.util.function.Predicate<String> visible) {
+    return traceOf(id, 0, visible);
   }
 
   /**

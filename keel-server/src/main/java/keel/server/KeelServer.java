@@ -99,6 +99,7 @@ public final class KeelServer implements AutoCloseable {
           return opened.describe();
         }
       }, clock);
+      Dashboard dashboard = new Dashboard(api, sessions, store, inventory, operators, clock);
       Javalin app = Javalin.create(cfg -> {
         cfg.concurrency.useVirtualThreads = true;
         cfg.startup.showJavalinBanner = false;
@@ -106,6 +107,7 @@ public final class KeelServer implements AutoCloseable {
         cfg.jetty.host = config.host();
         cfg.jetty.port = config.port();
         api.install(cfg);
+        dashboard.install(cfg);
       });
       app.start();
       KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport);
