@@ -702,26 +702,30 @@ final class SessionRunner implements Scheduler.Runner {
 
     /** The token the session acts with: issued at its first use in a run, renewed near expiry. */
     private SessionToken token() {
-      Identity.Subject subject = subject();
-      if (token == null || identity.dueForRefresh(token) || !token.grants().equals(subject.grants())) {
+      List<String> grants = grants();
+      if (token == null || identity.dueForRefresh(token) || !token.grants().equals(grants)) {
         // a narrowing revision activated since the token was issued takes effect at once
-        token = identity.issue(subject);
+        token = identity.issue(subject(grants));
       }
       return token;
     }
 
     /**
-     * Who the session's token is for. A root session's grants are its revision's {@code
+     * What the session's token grants. A root session's grants are its revision's {@code
      * spec.tools}; a sub-agent's are the intersection recorded when it was spawned. Either is
      * narrowed to the agent's active revision's {@code spec.tools}, so a tool removed by a newer
      * revision is no longer usable by sessions already running; a tool added by one is not granted
      * to them (they keep their revision).
      */
-    private Identity.Subject subject() {
+    private List<String> grants() {
       List<String> own = state.parentSessionId().isEmpty() ? agent.spec().tools() : state.grants();
-      List<String> grants = catalog.active(agent.name())
+      return catalog.active(agent.name())
           .map(active -> Grants.intersect(own, active.agent().spec().tools()))
           .orElse(List.of());
+    }
+
+    /** Who the session's token is for, with {@code grants}. */
+    private Identity.Subject subject(List<String> grants) {
       List<String> chain = state.chain();
       if (chain.isEmpty()) {
         // restored from a snapshot taken before identities: the first event says who started it
