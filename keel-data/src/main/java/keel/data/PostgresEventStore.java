@@ -202,7 +202,7 @@ final class PostgresEventStore implements EventStore {
             try {
               PostgresCostLedger.insert(t, who, a.costs(), now);
               for (BudgetStore.Settlement settlement : a.settlements()) {
-                PostgresBudgetStore.settle(t, settlement);
+                JdbcBudgetStore.settle(t, settlement);
               }
             } finally {
               t.closeAll();

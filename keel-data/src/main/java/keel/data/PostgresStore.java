@@ -31,7 +31,7 @@ final class PostgresStore implements Store {
   private final PostgresInventoryStore inventory;
   private final PostgresOperatorStore operators;
   private final PostgresSigningKeyStore signingKeys;
-  private final PostgresBudgetStore budgets;
+  private final JdbcBudgetStore budgets;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
   private final PostgresLeaseStore leases;
@@ -46,7 +46,17 @@ final class PostgresStore implements Store {
     this.inventory = new PostgresInventoryStore(tx, clock);
     this.operators = new PostgresOperatorStore(tx, clock);
     this.signingKeys = new PostgresSigningKeyStore(tx);
-    this.budgets = new PostgresBudgetStore(tx);
+    this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
+      @Override
+      public <T> T write(String what, GroupCommitWriter.Op<T> op) {
+        return tx.writeTx(what, op);
+      }
+
+      @Override
+      public <T> T read(String what, Jdbc.Read<T> read) {
+        return tx.read(what, read::run);
+      }
+    }, " FOR UPDATE"); // nodes share the rows: a reservation locks its windows
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
     this.leases = new PostgresLeaseStore(tx, clock);

@@ -164,7 +164,7 @@ final class SqliteEventStore implements EventStore {
           // the costs and budget settlements the events record commit with them, or not at all
           SqliteCostLedger.insert(tx, who, a.costs(), now);
           for (BudgetStore.Settlement settlement : a.settlements()) {
-            SqliteBudgetStore.settle(tx, settlement);
+            JdbcBudgetStore.settle(tx, settlement);
           }
           if (!a.consumedInputs().isEmpty()) {
             PreparedStatement consume =

@@ -35,7 +35,7 @@ final class SqliteStore implements Store {
   private final SqliteInventoryStore inventory;
   private final SqliteOperatorStore operators;
   private final SqliteSigningKeyStore signingKeys;
-  private final SqliteBudgetStore budgets;
+  private final JdbcBudgetStore budgets;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
   private final SqliteLeaseStore leases;
@@ -50,7 +50,17 @@ final class SqliteStore implements Store {
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
-    this.budgets = new SqliteBudgetStore(readers, writer);
+    this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
+      @Override
+      public <T> T write(String what, GroupCommitWriter.Op<T> op) {
+        return writer.execute(op);
+      }
+
+      @Override
+      public <T> T read(String what, Jdbc.Read<T> read) {
+        return Jdbc.read(readers, what, read);
+      }
+    }, ""); // the single writer makes each reservation atomic: no row locks needed
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
     this.leases = new SqliteLeaseStore(readers, writer, clock);

@@ -8,32 +8,46 @@ import java.sql.SQLException;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
-import javax.sql.DataSource;
 import keel.core.BudgetKind;
 import keel.core.KeelException;
 
 /**
- * Budgets in SQLite. A reservation is one operation of the store's single writer, so its checks and
- * its holds are atomic with respect to every other write; the SQL is the one a shared database runs
- * with row locks (see {@link BudgetStore}).
+ * Budgets over JDBC, one implementation for both stores. A reservation is one write transaction
+ * that first makes sure the rows of the windows it claims exist ({@code INSERT … ON CONFLICT DO
+ * NOTHING}) and reads them with a row lock where the database has one (PostgreSQL's {@code FOR
+ * UPDATE}, in {@link BudgetKind} order, the order of {@link Request#claims()}), then sums the
+ * unexpired holds and inserts its own. On PostgreSQL a concurrent reservation of the same agent on
+ * any node waits for the lock, and its sums include this one's holds; on SQLite every write is one
+ * operation of the store's single writer, so the same SQL is atomic without the lock. Settling
+ * updates the same rows. Amounts are whole units (1e-10 USD for money) in integer columns, so sums
+ * are exact.
  *
  * <p>Thread-safe.
  */
-final class SqliteBudgetStore implements BudgetStore {
+final class JdbcBudgetStore implements BudgetStore {
 
-  private final DataSource readers;
-  private final GroupCommitWriter writer;
+  /** How the store runs its transactions: the SQLite single writer, or PostgreSQL's pool. */
+  interface Transactions {
+    <T> T write(String what, GroupCommitWriter.Op<T> op);
 
-  SqliteBudgetStore(DataSource readers, GroupCommitWriter writer) {
-    this.readers = readers;
-    this.writer = writer;
+    <T> T read(String what, Jdbc.Read<T> read);
+  }
+
+  private final Transactions transactions;
+  /** Appended to the read of a window row: {@code " FOR UPDATE"} where rows can be locked. */
+  private final String rowLock;
+
+  JdbcBudgetStore(Transactions transactions, String rowLock) {
+    this.transactions = transactions;
+    this.rowLock = rowLock;
   }
 
   @Override
   public Outcome reserve(Request r) {
     long now = r.at().toEpochMilli();
     long expires = r.at().plus(r.ttl()).toEpochMilli();
-    return writer.execute(
+    return transactions.write(
+        "budget reservation " + r.id(),
         tx -> {
           PreparedStatement dup = tx.prepare("SELECT 1 FROM budget_holds WHERE reservation_id = ?");
           dup.setString(1, r.id());
@@ -68,7 +82,7 @@ final class SqliteBudgetStore implements BudgetStore {
           PreparedStatement hold =
               tx.prepare(
                   "INSERT INTO budget_holds (reservation_id, kind, agent, window_start, amount, session_id,"
-                      + " created_at, expires_at) VALUES (?,?,?,?,?,?,?,?)");
+                      + " created_at, expires_at) VALUES (?,?,?,?,?,?,?,?) ON CONFLICT (reservation_id, kind) DO NOTHING");
           for (int i = 0; i < r.claims().size(); i++) {
             Claim c = r.claims().get(i);
             hold.setString(1, r.id());
@@ -81,14 +95,20 @@ final class SqliteBudgetStore implements BudgetStore {
             hold.setLong(8, expires);
             hold.addBatch();
           }
-          hold.executeBatch();
+          for (int inserted : hold.executeBatch()) {
+            if (inserted == 0) {
+              // a concurrent reservation with the same id committed since the check above
+              throw new KeelException.Conflict("budget reservation " + r.id() + " already exists");
+            }
+          }
           return new Outcome.Granted(r.id(), r.at(), levels);
         });
   }
 
-  private static long used(GroupCommitWriter.Tx tx, String agent, BudgetKind kind, long start) throws SQLException {
+  /** The window's row, locked until the transaction ends where the database locks rows. */
+  private long used(GroupCommitWriter.Tx tx, String agent, BudgetKind kind, long start) throws SQLException {
     PreparedStatement ps =
-        tx.prepare("SELECT used FROM budget_windows WHERE agent = ? AND kind = ? AND window_start = ?");
+        tx.prepare("SELECT used FROM budget_windows WHERE agent = ? AND kind = ? AND window_start = ?" + rowLock);
     ps.setString(1, agent);
     ps.setString(2, kind.wireName());
     ps.setLong(3, start);
@@ -115,14 +135,15 @@ final class SqliteBudgetStore implements BudgetStore {
 
   @Override
   public void settle(Settlement s) {
-    writer.execute(
+    transactions.write(
+        "the settlement of budget reservation " + s.reservationId(),
         tx -> {
           settle(tx, s);
           return null;
         });
   }
 
-  /** Settles inside a transaction of the writer, e.g. an append's. */
+  /** Settles inside a transaction, e.g. an append's. */
   static void settle(GroupCommitWriter.Tx tx, Settlement s) throws SQLException {
     if (!s.reservationId().isEmpty()) {
       PreparedStatement del = tx.prepare("DELETE FROM budget_holds WHERE reservation_id = ?");
@@ -132,7 +153,7 @@ final class SqliteBudgetStore implements BudgetStore {
     PreparedStatement charge =
         tx.prepare(
             "INSERT INTO budget_windows (agent, kind, window_start, used) VALUES (?,?,?,?)"
-                + " ON CONFLICT (agent, kind, window_start) DO UPDATE SET used = used + excluded.used");
+                + " ON CONFLICT (agent, kind, window_start) DO UPDATE SET used = budget_windows.used + excluded.used");
     for (BudgetKind kind : BudgetKind.values()) {
       BigDecimal spent = s.spent().get(kind);
       if (spent == null || spent.signum() == 0) {
@@ -148,7 +169,8 @@ final class SqliteBudgetStore implements BudgetStore {
 
   @Override
   public void release(String reservationId) {
-    writer.execute(
+    transactions.write(
+        "the release of budget reservation " + reservationId,
         tx -> {
           PreparedStatement del = tx.prepare("DELETE FROM budget_holds WHERE reservation_id = ?");
           del.setString(1, reservationId);
@@ -160,8 +182,7 @@ final class SqliteBudgetStore implements BudgetStore {
   @Override
   public List<Level> levels(String agent, Instant at) {
     long now = at.toEpochMilli();
-    return Jdbc.read(
-        readers,
+    return transactions.read(
         "the budgets of agent " + agent,
         c -> {
           List<Level> out = new ArrayList<>();
@@ -195,7 +216,8 @@ final class SqliteBudgetStore implements BudgetStore {
   @Override
   public int purge(Instant before) {
     long t = before.toEpochMilli();
-    return writer.execute(
+    return transactions.write(
+        "the budget windows before " + before,
         tx -> {
           PreparedStatement w = tx.prepare("DELETE FROM budget_windows WHERE window_start < ?");
           w.setLong(1, t);
