@@ -41,6 +41,52 @@ public interface Tool {
     return java.math.BigDecimal.ZERO;
   }
 
+  /** What running a call changes outside Keel, from the MCP server's descriptor for external tools. */
+  enum SideEffects {
+    /** Changes nothing anywhere. */
+    READ_ONLY,
+    /** Running it twice with one idempotency key has the effect of running it once. */
+    IDEMPOTENT,
+    /** Changes something each time it runs. */
+    SIDE_EFFECTING;
+
+    /** The descriptor's spelling: {@code read-only}, {@code idempotent}, {@code side-effecting}. */
+    public String wireName() {
+      return name().toLowerCase(java.util.Locale.ROOT).replace('_', '-');
+    }
+  }
+
+  /**
+   * Whether the capability is external: a tool of an upstream MCP server, reached only through the
+   * gateway, subject to policy, approval, shadow mode and audit. Internal tools (memory, time,
+   * sub-agents) run inside the runtime.
+   */
+  default boolean external() {
+    return false;
+  }
+
+  /**
+   * The tool's name in the catalog, in policies and in approvals: {@code <server>/<tool>} for an
+   * external tool; the model-facing name for an internal one.
+   */
+  default String catalogName() {
+    return spec().name();
+  }
+
+  /** The tool's side-effect class; internal tools derive it from {@link #readOnly()} and {@link #idempotent()}. */
+  default SideEffects sideEffects() {
+    return readOnly() ? SideEffects.READ_ONLY : idempotent() ? SideEffects.IDEMPOTENT : SideEffects.SIDE_EFFECTING;
+  }
+
+  /**
+   * A CEL expression over {@code args} that gives an action's value in US dollars (the server
+   * descriptor's {@code value_usd}, such as {@code args.amount}); compared with the agent's
+   * {@code spec.approval.on_action_value_usd_gt}. Empty: the action has no value of its own.
+   */
+  default java.util.Optional<String> valueUsdExpression() {
+    return java.util.Optional.empty();
+  }
+
   /**
    * Runs one call.
    *
