@@ -181,11 +181,24 @@ public final class Gateway implements AutoCloseable {
    * failure in {@link #servers()}.
    */
   public List<CatalogEntry> catalog() {
+    return catalogOf(null);
+  }
+
+  /**
+   * The catalog's tools of these servers, starting those of them not yet listed (as {@link
+   * #catalog()} does for all).
+   */
+  public List<CatalogEntry> catalog(java.util.Set<String> servers) {
+    return catalogOf(java.util.Set.copyOf(servers));
+  }
+
+  /** The catalog of these servers, or of all when {@code servers} is null. */
+  private List<CatalogEntry> catalogOf(java.util.Set<String> servers) {
     List<Upstream> toList = new ArrayList<>();
     catalogLock.lock();
     try {
       for (Upstream u : upstreams.values()) {
-        if (!listed.getOrDefault(u.name(), false) && u.startable()) {
+        if ((servers == null || servers.contains(u.name())) && !listed.getOrDefault(u.name(), false) && u.startable()) {
           toList.add(u);
         }
       }
@@ -193,7 +206,8 @@ public final class Gateway implements AutoCloseable {
       catalogLock.unlock();
     }
     listAll(toList);
-    return current();
+    List<CatalogEntry> all = current();
+    return servers == null ? all : all.stream().filter(e -> servers.contains(e.server())).toList();
   }
 
   /** The catalog as last listed, without starting anything. */
