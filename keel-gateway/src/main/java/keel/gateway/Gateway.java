@@ -338,6 +338,10 @@ public final class Gateway implements AutoCloseable {
           continue;
         }
         CatalogEntry previous = before.get(t.name());
+        // without a previous entry (this gateway's first listing), the newest stored version is
+        // what the tool was when Keel last saw it
+        Optional<ToolCatalogStore.ToolVersion> stored =
+            previous == null ? store.latest(server, t.name()) : Optional.empty();
         CatalogEntry entry = entry(d, t, previous);
         after.put(t.name(), entry);
         if (previous == null) {
@@ -345,11 +349,9 @@ public final class Gateway implements AutoCloseable {
         }
         if (previous != null && previous.version() != entry.version()) {
           changes.add(new CatalogChange.Changed(entry, previous.version(), previous.hash()));
-        } else if (previous == null && entry.changed() && entry.changedAt().orElseThrow().equals(clock.instant())) {
-          // changed while this gateway was not running: the version before it is the one recorded before
-          int prior = entry.versions().stream().filter(v -> v != entry.version()).max(Integer::compare).orElse(0);
-          store.versions(server, t.name()).stream().filter(v -> v.version() == prior).findFirst()
-              .ifPresent(v -> changes.add(new CatalogChange.Changed(entry, v.version(), v.hash())));
+        } else if (stored.isPresent() && stored.get().version() != entry.version()) {
+          // changed while this gateway was not running
+          changes.add(new CatalogChange.Changed(entry, stored.get().version(), stored.get().hash()));
         }
       }
       for (String name : declared.keySet()) {

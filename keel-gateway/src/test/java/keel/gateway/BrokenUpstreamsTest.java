@@ -172,7 +172,7 @@ class BrokenUpstreamsTest {
   }
 
   @Test
-  void aRestartedGateway_keepsTheVersions_andFlagsATheToolChangedSince() {
+  void aRestartedGateway_keepsTheVersions_andReportsAToolChangedSince() {
     gateway.configure(List.of(broken("shifty", "changing")));
     gateway.catalog();
     gateway.call("shifty/echo", "{\"message\":\"hi\"}", meta("c1"));
@@ -187,6 +187,8 @@ class BrokenUpstreamsTest {
     assertThat(echo.version()).isEqualTo(1);
     assertThat(echo.versions()).containsExactly(1, 2);
     assertThat(echo.changed()).isTrue();
+    // the change since this gateway last saw it (version 2) is reported
+    assertThat(changes).contains(new CatalogChange.Changed(echo, 2, store.toolCatalog().versions("shifty", "echo").get(1).hash()));
   }
 
   @Test
