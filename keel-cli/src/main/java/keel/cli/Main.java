@@ -99,6 +99,7 @@ public final class Main implements Callable<Integer> {
             new ConfigCommand(io),
             new OperatorsCommand(io),
             new WhoamiCommand(io),
+            new ToolsCommand(io),
             new CostsCommand(io),
             new BudgetCommand(io))) {
       cl.addSubcommand(sub);

@@ -182,15 +182,11 @@ public record ChangeReview(List<String> widening, List<String> narrowing) {
 
   /**
    * Whether a capability is granted by a set: listed itself, or an MCP tool of a server listed
-   * whole ({@code mcp://gateway/x} covers {@code mcp://gateway/x/tool}).
+   * whole ({@code mcp://gateway/x} covers {@code mcp://gateway/x/tool}), or a version of a tool
+   * listed unpinned ({@code mcp://gateway/x/tool} covers {@code mcp://gateway/x/tool@2}).
    */
   static boolean covered(String capability, List<String> grants) {
-    for (String g : grants) {
-      if (g.equals(capability) || (g.startsWith("mcp://gateway/") && capability.startsWith(g + "/"))) {
-        return true;
-      }
-    }
-    return false;
+    return Grants.allows(grants, capability);
   }
 
   private static void approval(Collector c, Optional<ApprovalSpec> before, Optional<ApprovalSpec> after) {

@@ -13,6 +13,12 @@ import java.util.Set;
  * mcp://gateway/<server>/<tool>}). Nothing else is hierarchical: {@code internal://<name>} and
  * {@code agent://<name>} cover only themselves.
  *
+ * <p>Tool versions: the MCP gateway names each external tool's capability with its current
+ * catalog version, {@code mcp://gateway/<server>/<tool>@<version>}. A grant without a version
+ * ({@code mcp://gateway/<server>} or {@code mcp://gateway/<server>/<tool>}) covers every version;
+ * a pinned grant ({@code mcp://gateway/<server>/<tool>@2}) covers only that version, so when the
+ * tool's schema changes (a new version) the pinned grant no longer covers it.
+ *
  * <p>The grants of a sub-agent are the <em>intersection</em> of its parent's grants and its own
  * {@code spec.tools}: exactly the capabilities both cover. For each of the child's URIs:
  *
@@ -42,7 +48,21 @@ public final class Grants {
     if (grant.equals(capability)) {
       return true;
     }
-    return isMcpServer(grant) && capability.startsWith(grant + "/") && capability.indexOf('/', grant.length() + 1) < 0;
+    if (!capability.startsWith(MCP)) {
+      return false;
+    }
+    String tool = unversioned(capability);
+    if (isMcpServer(grant)) {
+      return tool.startsWith(grant + "/") && tool.indexOf('/', grant.length() + 1) < 0;
+    }
+    // an unpinned tool grant covers each version of the tool
+    return grant.startsWith(MCP) && grant.indexOf('@') < 0 && !tool.equals(capability) && grant.equals(tool);
+  }
+
+  /** A capability without its version: {@code mcp://gateway/s/t@2} gives {@code mcp://gateway/s/t}. */
+  public static String unversioned(String capability) {
+    int at = capability.lastIndexOf('@');
+    return capability.startsWith(MCP) && at > 0 ? capability.substring(0, at) : capability;
   }
 
   /** Whether any of the grants covers the capability. */
@@ -61,7 +81,8 @@ public final class Grants {
     for (String c : child) {
       if (allows(parent, c)) {
         out.add(c);
-      } else if (isMcpServer(c)) {
+      } else if (isMcpServer(c) || (c.startsWith(MCP) && c.indexOf('@') < 0)) {
+        // the child names a whole server or an unpinned tool: it gets what of it the parent holds
         for (String p : parent) {
           if (covers(c, p)) {
             out.add(p);

@@ -38,14 +38,26 @@ public final class Revisions {
 
   private final InventoryStore store;
   private final Consumer<String> onActivated;
+  private final Consumer<Revision> onAnyActivated;
 
   /**
    * @param store where revisions live
    * @param onActivated told an agent's name each time one of its revisions becomes active
    */
   public Revisions(InventoryStore store, Consumer<String> onActivated) {
+    this(store, onActivated, r -> {});
+  }
+
+  /**
+   * @param store where revisions live
+   * @param onActivated told an agent's name each time one of its revisions becomes active
+   * @param onAnyActivated told every revision of any kind that becomes active (an {@code McpServer}
+   *     activation reconfigures the gateway)
+   */
+  public Revisions(InventoryStore store, Consumer<String> onActivated, Consumer<Revision> onAnyActivated) {
     this.store = Objects.requireNonNull(store, "store");
     this.onActivated = Objects.requireNonNull(onActivated, "onActivated");
+    this.onAnyActivated = Objects.requireNonNull(onAnyActivated, "onAnyActivated");
   }
 
   /**
@@ -214,6 +226,11 @@ public final class Revisions {
   }
 
   private void activated(Revision r) {
+    try {
+      onAnyActivated.accept(r);
+    } catch (RuntimeException e) {
+      LOG.warn("{} {} revision {} is active, but telling the runtime failed", r.kind(), r.name(), r.number(), e);
+    }
     if (!r.kind().equals(AGENT)) {
       return;
     }

@@ -28,6 +28,14 @@ class GrantsTest {
     "mcp://gateway/crm/read, mcp://gateway/crm/write, false",
     "internal://memory, internal://memory/x, false",
     "agent://a, agent://a/b, false",
+    "mcp://gateway/crm, mcp://gateway/crm/read@2, true",
+    "mcp://gateway/crm/read, mcp://gateway/crm/read@2, true",
+    "mcp://gateway/crm/read@2, mcp://gateway/crm/read@2, true",
+    "mcp://gateway/crm/read@1, mcp://gateway/crm/read@2, false",
+    "mcp://gateway/crm/read@1, mcp://gateway/crm/read, false",
+    "mcp://gateway/crm/read@1, mcp://gateway/crm, false",
+    "mcp://gateway/crm/rea, mcp://gateway/crm/read@1, false",
+    "mcp://gateway/crmx, mcp://gateway/crm/read@1, false",
   })
   void covers(String grant, String capability, boolean expected) {
     assertThat(Grants.covers(grant, capability)).isEqualTo(expected);
@@ -38,6 +46,10 @@ class GrantsTest {
     "internal://time internal://memory | internal://memory agent://x | internal://memory",
     "mcp://gateway/crm | mcp://gateway/crm/read | mcp://gateway/crm/read",
     "mcp://gateway/crm/read | mcp://gateway/crm | mcp://gateway/crm/read",
+    "mcp://gateway/crm/read@1 | mcp://gateway/crm | mcp://gateway/crm/read@1",
+    "mcp://gateway/crm/read@1 | mcp://gateway/crm/read | mcp://gateway/crm/read@1",
+    "mcp://gateway/crm | mcp://gateway/crm/read@3 | mcp://gateway/crm/read@3",
+    "mcp://gateway/crm/read@1 | mcp://gateway/crm/read@2 | ''",
     "mcp://gateway/crm/read mcp://gateway/crm/write | mcp://gateway/crm | mcp://gateway/crm/read mcp://gateway/crm/write",
     "mcp://gateway/crm/read | mcp://gateway/crm/write | ''",
     "mcp://gateway/crm | mcp://gateway/crm mcp://gateway/crm/read | mcp://gateway/crm",
@@ -55,7 +67,8 @@ class GrantsTest {
 
   static final List<String> UNIVERSE = List.of(
       "internal://time", "internal://memory", "agent://a", "agent://b", "mcp://gateway/crm",
-      "mcp://gateway/crm/read", "mcp://gateway/crm/write", "mcp://gateway/erp", "mcp://gateway/erp/pay");
+      "mcp://gateway/crm/read", "mcp://gateway/crm/write", "mcp://gateway/erp", "mcp://gateway/erp/pay",
+      "mcp://gateway/crm/read@1", "mcp://gateway/crm/read@2");
 
   @Provide
   Arbitrary<List<String>> grantLists() {

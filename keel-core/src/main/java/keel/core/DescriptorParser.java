@@ -93,7 +93,7 @@ final class DescriptorParser {
   private static final Pattern TOOL_NAME = Pattern.compile("[a-zA-Z0-9_-]{1,64}");
   private static final Pattern MCP_NAME = Pattern.compile("[a-zA-Z0-9_.-]+");
   private static final Pattern MCP_URI =
-      Pattern.compile("mcp://gateway/([a-zA-Z0-9_.-]+)(/[a-zA-Z0-9_.-]+)?");
+      Pattern.compile("mcp://gateway/([a-zA-Z0-9_.-]+)(/[a-zA-Z0-9_.-]+(@[1-9][0-9]{0,8})?)?");
   private static final Pattern INTERNAL_URI = Pattern.compile("internal://[a-z][a-z0-9_-]*");
   private static final Pattern AGENT_URI =
       Pattern.compile("agent://[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?");
@@ -617,7 +617,7 @@ final class DescriptorParser {
               doc.expected(
                   p,
                   "a capability URI: mcp://gateway/<server>, mcp://gateway/<server>/<tool>,"
-                      + " internal://<name> or agent://<name>",
+                      + " mcp://gateway/<server>/<tool>@<version>, internal://<name> or agent://<name>",
                   n);
               return null;
             });
@@ -713,7 +713,8 @@ final class DescriptorParser {
             "headers",
             "tools",
             "rate_limit",
-            "timeout");
+            "timeout",
+            "max_output_bytes");
     String transport = node == null ? "" : doc.requiredChoice(f, "transport", TRANSPORTS);
     List<String> command = List.of();
     JsonNode commandNode = f.get("command");
@@ -787,8 +788,10 @@ final class DescriptorParser {
           doc.positiveInt(rf.get("calls_per_minute"), rf.at("calls_per_minute"), Integer.MAX_VALUE);
     }
     Optional<Duration> timeout = doc.duration(f.get("timeout"), f.at("timeout"));
+    Optional<Integer> maxOutputBytes =
+        doc.positiveInt(f.get("max_output_bytes"), f.at("max_output_bytes"), Integer.MAX_VALUE);
     return new McpServerDescriptor.Spec(
-        transport, command, url, env, headers, tools, callsPerMinute, timeout);
+        transport, command, url, env, headers, tools, callsPerMinute, timeout, maxOutputBytes);
   }
 
   private Map<String, ValueSource> readValueSources(

@@ -8,8 +8,8 @@ import java.util.Objects;
 import java.util.Optional;
 
 /**
- * A {@code kind: McpServer} descriptor: an upstream MCP server reached through the gateway. Parsed,
- * validated and stored now; the gateway that uses it has its own issue.
+ * A {@code kind: McpServer} descriptor: an upstream MCP server reached through the gateway. Parsed and
+ * validated here; the MCP gateway ({@code keel.gateway}) runs it.
  *
  * @param metadata name and owner
  * @param spec the server's settings
@@ -32,7 +32,12 @@ public record McpServerDescriptor(Metadata metadata, Spec spec) implements Descr
    * @param url the endpoint, for streamable-http
    * @param env environment for a stdio server: literal values or secret references
    * @param headers HTTP headers: literal values or secret references
-   * @param tools the exposed tools by name (empty: every tool, read-only unless declared)
+   * @param tools the exposed tools by name (empty: every tool, side-effecting unless declared)
+   * @param callsPerMinute {@code rate_limit.calls_per_minute}: calls the gateway lets through per
+   *     minute to this server, from all sessions together
+   * @param timeout how long one call (and the server's start) may take
+   * @param maxOutputBytes {@code max_output_bytes}: the largest message the gateway reads from the
+   *     server; a larger result is an error result for its call
    */
   public record Spec(
       String transport,
@@ -42,7 +47,8 @@ public record McpServerDescriptor(Metadata metadata, Spec spec) implements Descr
       Map<String, ValueSource> headers,
       Map<String, ToolSettings> tools,
       Optional<Integer> callsPerMinute,
-      Optional<Duration> timeout) {
+      Optional<Duration> timeout,
+      Optional<Integer> maxOutputBytes) {
     public Spec {
       Objects.requireNonNull(transport, "transport");
       command = List.copyOf(command);
@@ -52,6 +58,7 @@ public record McpServerDescriptor(Metadata metadata, Spec spec) implements Descr
       tools = Map.copyOf(tools);
       Objects.requireNonNull(callsPerMinute, "callsPerMinute");
       Objects.requireNonNull(timeout, "timeout");
+      Objects.requireNonNull(maxOutputBytes, "maxOutputBytes");
     }
   }
 

@@ -269,13 +269,13 @@ class DescriptorsTest {
             "tool URI unknown scheme",
             "tools: [internal://memory, 'http://example.com']",
             "spec.tools[1]: expected a capability URI: mcp://gateway/<server>,"
-                + " mcp://gateway/<server>/<tool>, internal://<name> or agent://<name>, got"
+                + " mcp://gateway/<server>/<tool>, mcp://gateway/<server>/<tool>@<version>, internal://<name> or agent://<name>, got"
                 + " \"http://example.com\""),
         named(
             "tool URI other gateway",
             "tools: ['mcp://other/x']",
             "spec.tools[0]: expected a capability URI: mcp://gateway/<server>,"
-                + " mcp://gateway/<server>/<tool>, internal://<name> or agent://<name>, got"
+                + " mcp://gateway/<server>/<tool>, mcp://gateway/<server>/<tool>@<version>, internal://<name> or agent://<name>, got"
                 + " \"mcp://other/x\""),
         named(
             "tool URI duplicate",

@@ -31,6 +31,7 @@ final class PostgresStore implements Store {
   private final PostgresInventoryStore inventory;
   private final PostgresOperatorStore operators;
   private final PostgresSigningKeyStore signingKeys;
+  private final PostgresToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
@@ -46,6 +47,7 @@ final class PostgresStore implements Store {
     this.inventory = new PostgresInventoryStore(tx, clock);
     this.operators = new PostgresOperatorStore(tx, clock);
     this.signingKeys = new PostgresSigningKeyStore(tx);
+    this.toolCatalog = new PostgresToolCatalogStore(tx);
     this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
@@ -161,6 +163,11 @@ final class PostgresStore implements Store {
   @Override
   public SigningKeyStore signingKeys() {
     return signingKeys;
+  }
+
+  @Override
+  public ToolCatalogStore toolCatalog() {
+    return toolCatalog;
   }
 
   @Override

@@ -35,6 +35,7 @@ final class SqliteStore implements Store {
   private final SqliteInventoryStore inventory;
   private final SqliteOperatorStore operators;
   private final SqliteSigningKeyStore signingKeys;
+  private final SqliteToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
@@ -50,6 +51,7 @@ final class SqliteStore implements Store {
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
+    this.toolCatalog = new SqliteToolCatalogStore(readers, writer);
     this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
@@ -166,6 +168,11 @@ final class SqliteStore implements Store {
   @Override
   public SigningKeyStore signingKeys() {
     return signingKeys;
+  }
+
+  @Override
+  public ToolCatalogStore toolCatalog() {
+    return toolCatalog;
   }
 
   @Override

@@ -26,6 +26,9 @@ public interface Store extends AutoCloseable {
   /** The control plane's token signing keys. */
   SigningKeyStore signingKeys();
 
+  /** The MCP gateway's tool catalog: every schema version of every upstream tool. */
+  ToolCatalogStore toolCatalog();
+
   /** Agents' budgets: what each has spent and reserved per budget window. */
   BudgetStore budgets();
 

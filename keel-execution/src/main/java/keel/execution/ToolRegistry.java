@@ -7,21 +7,42 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.ServiceLoader;
+import java.util.Set;
+import java.util.TreeSet;
 import keel.control.Grants;
+import keel.gateway.Gateway;
 
 /**
- * Every internal tool the runtime can run, by the name models call it. Which of them a session
- * may see and call is decided by the grants of its verified token ({@link keel.control.Identity}),
- * not here.
+ * Every tool the runtime can run, by the name models call it: the internal tools, and the current
+ * catalog of the MCP gateway when there is one (its tools named {@code <server>__<tool>}, each at
+ * its current version). Which of them a session may see and call is decided by the grants of its
+ * verified token ({@link keel.control.Identity}), not here.
  *
- * <p>Thread-safe (immutable after construction).
+ * <p>Thread-safe: the internal tools are fixed at construction; the gateway's catalog is read
+ * when asked, so a tool that changes or disappears upstream is seen at once.
  */
 public final class ToolRegistry {
 
   private final Map<String, Tool> byName;
+  private final Optional<Gateway> gateway;
 
-  private ToolRegistry(Map<String, Tool> byName) {
+  private ToolRegistry(Map<String, Tool> byName, Optional<Gateway> gateway) {
     this.byName = Map.copyOf(byName);
+    this.gateway = gateway;
+  }
+
+  /**
+   * This registry's internal tools plus the gateway's catalog. An internal tool and an external
+   * one of the same model name cannot both exist: names with {@code __} are the gateway's.
+   */
+  public ToolRegistry withGateway(Gateway gateway) {
+    for (String name : byName.keySet()) {
+      if (name.contains("__")) {
+        throw new IllegalStateException(
+            "the internal tool \"" + name + "\" has a name with \"__\", which names MCP gateway tools (<server>__<tool>)");
+      }
+    }
+    return new ToolRegistry(byName, Optional.of(gateway));
   }
 
   /** Builds a registry from the given tools; two tools with one name is an error. */
@@ -35,7 +56,7 @@ public final class ToolRegistry {
                 + " and " + t.capability());
       }
     }
-    return new ToolRegistry(byName);
+    return new ToolRegistry(byName, Optional.empty());
   }
 
   /** Loads every {@link ToolProvider} on the class path (the built-in ones among them). */
@@ -57,11 +78,39 @@ public final class ToolRegistry {
    * grants covers (see {@link Grants}). The grants come from the session's verified token.
    */
   public List<Tool> granted(List<String> grants) {
-    return byName.values().stream().filter(t -> Grants.allows(grants, t.capability())).toList();
+    List<Tool> out = new ArrayList<>(byName.values().stream().filter(t -> Grants.allows(grants, t.capability())).toList());
+    if (gateway.isPresent()) {
+      Set<String> servers = mcpServers(grants);
+      if (!servers.isEmpty()) {
+        // starts (on first use) only the servers the grants name
+        gateway.get().catalog(servers).stream()
+            .filter(e -> Grants.allows(grants, e.capability()))
+            .forEach(e -> out.add(new GatewayTool(gateway.get(), e)));
+      }
+    }
+    return List.copyOf(out);
   }
 
-  /** The tool models call by this name, if there is one. */
+  /** The tool models call by this name, if there is one: internal, or in the gateway's catalog now. */
   public Optional<Tool> tool(String name) {
-    return Optional.ofNullable(byName.get(name));
+    Tool internal = byName.get(name);
+    if (internal != null || gateway.isEmpty()) {
+      return Optional.ofNullable(internal);
+    }
+    return gateway.get().byModelName(name).map(e -> new GatewayTool(gateway.get(), e));
+  }
+
+  /** The MCP servers some grant names: {@code mcp://gateway/<server>[/<tool>[@<version>]]}. */
+  private static Set<String> mcpServers(List<String> grants) {
+    Set<String> out = new TreeSet<>();
+    String prefix = "mcp://gateway/";
+    for (String g : grants) {
+      if (g.startsWith(prefix)) {
+        String rest = g.substring(prefix.length());
+        int slash = rest.indexOf('/');
+        out.add(slash < 0 ? rest : rest.substring(0, slash));
+      }
+    }
+    return out;
   }
 }

@@ -63,6 +63,7 @@ final class Api {
   private final Health health;
   private final java.time.Clock clock;
   private final java.util.function.Supplier<String> metrics;
+  private final Optional<keel.gateway.Gateway> gateway;
 
   /** What the probes report. */
   interface Health {
@@ -77,6 +78,12 @@ final class Api {
 
   Api(SessionService sessions, Store store, Inventory inventory, Operators operators, java.util.function.Supplier<String> metrics, Health health,
       java.time.Clock clock) {
+    this(sessions, store, inventory, operators, metrics, health, clock, Optional.empty());
+  }
+
+  Api(SessionService sessions, Store store, Inventory inventory, Operators operators, java.util.function.Supplier<String> metrics, Health health,
+      java.time.Clock clock, Optional<keel.gateway.Gateway> gateway) {
+    this.gateway = gateway;
     this.metrics = metrics;
     this.sessions = sessions;
     this.store = store;
@@ -130,7 +137,9 @@ final class Api {
         new Route("GET", "/v1/costs", "Cost ledger totals over a time range (from, to: dates or instants, UTC), grouped by any of agent, owner, day, kind (group_by), filtered by agent and owner; only owners the caller may view.", Access.listed(Role.VIEWER), this::costs, Optional.empty(), 200),
         new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200),
         // ---- observability
-        new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200));
+        new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200),
+        // ---- the MCP gateway
+        new Route("GET", "/v1/tools", "The MCP gateway's tool catalog: each tool of the McpServers the caller may view, with its version, schema hash, side effects, price, whether its schema changed, and its schemas; starts servers not yet started. Optional server= filter.", Access.listed(Role.VIEWER), this::tools, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -724,5 +733,19 @@ final class Api {
         .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""));
     long blocked = store.events().countByStatus(name).getOrDefault(SessionStatus.BUDGET_BLOCKED, 0L);
     json(ctx, 200, Views.budget(name, r.number(), sessions.budgets().status(name), blocked));
+  }
+
+  // ---- the MCP gateway
+
+  private void tools(Context ctx) {
+    java.util.function.Predicate<String> visible = caller(ctx).owners(Role.VIEWER);
+    Optional<String> server = Optional.ofNullable(ctx.queryParam("server")).filter(x -> !x.isBlank());
+    List<keel.gateway.CatalogEntry> entries = gateway.map(g -> server.isPresent() ? g.catalog(java.util.Set.of(server.get())) : g.catalog())
+        .orElse(List.of()).stream().filter(e -> visible.test(e.owner())).toList();
+    List<keel.gateway.ServerStatus> servers = gateway.map(keel.gateway.Gateway::servers).orElse(List.of()).stream()
+        .filter(st -> server.isEmpty() || st.name().equals(server.get()))
+        .filter(st -> store.inventory().latest("McpServer", st.name()).map(r -> visible.test(r.owner())).orElse(false))
+        .toList();
+    json(ctx, 200, Views.tools(entries, servers));
   }
 }

@@ -64,10 +64,19 @@ final class Inventory {
    *     an approval, a rollback)
    */
   Inventory(InventoryStore store, ToolRegistry tools, ModelProviders models, Consumer<String> onActivated) {
+    this(store, tools, models, onActivated, r -> {});
+  }
+
+  /**
+   * @param onActivated told an agent's name after each of its revisions becomes active
+   * @param onAnyActivated told each revision of any kind that becomes active
+   */
+  Inventory(InventoryStore store, ToolRegistry tools, ModelProviders models, Consumer<String> onActivated,
+      Consumer<InventoryStore.Revision> onAnyActivated) {
     this.store = store;
     this.tools = tools;
     this.models = models;
-    this.revisions = new Revisions(store, onActivated);
+    this.revisions = new Revisions(store, onActivated, onAnyActivated);
   }
 
   /** Approvals, rollbacks, history and diffs of agent revisions. */

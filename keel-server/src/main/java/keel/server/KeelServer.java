@@ -17,6 +17,13 @@ import keel.execution.PriceTable;
 import keel.execution.SessionService;
 import keel.execution.ToolEnvironment;
 import keel.execution.ToolRegistry;
+import keel.gateway.CatalogChange;
+import keel.gateway.Gateway;
+import keel.gateway.GatewaySettings;
+import keel.core.Descriptors;
+import keel.core.McpServerDescriptor;
+import keel.data.InventoryStore;
+import java.util.ArrayList;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -42,11 +49,13 @@ public final class KeelServer implements AutoCloseable {
   private final Javalin app;
   private final Metrics metrics;
   private final Optional<TraceExport> traceExport;
+  private final Gateway gateway;
   private volatile boolean ready;
 
   private KeelServer(
       ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Operators operators, Api api,
-      Javalin app, Metrics metrics, Optional<TraceExport> traceExport) {
+      Javalin app, Metrics metrics, Optional<TraceExport> traceExport, Gateway gateway) {
+    this.gateway = gateway;
     this.metrics = metrics;
     this.traceExport = traceExport;
     this.config = config;
@@ -71,14 +80,24 @@ public final class KeelServer implements AutoCloseable {
       AdminToken token = AdminToken.loadOrCreate(config.dataDir());
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
-      ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment));
+      // the MCP gateway: its servers are the active McpServer revisions, reconfigured on each activation
+      Gateway gateway = new Gateway(store.toolCatalog(), config.dataDir(), environment, clock, GatewaySettings.defaults(),
+          change -> LOG.info("tool catalog: {}", describe(change)));
+      Store inventoryStore = store;
+      Runnable reconfigure = () -> gateway.configure(mcpServers(inventoryStore));
+      reconfigure.run();
+      ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment)).withGateway(gateway);
       Identity identity = new Identity(store.signingKeys(), clock, config.identity());
       // a signing key exists before the first token is asked for, so the JWKS document is never empty
       identity.activeKeyId();
       SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity, config.costs());
       // a revision that becomes active (applied, approved, rolled back) may raise a budget: the
       // agent's budget-blocked sessions check again
-      Inventory inventory = new Inventory(store.inventory(), tools, models, sessions::agentChanged);
+      Inventory inventory = new Inventory(store.inventory(), tools, models, sessions::agentChanged, r -> {
+        if (r.kind().equals("McpServer")) {
+          reconfigure.run();
+        }
+      });
       Operators operators = new Operators(store.operators(), new SecureRandom(), token.bootstrap());
       KeelServer[] self = new KeelServer[1];
       Store opened = store;
@@ -98,7 +117,7 @@ public final class KeelServer implements AutoCloseable {
         public String describe() {
           return opened.describe();
         }
-      }, clock);
+      }, clock, Optional.of(gateway));
       Dashboard dashboard = new Dashboard(api, sessions, store, inventory, operators, clock);
       Javalin app = Javalin.create(cfg -> {
         cfg.concurrency.useVirtualThreads = true;
@@ -110,7 +129,7 @@ public final class KeelServer implements AutoCloseable {
         dashboard.install(cfg);
       });
       app.start();
-      KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport);
+      KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport, gateway);
       self[0] = server;
       sessions.recover();
       server.ready = true;
@@ -140,6 +159,26 @@ public final class KeelServer implements AutoCloseable {
       pg = pg.withPassword(password);
     }
     return Store.postgresql(pg.withDurable(pg.durable() && config.durable()), node, clock);
+  }
+
+  /** The active McpServer descriptors of the inventory. */
+  private static List<McpServerDescriptor> mcpServers(Store store) {
+    List<McpServerDescriptor> out = new ArrayList<>();
+    for (InventoryStore.Revision r : store.inventory().latestOfKind("McpServer")) {
+      if (Descriptors.fromCanonicalJson(r.kind(), r.spec()) instanceof McpServerDescriptor d) {
+        out.add(d);
+      }
+    }
+    return out;
+  }
+
+  private static String describe(CatalogChange change) {
+    return switch (change) {
+      case CatalogChange.Added a -> a.catalogName() + " added at version " + a.entry().version();
+      case CatalogChange.Changed c -> c.catalogName() + " changed from version " + c.previousVersion() + " to "
+          + c.entry().version();
+      case CatalogChange.Removed r -> r.catalogName() + " removed (it was at version " + r.lastVersion() + ")";
+    };
   }
 
   /** Environment variable naming the OTLP endpoint (its base URL; {@code /v1/traces} is added). */
@@ -209,6 +248,7 @@ public final class KeelServer implements AutoCloseable {
     ready = false;
     sessions.close();
     app.stop();
+    gateway.close();
     traceExport.ifPresent(TraceExport::close);
     metrics.close();
     store.close();

@@ -299,4 +299,45 @@ final class Views {
     items.forEach(a::add);
     return a;
   }
+
+  /** The MCP gateway's catalog and the state of its servers. */
+  static ObjectNode tools(List<keel.gateway.CatalogEntry> entries, List<keel.gateway.ServerStatus> servers) {
+    ObjectNode o = JSON.createObjectNode();
+    ArrayNode out = o.putArray("tools");
+    for (keel.gateway.CatalogEntry e : entries) {
+      ObjectNode x = out.addObject();
+      x.put("name", e.catalogName());
+      x.put("server", e.server());
+      x.put("tool", e.tool());
+      x.put("owner", e.owner());
+      x.put("model_name", e.modelName());
+      x.put("version", e.version());
+      x.put("hash", e.hash());
+      x.put("capability", e.capability());
+      ArrayNode versions = x.putArray("versions");
+      e.versions().forEach(versions::add);
+      x.put("changed", e.changed());
+      e.changedAt().ifPresent(t -> x.put("changed_at", t.toString()));
+      x.put("side_effects", e.sideEffects().wireName());
+      x.put("price_usd_per_call", e.priceUsdPerCall().toPlainString());
+      e.valueUsd().ifPresent(v -> x.put("value_usd", v));
+      x.put("description", e.description());
+      x.set("input_schema", JSON.readTree(e.inputSchema()));
+      e.outputSchema().ifPresent(s -> x.set("output_schema", JSON.readTree(s)));
+    }
+    ArrayNode ss = o.putArray("servers");
+    for (keel.gateway.ServerStatus st : servers) {
+      ObjectNode x = ss.addObject();
+      x.put("name", st.name());
+      x.put("transport", st.transport());
+      x.put("connected", st.connected());
+      x.put("starts", st.starts());
+      x.put("failures_in_a_row", st.failuresInARow());
+      st.lastError().ifPresent(v -> x.put("last_error", v));
+      st.retryAt().ifPresent(v -> x.put("retry_at", v.toString()));
+      ArrayNode problems = x.putArray("problems");
+      st.problems().forEach(problems::add);
+    }
+    return o;
+  }
 }
