@@ -122,6 +122,8 @@ class RouteAccessTest {
     row("POST /v1/agents/{name}/revisions/{revision}/reject", need("approver", Reach.OWNER),
         f -> post("/v1/agents/beta/revisions/" + f.pendingRevision() + "/reject", "{\"reason\":\"not now\"}"));
     row("GET /metrics", need("viewer", Reach.EVERYWHERE), f -> get("/metrics"));
+    row("GET /v1/audit", need("viewer", Reach.SOMEWHERE), f -> get("/v1/audit"));
+    row("GET /v1/audit/verify", need("viewer", Reach.EVERYWHERE), f -> get("/v1/audit/verify"));
   }
 
   /** What each role includes, written out (approver does not include operator). */
