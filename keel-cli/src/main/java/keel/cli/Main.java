@@ -100,6 +100,7 @@ public final class Main implements Callable<Integer> {
             new OperatorsCommand(io),
             new WhoamiCommand(io),
             new CostsCommand(io),
+            new AuditCommand(io),
             new BudgetCommand(io))) {
       cl.addSubcommand(sub);
     }
