@@ -101,6 +101,7 @@ public final class Main implements Callable<Integer> {
             new WhoamiCommand(io),
             new ToolsCommand(io),
             new CostsCommand(io),
+            new AuditCommand(io),
             new BudgetCommand(io))) {
       cl.addSubcommand(sub);
     }

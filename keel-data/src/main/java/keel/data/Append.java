@@ -26,6 +26,9 @@ import keel.core.SessionStatus;
  * @param lease the writer's lease on the session, when it runs the session under one: the append is
  *     refused unless that node still holds the session at that epoch (see {@link LeaseStore}); empty
  *     for a writer that needs no lease (one node per store)
+ * @param audit audit records of what these events record (an external call, a policy decision),
+ *     chained into the audit log in the same transaction: both are stored, or neither (see {@link
+ *     AuditStore})
  */
 public record Append(
     String sessionId,
@@ -37,7 +40,8 @@ public record Append(
     List<Input> deliveries,
     List<Cost> costs,
     List<BudgetStore.Settlement> settlements,
-    Optional<LeaseStore.Lease> lease) {
+    Optional<LeaseStore.Lease> lease,
+    List<AuditRecord> audit) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
@@ -48,6 +52,7 @@ public record Append(
     costs = List.copyOf(costs);
     settlements = List.copyOf(settlements);
     Objects.requireNonNull(lease, "lease");
+    audit = List.copyOf(audit);
     if (lease.isPresent() && !lease.get().sessionId().equals(sessionId)) {
       throw new IllegalArgumentException(
           "append to session " + sessionId + " carries the lease of session " + lease.get().sessionId());
@@ -77,6 +82,21 @@ public record Append(
     }
   }
 
+  /** An append that writes no audit record. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements,
+      Optional<LeaseStore.Lease> lease) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, List.of());
+  }
+
   /** An append written without a lease. */
   public Append(
       String sessionId,
@@ -95,7 +115,18 @@ public record Append(
   public Append withLease(LeaseStore.Lease lease) {
     return new Append(
         sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements,
-        Optional.of(lease));
+        Optional.of(lease), audit);
+  }
+
+  /** This append, also chaining {@code records} into the audit log (after any it already carries). */
+  public Append withAudit(List<AuditRecord> records) {
+    if (records.isEmpty()) {
+      return this;
+    }
+    List<AuditRecord> all = new java.util.ArrayList<>(audit);
+    all.addAll(records);
+    return new Append(
+        sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, all);
   }
 
   /** The epoch this append is written under, recorded on each of its events; 0 without a lease. */

@@ -166,6 +166,7 @@ final class PostgresEventStore implements EventStore {
   private long appendTimed(Append a) {
     long now = clock.millis();
     long newLast = a.expectedSeq() + a.events().size();
+    List<AuditRecord> audit = JdbcAuditStore.canonical(a.audit());
     return tx.write(
         "events of session " + a.sessionId(),
         c -> {
@@ -220,6 +221,16 @@ final class PostgresEventStore implements EventStore {
               put.setLong(2, newLast);
               put.setString(3, EventCodec.encodeSnapshot(a.snapshot().get()));
               put.executeUpdate();
+            }
+          }
+          // last, so the chain head's row lock (which serializes every node's audit appends) is held
+          // only to the commit, and always after the session's row lock: no lock-order cycle
+          if (!audit.isEmpty()) {
+            GroupCommitWriter.Tx t = new GroupCommitWriter.Tx(c);
+            try {
+              JdbcAuditStore.append(t, audit, now, true);
+            } finally {
+              t.closeAll();
             }
           }
           return newLast;

@@ -33,6 +33,7 @@ final class PostgresStore implements Store {
   private final PostgresSigningKeyStore signingKeys;
   private final PostgresToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
+  private final JdbcAuditStore audit;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
   private final PostgresLeaseStore leases;
@@ -48,7 +49,7 @@ final class PostgresStore implements Store {
     this.operators = new PostgresOperatorStore(tx, clock);
     this.signingKeys = new PostgresSigningKeyStore(tx);
     this.toolCatalog = new PostgresToolCatalogStore(tx);
-    this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
+    JdbcBudgetStore.Transactions transactions = new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
         return tx.writeTx(what, op);
@@ -58,7 +59,10 @@ final class PostgresStore implements Store {
       public <T> T read(String what, Jdbc.Read<T> read) {
         return tx.read(what, read::run);
       }
-    }, " FOR UPDATE"); // nodes share the rows: a reservation locks its windows
+    };
+    // nodes share the rows: a reservation locks its windows, an audit append the chain head
+    this.budgets = new JdbcBudgetStore(transactions, " FOR UPDATE");
+    this.audit = new JdbcAuditStore(transactions, true, clock);
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
     this.leases = new PostgresLeaseStore(tx, clock);
@@ -173,6 +177,11 @@ final class PostgresStore implements Store {
   @Override
   public BudgetStore budgets() {
     return budgets;
+  }
+
+  @Override
+  public AuditStore audit() {
+    return audit;
   }
 
   @Override

@@ -132,6 +132,7 @@ final class SqliteEventStore implements EventStore {
 
   private long appendTimed(Append a) {
     long now = clock.millis();
+    List<AuditRecord> audit = JdbcAuditStore.canonical(a.audit());
     return writer.execute(
         tx -> {
           PreparedStatement sel =
@@ -203,6 +204,8 @@ final class SqliteEventStore implements EventStore {
             put.setString(3, EventCodec.encodeSnapshot(snap));
             put.executeUpdate();
           }
+          // last: the audit records chain from the head only once everything else of the append holds
+          JdbcAuditStore.append(tx, audit, now, false);
           return newLast;
         });
   }

@@ -37,6 +37,7 @@ final class SqliteStore implements Store {
   private final SqliteSigningKeyStore signingKeys;
   private final SqliteToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
+  private final JdbcAuditStore audit;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
   private final SqliteLeaseStore leases;
@@ -52,7 +53,7 @@ final class SqliteStore implements Store {
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
     this.toolCatalog = new SqliteToolCatalogStore(readers, writer);
-    this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
+    JdbcBudgetStore.Transactions transactions = new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
         return writer.execute(op);
@@ -62,7 +63,10 @@ final class SqliteStore implements Store {
       public <T> T read(String what, Jdbc.Read<T> read) {
         return Jdbc.read(readers, what, read);
       }
-    }, ""); // the single writer makes each reservation atomic: no row locks needed
+    };
+    // the single writer makes each reservation and each audit append atomic: no row locks needed
+    this.budgets = new JdbcBudgetStore(transactions, "");
+    this.audit = new JdbcAuditStore(transactions, false, clock);
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
     this.leases = new SqliteLeaseStore(readers, writer, clock);
@@ -178,6 +182,11 @@ final class SqliteStore implements Store {
   @Override
   public BudgetStore budgets() {
     return budgets;
+  }
+
+  @Override
+  public AuditStore audit() {
+    return audit;
   }
 
   @Override

@@ -32,6 +32,9 @@ public interface Store extends AutoCloseable {
   /** Agents' budgets: what each has spent and reserved per budget window. */
   BudgetStore budgets();
 
+  /** The hash-chained audit log, written alone or with the session events it records. */
+  AuditStore audit();
+
   /** The cost ledger, written with the events that record each cost. */
   CostLedger ledger();
 

@@ -170,6 +170,8 @@ final class SessionRunner implements Scheduler.Runner {
     private final List<String> consumed = new ArrayList<>();
     /** Inputs for other sessions, written with the next flush. */
     private final List<Input> deliveries = new ArrayList<>();
+    /** Audit records of the staged events, written with them. */
+    private final List<keel.data.AuditRecord> audit = new ArrayList<>();
     /** The session's token; replaced when near expiry. */
     private SessionToken token;
     private long flushedSeq;
@@ -896,6 +898,7 @@ final class SessionRunner implements Scheduler.Runner {
     private void stage(SessionEvent event, String span) {
       StoredEvent stored =
           new StoredEvent(record.id(), state.lastSeq() + 1, clock.instant(), node, record.traceId(), span, event);
+      audit.addAll(AuditTrail.of(state, record.id(), event, tools::tool));
       state.apply(stored);
       meter.staged(stored);
       staged.add(new PendingEvent(event, span));
@@ -923,7 +926,7 @@ final class SessionRunner implements Scheduler.Runner {
                   deliveredNow,
 
                   meter.costs(state.lastSeq()),
-                  meter.settlements()));
+                  meter.settlements()).withAudit(List.copyOf(audit)));
       meter.flushed();
       flushedSeq = state.lastSeq();
       if (snapshotDue) {
@@ -936,6 +939,7 @@ final class SessionRunner implements Scheduler.Runner {
       stagedStored.clear();
       consumed.clear();
       deliveries.clear();
+      audit.clear();
       for (Input d : deliveredNow) {
         wake.accept(d.sessionId());
       }

@@ -24,6 +24,8 @@ import keel.core.AgentDescriptor;
 import keel.core.KeelException;
 import keel.core.SessionStatus;
 import keel.core.StoredEvent;
+import keel.data.AuditQuery;
+import keel.data.AuditStore;
 import keel.data.CostLedger;
 import keel.data.InventoryStore;
 import keel.data.SessionQuery;
@@ -139,7 +141,10 @@ final class Api {
         // ---- observability
         new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200),
         // ---- the MCP gateway
-        new Route("GET", "/v1/tools", "The MCP gateway's tool catalog: each tool of the McpServers the caller may view, with its version, schema hash, side effects, price, whether its schema changed, and its schemas; starts servers not yet started. Optional server= filter.", Access.listed(Role.VIEWER), this::tools, Optional.empty(), 200));
+        new Route("GET", "/v1/tools", "The MCP gateway's tool catalog: each tool of the McpServers the caller may view, with its version, schema hash, side effects, price, whether its schema changed, and its schemas; starts servers not yet started. Optional server= filter.", Access.listed(Role.VIEWER), this::tools, Optional.empty(), 200),
+        // the audit log
+        new Route("GET", "/v1/audit", "Audit log entries, oldest first, filtered by kind, agent, owner, session, tool, since and until (UTC instants or dates), after (a sequence number, for paging) and limit (1 to 1000); only owners the caller may view.", Access.listed(Role.VIEWER), this::audit, Optional.empty(), 200),
+        new Route("GET", "/v1/audit/verify", "Walks the audit log's hash chain: intact (entries checked, head hash) or the first broken entry and why; expect_head=HASH also checks an externally kept earlier head is in the chain.", Access.global(Role.VIEWER), this::auditVerify, Optional.empty(), 200));
   }
 
   void install(JavalinConfig cfg) {
@@ -747,5 +752,44 @@ final class Api {
         .filter(st -> store.inventory().latest("McpServer", st.name()).map(r -> visible.test(r.owner())).orElse(false))
         .toList();
     json(ctx, 200, Views.tools(entries, servers));
+  }
+
+  // ---- the audit log
+
+  private void audit(Context ctx) {
+    AuditQuery q = AuditQuery.all(intParam(ctx, "limit", 100, 1, 1000));
+    q = optionalParam(ctx, "kind").map(q::withKind).orElse(q);
+    q = optionalParam(ctx, "agent").map(q::withAgent).orElse(q);
+    q = optionalParam(ctx, "owner").map(q::withOwner).orElse(q);
+    q = optionalParam(ctx, "session").map(q::withSession).orElse(q);
+    q = optionalParam(ctx, "tool").map(q::withTool).orElse(q);
+    q = optionalParam(ctx, "since").map(v -> CostsQuery.instant("since", v, false)).map(q::withSince).orElse(q);
+    q = optionalParam(ctx, "until").map(v -> CostsQuery.instant("until", v, true)).map(q::withUntil).orElse(q);
+    if (ctx.queryParam("after") != null) {
+      long after = longParam("after", ctx.queryParam("after"));
+      if (after < 0) {
+        throw new KeelException.Invalid("after: expected a sequence number (0 or more), got " + after);
+      }
+      q = q.withAfter(after);
+    }
+    Caller caller = caller(ctx);
+    if (!caller.mayEverywhere(Role.VIEWER)) {
+      q = q.withOwners(caller.scopedOwners(Role.VIEWER));
+    }
+    json(ctx, 200, Views.audit(store.audit().query(q), q.limit()));
+  }
+
+  private void auditVerify(Context ctx) {
+    Optional<String> expect = optionalParam(ctx, "expect_head").map(String::strip);
+    try {
+      expect.ifPresent(h -> AuditStore.checkHash(h, "expect_head"));
+    } catch (IllegalArgumentException e) {
+      throw new KeelException.Invalid(e.getMessage());
+    }
+    json(ctx, 200, Views.auditVerification(store.audit().verify(expect)));
+  }
+
+  private static Optional<String> optionalParam(Context ctx, String name) {
+    return Optional.ofNullable(ctx.queryParam(name)).filter(v -> !v.isBlank());
   }
 }

@@ -56,7 +56,8 @@ record CostsQuery(CostLedger.Query query, List<CostLedger.Dimension> groupBy) {
     return new CostsQuery(q, List.copyOf(dims));
   }
 
-  private static Instant instant(String name, String value, boolean endOfDay) {
+  /** A date (its start, or with {@code endOfDay} the next day's start) or a UTC instant; {@code name} names it in errors. */
+  static Instant instant(String name, String value, boolean endOfDay) {
     String v = value.strip();
     try {
       if (v.length() == 10) {

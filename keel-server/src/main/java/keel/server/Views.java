@@ -16,6 +16,7 @@ import keel.data.InventoryStore;
 import keel.data.SessionRecord;
 import keel.execution.SessionView;
 import keel.execution.Trace;
+import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.json.JsonMapper;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
@@ -337,6 +338,59 @@ final class Views {
       st.retryAt().ifPresent(v -> x.put("retry_at", v.toString()));
       ArrayNode problems = x.putArray("problems");
       st.problems().forEach(problems::add);
+    }
+    return o;
+  }
+
+  /** A page of audit entries; {@code next_after} pages on when the page is full. */
+  static ObjectNode audit(List<keel.data.AuditEntry> entries, int limit) {
+    ObjectNode o = JSON.createObjectNode();
+    o.set("entries", array(entries.stream().map(Views::auditEntry).toList()));
+    if (entries.size() == limit) {
+      o.put("next_after", entries.getLast().seq());
+    }
+    return o;
+  }
+
+  static ObjectNode auditEntry(keel.data.AuditEntry e) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("seq", e.seq());
+    o.put("at", e.at().toString());
+    o.put("kind", e.record().kind());
+    o.put("actor", e.record().actor());
+    o.put("owner", e.record().owner());
+    o.put("agent", e.record().agent());
+    o.put("session_id", e.record().sessionId());
+    o.put("tool", e.record().tool());
+    JsonNode detail;
+    try {
+      detail = JSON.readTree(e.record().detail());
+    } catch (RuntimeException notJson) {
+      // a row edited outside Keel: shown as stored (verification reports it)
+      detail = JSON.getNodeFactory().textNode(e.record().detail());
+    }
+    o.set("detail", detail);
+    o.put("prev_hash", e.prevHash());
+    o.put("hash", e.hash());
+    return o;
+  }
+
+  static ObjectNode auditVerification(keel.data.AuditStore.Verification v) {
+    ObjectNode o = JSON.createObjectNode();
+    switch (v) {
+      case keel.data.AuditStore.Verification.Intact ok -> {
+        o.put("ok", true);
+        o.put("checked", ok.checked());
+        o.put("head_hash", ok.headHash());
+        ok.anchorSeq().ifPresent(s -> o.put("anchor_seq", s));
+      }
+      case keel.data.AuditStore.Verification.Broken b -> {
+        o.put("ok", false);
+        o.put("checked", b.checked());
+        o.put("seq", b.seq());
+        o.put("problem", b.problem().wireName());
+        o.put("reason", b.reason());
+      }
     }
     return o;
   }

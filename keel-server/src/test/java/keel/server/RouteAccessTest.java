@@ -123,6 +123,8 @@ class RouteAccessTest {
         f -> post("/v1/agents/beta/revisions/" + f.pendingRevision() + "/reject", "{\"reason\":\"not now\"}"));
     row("GET /metrics", need("viewer", Reach.EVERYWHERE), f -> get("/metrics"));
     row("GET /v1/tools", need("viewer", Reach.SOMEWHERE), f -> get("/v1/tools"));
+    row("GET /v1/audit", need("viewer", Reach.SOMEWHERE), f -> get("/v1/audit"));
+    row("GET /v1/audit/verify", need("viewer", Reach.EVERYWHERE), f -> get("/v1/audit/verify"));
   }
 
   /** What each role includes, written out (approver does not include operator). */
