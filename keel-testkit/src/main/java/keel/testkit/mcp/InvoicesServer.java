@@ -8,8 +8,10 @@ import io.modelcontextprotocol.server.McpSyncServer;
 import io.modelcontextprotocol.server.transport.StdioServerTransportProvider;
 import io.modelcontextprotocol.spec.McpSchema;
 import java.io.FilterInputStream;
+import java.io.FilterOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.nio.file.Path;
@@ -22,6 +24,8 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
 import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.atomic.AtomicInteger;
+import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The demo invoices server of the finance scenario, an MCP server over <b>stdio</b> meant to run as
@@ -167,6 +171,10 @@ public final class InvoicesServer {
       System.exit(2);
       return;
     }
+    // The SDK drops the answers still to be written once stdin ends, so the end of stdin is held
+    // back from it until the calls already read have finished and their answers are out (bounded).
+    AtomicInteger inFlight = new AtomicInteger();
+    AtomicLong lastWrite = new AtomicLong(System.nanoTime());
     CountDownLatch eof = new CountDownLatch(1);
     InputStream in =
         new FilterInputStream(System.in) {
@@ -182,13 +190,36 @@ public final class InvoicesServer {
 
           private int signal(int n) {
             if (n < 0) {
+              long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
+              try {
+                while (System.nanoTime() < deadline
+                    && (inFlight.get() > 0 || System.nanoTime() - lastWrite.get() < Duration.ofMillis(300).toNanos())) {
+                  Thread.sleep(20);
+                }
+              } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+              }
               eof.countDown();
             }
             return n;
           }
         };
+    OutputStream out =
+        new FilterOutputStream(System.out) {
+          @Override
+          public void write(byte[] b, int off, int len) throws IOException {
+            this.out.write(b, off, len);
+            lastWrite.set(System.nanoTime());
+          }
+
+          @Override
+          public void flush() throws IOException {
+            super.flush();
+            lastWrite.set(System.nanoTime());
+          }
+        };
     McpSyncServer server =
-        build(new StdioServerTransportProvider(McpJsonDefaults.getMapper(), in, System.out), files, Clock.systemUTC());
+        build(new StdioServerTransportProvider(McpJsonDefaults.getMapper(), in, out), files, Clock.systemUTC(), inFlight);
     eof.await();
     server.closeGracefully();
     System.exit(0);
@@ -204,15 +235,30 @@ public final class InvoicesServer {
     return List.of(java, "-cp", System.getProperty("java.class.path"), InvoicesServer.class.getName());
   }
 
-  /** Builds the MCP server on {@code transport} over {@code files}. */
-  static McpSyncServer build(StdioServerTransportProvider transport, Files files, Clock clock) {
+  /** Builds the MCP server on {@code transport} over {@code files}; {@code inFlight} counts running calls. */
+  static McpSyncServer build(StdioServerTransportProvider transport, Files files, Clock clock, AtomicInteger inFlight) {
     InvoicesServer s = new InvoicesServer(files, clock);
+    List<SyncToolSpecification> tools =
+        s.tools().stream()
+            .map(
+                t ->
+                    new SyncToolSpecification(
+                        t.tool(),
+                        (exchange, request) -> {
+                          inFlight.incrementAndGet();
+                          try {
+                            return t.callHandler().apply(exchange, request);
+                          } finally {
+                            inFlight.decrementAndGet();
+                          }
+                        }))
+            .toList();
     return McpServer.sync(transport)
         .serverInfo(NAME, "1.0.0")
         .instructions("Supplier invoices of the Keel finance demo: list open invoices, look up suppliers, schedule payments.")
         .capabilities(McpSchema.ServerCapabilities.builder().tools(false).build())
         .requestTimeout(Duration.ofSeconds(30))
-        .tools(s.tools())
+        .tools(tools)
         .build();
   }
 

@@ -189,6 +189,28 @@ class InvoicesServerTest {
   }
 
   @Test
+  void stdinClosedRightAfterACall_theCallIsStillAnswered_thenTheProcessExits() throws Exception {
+    ProcessBuilder pb = new ProcessBuilder(InvoicesServer.command()).redirectError(ProcessBuilder.Redirect.DISCARD);
+    pb.environment().putAll(InvoicesServer.Files.in(dir.resolve("piped")).environment());
+    Files.createDirectories(dir.resolve("piped"));
+    Process p = pb.start();
+    p.getOutputStream()
+        .write(
+            """
+            {"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"pipe","version":"1"}}}
+            {"jsonrpc":"2.0","method":"notifications/initialized"}
+            {"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"get-supplier","arguments":{"supplier_id":"sup-globex"}}}
+            """
+                .getBytes(StandardCharsets.UTF_8));
+    p.getOutputStream().close();
+    String out = new String(p.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+    assertThat(p.waitFor(30, TimeUnit.SECONDS)).isTrue();
+    assertThat(p.exitValue()).isZero();
+    assertThat(out.lines()).hasSize(2);
+    assertThat(out.lines().toList().get(1)).contains("\"id\":2", "\"structuredContent\"", "Globex Logistics");
+  }
+
+  @Test
   void main_withoutItsDatabaseVariable_exitsWithAMessage() throws Exception {
     List<String> command = InvoicesServer.command();
     ProcessBuilder pb = new ProcessBuilder(command).redirectErrorStream(true);
