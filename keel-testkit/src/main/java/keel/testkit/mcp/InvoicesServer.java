@@ -7,11 +7,7 @@ import io.modelcontextprotocol.server.McpServerFeatures.SyncToolSpecification;
 import io.modelcontextprotocol.server.McpSyncServer;
 import io.modelcontextprotocol.server.transport.StdioServerTransportProvider;
 import io.modelcontextprotocol.spec.McpSchema;
-import java.io.FilterInputStream;
-import java.io.FilterOutputStream;
 import java.io.IOException;
-import java.io.InputStream;
-import java.io.OutputStream;
 import java.io.UncheckedIOException;
 import java.math.BigDecimal;
 import java.nio.file.Path;
@@ -23,9 +19,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.atomic.AtomicInteger;
-import java.util.concurrent.atomic.AtomicLong;
 
 /**
  * The demo invoices server of the finance scenario, an MCP server over <b>stdio</b> meant to run as
@@ -171,56 +164,15 @@ public final class InvoicesServer {
       System.exit(2);
       return;
     }
-    // The SDK drops the answers still to be written once stdin ends, so the end of stdin is held
-    // back from it until the calls already read have finished and their answers are out (bounded).
-    AtomicInteger inFlight = new AtomicInteger();
-    AtomicLong lastWrite = new AtomicLong(System.nanoTime());
-    CountDownLatch eof = new CountDownLatch(1);
-    InputStream in =
-        new FilterInputStream(System.in) {
-          @Override
-          public int read() throws IOException {
-            return signal(super.read());
-          }
-
-          @Override
-          public int read(byte[] b, int off, int len) throws IOException {
-            return signal(super.read(b, off, len));
-          }
-
-          private int signal(int n) {
-            if (n < 0) {
-              long deadline = System.nanoTime() + Duration.ofSeconds(10).toNanos();
-              try {
-                while (System.nanoTime() < deadline
-                    && (inFlight.get() > 0 || System.nanoTime() - lastWrite.get() < Duration.ofMillis(300).toNanos())) {
-                  Thread.sleep(20);
-                }
-              } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-              }
-              eof.countDown();
-            }
-            return n;
-          }
-        };
-    OutputStream out =
-        new FilterOutputStream(System.out) {
-          @Override
-          public void write(byte[] b, int off, int len) throws IOException {
-            this.out.write(b, off, len);
-            lastWrite.set(System.nanoTime());
-          }
-
-          @Override
-          public void flush() throws IOException {
-            super.flush();
-            lastWrite.set(System.nanoTime());
-          }
-        };
+    // the SDK drops the answers it has not written when stdin ends: hold the end back until then
+    StdioDrain drain = new StdioDrain(Duration.ofSeconds(10));
     McpSyncServer server =
-        build(new StdioServerTransportProvider(McpJsonDefaults.getMapper(), in, out), files, Clock.systemUTC(), inFlight);
-    eof.await();
+        build(
+            new StdioServerTransportProvider(
+                McpJsonDefaults.getMapper(), drain.input(System.in), drain.output(System.out)),
+            files,
+            Clock.systemUTC());
+    drain.ended().await();
     server.closeGracefully();
     System.exit(0);
   }
@@ -235,30 +187,15 @@ public final class InvoicesServer {
     return List.of(java, "-cp", System.getProperty("java.class.path"), InvoicesServer.class.getName());
   }
 
-  /** Builds the MCP server on {@code transport} over {@code files}; {@code inFlight} counts running calls. */
-  static McpSyncServer build(StdioServerTransportProvider transport, Files files, Clock clock, AtomicInteger inFlight) {
+  /** Builds the MCP server on {@code transport} over {@code files}. */
+  static McpSyncServer build(StdioServerTransportProvider transport, Files files, Clock clock) {
     InvoicesServer s = new InvoicesServer(files, clock);
-    List<SyncToolSpecification> tools =
-        s.tools().stream()
-            .map(
-                t ->
-                    new SyncToolSpecification(
-                        t.tool(),
-                        (exchange, request) -> {
-                          inFlight.incrementAndGet();
-                          try {
-                            return t.callHandler().apply(exchange, request);
-                          } finally {
-                            inFlight.decrementAndGet();
-                          }
-                        }))
-            .toList();
     return McpServer.sync(transport)
         .serverInfo(NAME, "1.0.0")
         .instructions("Supplier invoices of the Keel finance demo: list open invoices, look up suppliers, schedule payments.")
         .capabilities(McpSchema.ServerCapabilities.builder().tools(false).build())
         .requestTimeout(Duration.ofSeconds(30))
-        .tools(tools)
+        .tools(s.tools())
         .build();
   }
 
