@@ -26,6 +26,8 @@ import keel.core.SessionStatus;
  * @param lease the writer's lease on the session, when it runs the session under one: the append is
  *     refused unless that node still holds the session at that epoch (see {@link LeaseStore}); empty
  *     for a writer that needs no lease (one node per store)
+ * @param approvals approvals inbox rows the events request ({@code ApprovalRequested}), written in
+ *     the same transaction, so an approval is in the inbox exactly when its request is recorded
  */
 public record Append(
     String sessionId,
@@ -37,7 +39,8 @@ public record Append(
     List<Input> deliveries,
     List<Cost> costs,
     List<BudgetStore.Settlement> settlements,
-    Optional<LeaseStore.Lease> lease) {
+    Optional<LeaseStore.Lease> lease,
+    List<Approval> approvals) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
     events = List.copyOf(events);
@@ -48,6 +51,13 @@ public record Append(
     costs = List.copyOf(costs);
     settlements = List.copyOf(settlements);
     Objects.requireNonNull(lease, "lease");
+    approvals = approvals == null ? List.of() : List.copyOf(approvals);
+    for (Approval a : approvals) {
+      if (!a.sessionId().equals(sessionId)) {
+        throw new IllegalArgumentException(
+            "append to session " + sessionId + " carries approval " + a.id() + " of session " + a.sessionId());
+      }
+    }
     if (lease.isPresent() && !lease.get().sessionId().equals(sessionId)) {
       throw new IllegalArgumentException(
           "append to session " + sessionId + " carries the lease of session " + lease.get().sessionId());
@@ -88,14 +98,46 @@ public record Append(
       List<Input> deliveries,
       List<Cost> costs,
       List<BudgetStore.Settlement> settlements) {
-    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty());
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty(),
+        List.of());
+  }
+
+  /** An append written without a lease, requesting {@code approvals}. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements,
+      List<Approval> approvals) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty(),
+        approvals);
+  }
+
+  /** An append with a lease and no approvals. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements,
+      Optional<LeaseStore.Lease> lease) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, List.of());
   }
 
   /** This append, fenced by its writer's lease on the session. */
   public Append withLease(LeaseStore.Lease lease) {
     return new Append(
         sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements,
-        Optional.of(lease));
+        Optional.of(lease), approvals);
   }
 
   /** The epoch this append is written under, recorded on each of its events; 0 without a lease. */

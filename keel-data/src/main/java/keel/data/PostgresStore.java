@@ -32,6 +32,7 @@ final class PostgresStore implements Store {
   private final PostgresOperatorStore operators;
   private final PostgresSigningKeyStore signingKeys;
   private final JdbcBudgetStore budgets;
+  private final JdbcApprovalStore approvals;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
   private final PostgresLeaseStore leases;
@@ -46,7 +47,7 @@ final class PostgresStore implements Store {
     this.inventory = new PostgresInventoryStore(tx, clock);
     this.operators = new PostgresOperatorStore(tx, clock);
     this.signingKeys = new PostgresSigningKeyStore(tx);
-    this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
+    JdbcBudgetStore.Transactions transactions = new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
         return tx.writeTx(what, op);
@@ -56,7 +57,9 @@ final class PostgresStore implements Store {
       public <T> T read(String what, Jdbc.Read<T> read) {
         return tx.read(what, read::run);
       }
-    }, " FOR UPDATE"); // nodes share the rows: a reservation locks its windows
+    };
+    this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in));
+    this.budgets = new JdbcBudgetStore(transactions, " FOR UPDATE"); // nodes share the rows: a reservation locks its windows
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
     this.leases = new PostgresLeaseStore(tx, clock);
@@ -161,6 +164,11 @@ final class PostgresStore implements Store {
   @Override
   public SigningKeyStore signingKeys() {
     return signingKeys;
+  }
+
+  @Override
+  public ApprovalStore approvals() {
+    return approvals;
   }
 
   @Override

@@ -36,6 +36,7 @@ final class SqliteStore implements Store {
   private final SqliteOperatorStore operators;
   private final SqliteSigningKeyStore signingKeys;
   private final JdbcBudgetStore budgets;
+  private final JdbcApprovalStore approvals;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
   private final SqliteLeaseStore leases;
@@ -50,7 +51,7 @@ final class SqliteStore implements Store {
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
-    this.budgets = new JdbcBudgetStore(new JdbcBudgetStore.Transactions() {
+    JdbcBudgetStore.Transactions transactions = new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
         return writer.execute(op);
@@ -60,7 +61,9 @@ final class SqliteStore implements Store {
       public <T> T read(String what, Jdbc.Read<T> read) {
         return Jdbc.read(readers, what, read);
       }
-    }, ""); // the single writer makes each reservation atomic: no row locks needed
+    };
+    this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver);
+    this.budgets = new JdbcBudgetStore(transactions, ""); // the single writer makes each reservation atomic: no row locks needed
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
     this.leases = new SqliteLeaseStore(readers, writer, clock);
@@ -166,6 +169,11 @@ final class SqliteStore implements Store {
   @Override
   public SigningKeyStore signingKeys() {
     return signingKeys;
+  }
+
+  @Override
+  public ApprovalStore approvals() {
+    return approvals;
   }
 
   @Override

@@ -26,6 +26,9 @@ public interface Store extends AutoCloseable {
   /** The control plane's token signing keys. */
   SigningKeyStore signingKeys();
 
+  /** The approvals inbox: external calls that wait for a human, and their decisions. */
+  ApprovalStore approvals();
+
   /** Agents' budgets: what each has spent and reserved per budget window. */
   BudgetStore budgets();
 
