@@ -75,6 +75,7 @@ public final class Policies {
   private static CelCompiler compiler(dev.cel.common.types.CelType result) {
     return CelCompilerFactory.standardCelCompilerBuilder()
         .setOptions(OPTIONS)
+        .setStandardMacros(dev.cel.parser.CelStandardMacro.STANDARD_MACROS)
         .addVar("agent", STRING_DYN)
         .addVar("tool", SimpleType.STRING)
         .addVar("args", STRING_DYN)
