@@ -63,6 +63,7 @@ final class Api {
   private final Health health;
   private final java.time.Clock clock;
   private final java.util.function.Supplier<String> metrics;
+  private final ApprovalsApi approvals;
 
   /** What the probes report. */
   interface Health {
@@ -84,6 +85,7 @@ final class Api {
     this.operators = operators;
     this.health = health;
     this.clock = clock;
+    this.approvals = new ApprovalsApi(sessions, store);
   }
 
   List<Route> routes() {
@@ -130,7 +132,15 @@ final class Api {
         new Route("GET", "/v1/costs", "Cost ledger totals over a time range (from, to: dates or instants, UTC), grouped by any of agent, owner, day, kind (group_by), filtered by agent and owner; only owners the caller may view.", Access.listed(Role.VIEWER), this::costs, Optional.empty(), 200),
         new Route("GET", "/v1/agents/{name}/budget", "An agent's budgets now: for each limit its window, what is used and reserved, and the percentage.", Access.agentPath(Role.VIEWER, "name"), this::agentBudget, Optional.empty(), 200),
         // ---- observability
-        new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200));
+        new Route("GET", "/metrics", "Prometheus metrics of this node and its store (text format); needs viewer for every owner.", Access.global(Role.VIEWER), this::metrics, Optional.empty(), 200),
+        // ---- approvals: external calls that wait for a human
+        new Route("GET", "/v1/approvals", "The approvals inbox (?status=pending|approved|denied|expired|withdrawn|all, default pending; ?agent=; ?limit=), newest first; only owners the caller may view.", Access.listed(Role.VIEWER), approvals::list, Optional.empty(), 200),
+        new Route("GET", "/v1/approvals/stream", "Server-sent events of approvals requested, decided and expired (on this node), for the owners the caller may view.", Access.listed(Role.VIEWER), approvals::stream, Optional.empty(), 200),
+        new Route("GET", "/v1/approvals/{id}", "One approval: the action, its value, the reasons (each naming its rule), the agent's reasoning, and the decision.", Access.listed(Role.VIEWER), approvals::get, Optional.empty(), 200),
+        new Route("POST", "/v1/approvals/{id}/approve", "Approve a pending call, optionally editing its arguments (the edited call is checked again). Needs approver for the agent's owner; never the session's requester; one of spec.approval.approvers when listed.", Access.listed(Role.APPROVER), approvals::approve,
+            Optional.of("{\"type\":\"object\",\"properties\":{\"reason\":{\"type\":\"string\"},\"arguments\":{\"type\":\"object\"}}}"), 200),
+        new Route("POST", "/v1/approvals/{id}/deny", "Deny a pending call with a reason, which the model reads. Same rules as approve.", Access.listed(Role.APPROVER), approvals::deny,
+            Optional.of("{\"type\":\"object\",\"required\":[\"reason\"],\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 200));
   }
 
   void install(JavalinConfig cfg) {
