@@ -100,7 +100,10 @@ public final class Main implements Callable<Integer> {
             new OperatorsCommand(io),
             new WhoamiCommand(io),
             new CostsCommand(io),
-            new BudgetCommand(io))) {
+            new BudgetCommand(io),
+            new ApprovalsCommand(io),
+            new DecideCommand.Approve(io),
+            new DecideCommand.Deny(io))) {
       cl.addSubcommand(sub);
     }
     cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));
