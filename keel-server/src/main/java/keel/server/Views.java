@@ -122,6 +122,9 @@ final class Views {
       if (!p.subagentSessionId().isEmpty()) {
         c.put("subagent_session_id", p.subagentSessionId());
       }
+      if (!p.approvalId().isEmpty()) {
+        c.put("approval_id", p.approvalId());
+      }
     }
     return o;
   }
