@@ -105,6 +105,14 @@ final class EventsCommand implements Callable<Integer> {
           Text.of(d, "callId") + (d.path("error").asBoolean(false) ? " failed: " : ": ") + Text.content(d.get("result"));
       case "ToolOutcomeUnknown" -> Text.of(d, "callId") + ": " + Text.of(d, "reason");
       case "ToolOutcomeResolved" -> Text.of(d, "callId") + " " + Text.of(d, "resolution") + " by " + Text.of(d, "decidedBy");
+      case "ApprovalRequested" ->
+          Text.of(d, "callId") + " " + Text.of(d, "tool") + " $" + Text.of(d, "valueUsd") + " waits for approval "
+              + Text.of(d, "approvalId") + " (" + reasons(d) + ") until " + Text.of(d, "expiresAt");
+      case "ApprovalDecided" ->
+          Text.of(d, "callId") + " " + Text.of(d, "decision") + " by " + Text.of(d, "by") + ": " + Text.of(d, "reason")
+              + (Text.of(d, "arguments").isEmpty() ? "" : " with arguments " + Text.of(d, "arguments"));
+      case "ActionProposed" ->
+          Text.of(d, "callId") + " " + Text.of(d, "tool") + " " + Text.of(d, "arguments") + " proposed (shadow mode), not executed";
       case "SessionCompleted" -> Text.of(d, "answer");
       case "SessionFailed" -> Text.of(d, "code") + ": " + Text.of(d, "message");
       case "SessionCancelled" -> "by " + Text.of(d, "by") + ": " + Text.of(d, "reason");
@@ -118,5 +126,14 @@ final class EventsCommand implements Callable<Integer> {
               + Text.of(d, "windowEnd");
       default -> d.toString();
     };
+  }
+
+  /** An approval request's reasons, each with the rule that gave it. */
+  static String reasons(JsonNode d) {
+    StringBuilder b = new StringBuilder();
+    for (JsonNode r : d.path("reasons")) {
+      b.append(b.isEmpty() ? "" : "; ").append(Text.of(r, "rule")).append(": ").append(Text.of(r, "reason"));
+    }
+    return b.toString();
   }
 }

@@ -215,6 +215,17 @@ final class Follower {
       }
       case "ToolOutcomeResolved" ->
           say("  ← " + tool(data) + " resolved as " + Text.of(data, "resolution") + " by " + Text.of(data, "decidedBy"));
+      case "ApprovalRequested" -> {
+        say("  ⏸ " + tool(data) + " " + Text.of(data, "tool") + " ($" + Text.of(data, "valueUsd") + ") waits for approval "
+            + Text.of(data, "approvalId") + ": " + EventsCommand.reasons(data));
+        say("  an approver decides with `keel approve " + Text.of(data, "approvalId") + "` or `keel deny "
+            + Text.of(data, "approvalId") + " --reason ...` (expires " + Text.of(data, "expiresAt") + ")");
+      }
+      case "ApprovalDecided" ->
+          say("  " + (Text.of(data, "decision").equals("approved") ? "✓ " : "✗ ") + tool(data) + " " + Text.of(data, "decision")
+              + " by " + Text.of(data, "by") + ": " + Text.of(data, "reason"));
+      case "ActionProposed" ->
+          say("  ◌ " + tool(data) + " " + Text.of(data, "tool") + " " + Text.of(data, "arguments") + " proposed (shadow mode), not executed");
       case "StepInterrupted" -> say("  (step interrupted: " + Text.of(data, "reason") + ")");
       case "InputRejected" -> say("  (input rejected: " + Text.of(data, "reason") + ")");
       case "SessionCompleted" -> {

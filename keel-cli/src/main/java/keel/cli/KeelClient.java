@@ -92,6 +92,28 @@ final class KeelClient {
             .build());
   }
 
+  /** Opens the approvals notification stream (server-sent events). */
+  InputStream approvalStream() {
+    HttpRequest r =
+        HttpRequest.newBuilder(resolve("/v1/approvals/stream"))
+            .header("Authorization", "Bearer " + token)
+            .header("Accept", "text/event-stream")
+            .timeout(Duration.ofDays(1))
+            .GET()
+            .build();
+    HttpResponse<InputStream> response = exchange(r, HttpResponse.BodyHandlers.ofInputStream());
+    if (response.statusCode() == 200) {
+      return response.body();
+    }
+    String body;
+    try (InputStream in = response.body()) {
+      body = new String(in.readNBytes(MAX_ERROR_BODY), StandardCharsets.UTF_8);
+    } catch (IOException e) {
+      body = "";
+    }
+    throw problem(response.statusCode(), body, r);
+  }
+
   /** Opens a session's server-sent event stream after the given sequence number. */
   InputStream stream(String sessionId, long after) {
     HttpRequest r =

@@ -102,7 +102,10 @@ public final class Main implements Callable<Integer> {
             new ToolsCommand(io),
             new CostsCommand(io),
             new AuditCommand(io),
-            new BudgetCommand(io))) {
+            new BudgetCommand(io),
+            new ApprovalsCommand(io),
+            new DecideCommand.Approve(io),
+            new DecideCommand.Deny(io))) {
       cl.addSubcommand(sub);
     }
     cl.setOut(new PrintWriter(out, true, StandardCharsets.UTF_8));

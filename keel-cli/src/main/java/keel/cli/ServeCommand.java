@@ -79,6 +79,9 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--otlp-endpoint", paramLabel = "URL", description = "Export session traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (env OTEL_EXPORTER_OTLP_ENDPOINT; off by default).")
   String otlpEndpoint;
 
+  @Option(names = "--approval-webhook", paramLabel = "URL", description = "POST approval notifications (requested, decided, expired) to this URL, signed with HMAC-SHA256 of the body under KEEL_APPROVAL_WEBHOOK_SECRET (environment or --secrets file) in the Keel-Signature header (env KEEL_APPROVAL_WEBHOOK; off by default).")
+  String approvalWebhook;
+
   @Option(
       names = "--compute-usd-per-second",
       paramLabel = "USD",
@@ -145,6 +148,11 @@ final class ServeCommand implements Callable<Integer> {
       if (otlpEndpoint != null) {
         java.util.Map<String, String> env = new java.util.HashMap<>(config.environment());
         env.put(KeelServer.OTLP_ENDPOINT, otlpEndpoint);
+        config = config.withEnvironment(env);
+      }
+      if (approvalWebhook != null) {
+        java.util.Map<String, String> env = new java.util.HashMap<>(config.environment());
+        env.put("KEEL_APPROVAL_WEBHOOK", approvalWebhook);
         config = config.withEnvironment(env);
       }
     } catch (IllegalArgumentException e) {

@@ -34,7 +34,10 @@ public final class EffectsToolProvider implements ToolProvider {
     if (file == null) {
       return List.of();
     }
-    return List.of(new EffectRecord(Path.of(file)));
+    // effect_pay is the same action as an external tool of the gateway ("effects/pay"), so the
+    // approval crash test can kill the server around approved calls
+    return List.of(new EffectRecord(Path.of(file), "effect_record", "internal://effects", false),
+        new EffectRecord(Path.of(file), "effect_pay", "mcp://gateway/effects/pay", true));
   }
 
   private static final class EffectRecord implements Tool {
@@ -42,19 +45,36 @@ public final class EffectsToolProvider implements ToolProvider {
     /** Guards appends to the effects file. */
     private final ReentrantLock lock = new ReentrantLock();
 
-    EffectRecord(Path file) {
+    private final String name;
+    private final String capability;
+    private final boolean external;
+
+    EffectRecord(Path file, String name, String capability, boolean external) {
       this.file = file;
+      this.name = name;
+      this.capability = capability;
+      this.external = external;
+    }
+
+    @Override
+    public boolean external() {
+      return external;
+    }
+
+    @Override
+    public String catalogName() {
+      return external ? "effects/pay" : name;
     }
 
     @Override
     public ToolSpec spec() {
-      return new ToolSpec("effect_record", "Performs an external action that must never happen twice.",
+      return new ToolSpec(name, "Performs an external action that must never happen twice.",
           "{\"type\":\"object\",\"properties\":{\"note\":{\"type\":\"string\"}}}");
     }
 
     @Override
     public String capability() {
-      return "internal://effects";
+      return capability;
     }
 
     @Override

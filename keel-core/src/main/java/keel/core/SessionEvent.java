@@ -295,6 +295,103 @@ public sealed interface SessionEvent {
   }
 
   /**
+   * A requested external call needs a human's decision before it may run: its value is over the
+   * agent's threshold, a rule or a policy says so, or the agent is supervised. The call waits
+   * ({@code awaiting_approval} once it is the next call to run); the request is in the approvals
+   * inbox, written in the same append as this event.
+   *
+   * @param approvalId the approval's id in the inbox
+   * @param tool the tool as policies name it, {@code <server>/<tool>}
+   * @param arguments the call's arguments as the model wrote them (JSON object text)
+   * @param valueUsd the action's value, from the tool's value expression; zero when it has none
+   * @param reasons why it needs approval, each naming the rule that said so
+   * @param expiresAt when the request counts as denied if nobody decided it
+   * @param principal who the call would be made as ({@code agent:<name>})
+   * @param requester who started the (root) session; never allowed to decide it
+   */
+  record ApprovalRequested(
+      String callId,
+      String approvalId,
+      String tool,
+      String arguments,
+      java.math.BigDecimal valueUsd,
+      List<PolicyReason> reasons,
+      java.time.Instant expiresAt,
+      String principal,
+      String requester)
+      implements SessionEvent {
+    public ApprovalRequested {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(approvalId, "approvalId");
+      Objects.requireNonNull(tool, "tool");
+      Objects.requireNonNull(arguments, "arguments");
+      valueUsd = valueUsd == null ? java.math.BigDecimal.ZERO : valueUsd;
+      reasons = List.copyOf(reasons);
+      Objects.requireNonNull(expiresAt, "expiresAt");
+      Objects.requireNonNull(principal, "principal");
+      Objects.requireNonNull(requester, "requester");
+    }
+  }
+
+  /**
+   * A human (or the expiry of the request) decided a call that waited for approval. An approved
+   * call is checked again and then runs, with the edited arguments when the approver gave some; a
+   * denied or expired one is not run, and the model reads the decision and its reason as the call's
+   * result.
+   *
+   * @param decision {@code approved}, {@code denied} or {@code expired}
+   * @param by the operator who decided, or {@code keel:expiry}
+   * @param arguments the arguments the approver set instead of the model's; empty when unchanged
+   */
+  record ApprovalDecided(
+      String callId, String approvalId, String decision, String by, String reason, String arguments)
+      implements SessionEvent {
+    public ApprovalDecided {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(approvalId, "approvalId");
+      Objects.requireNonNull(decision, "decision");
+      Objects.requireNonNull(by, "by");
+      Objects.requireNonNull(reason, "reason");
+      arguments = arguments == null ? "" : arguments;
+      if (!decision.equals("approved") && !decision.equals("denied") && !decision.equals("expired")) {
+        throw new IllegalArgumentException(
+            "approval " + approvalId + ": decision must be approved, denied or expired, got \"" + decision + "\"");
+      }
+    }
+
+    /** Whether the call may run. */
+    public boolean approved() {
+      return decision.equals("approved");
+    }
+  }
+
+  /**
+   * A shadow-mode agent asked for an external call that changes something: it was recorded as a
+   * proposed action and not executed. The model is told so as the call's result.
+   *
+   * @param tool the tool as policies name it, {@code <server>/<tool>}
+   * @param valueUsd the action's value, from the tool's value expression; zero when it has none
+   * @param principal who the call would have been made as
+   */
+  record ActionProposed(
+      String callId, String tool, String arguments, java.math.BigDecimal valueUsd, String principal)
+      implements SessionEvent {
+    public ActionProposed {
+      Objects.requireNonNull(callId, "callId");
+      Objects.requireNonNull(tool, "tool");
+      Objects.requireNonNull(arguments, "arguments");
+      valueUsd = valueUsd == null ? java.math.BigDecimal.ZERO : valueUsd;
+      Objects.requireNonNull(principal, "principal");
+    }
+
+    /** What the model reads as the call's result. */
+    public String told() {
+      return "not executed: the agent runs in shadow mode, so \"" + tool
+          + "\" was recorded as a proposed action for a human to review; nothing happened";
+    }
+  }
+
+  /**
    * A tool call is about to run. Recorded durably before the tool is invoked.
    *
    * @param attempt 1 for the first run, higher when an idempotent call is re-run after a crash

@@ -29,7 +29,10 @@ public final class SessionLifecycle {
           SessionEvent.SessionFailed.class,
           SessionEvent.SessionCancelled.class,
           SessionEvent.BudgetBlocked.class,
-          SessionEvent.BudgetWarning.class);
+          SessionEvent.BudgetWarning.class,
+          SessionEvent.ApprovalRequested.class,
+          SessionEvent.ApprovalDecided.class,
+          SessionEvent.ActionProposed.class);
 
   private static final Map<SessionStatus, Set<Class<? extends SessionEvent>>> ALLOWED =
       new EnumMap<>(SessionStatus.class);
@@ -58,6 +61,9 @@ public final class SessionLifecycle {
         Set.of(
             SessionEvent.ToolOutcomeResolved.class,
             SessionEvent.SessionResumed.class,
+            // approvals of later calls are requested together, and their decisions arrive in any order
+            SessionEvent.ApprovalRequested.class,
+            SessionEvent.ApprovalDecided.class,
             SessionEvent.ToolOutcomeUnknown.class,
             SessionEvent.StepInterrupted.class,
             SessionEvent.InputRejected.class,
@@ -67,6 +73,7 @@ public final class SessionLifecycle {
         SessionStatus.AWAITING_SUBAGENT,
         Set.of(
             SessionEvent.SubagentCompleted.class,
+            SessionEvent.ApprovalDecided.class,
             SessionEvent.InputRejected.class,
             SessionEvent.SessionFailed.class,
             SessionEvent.SessionCancelled.class));

@@ -331,7 +331,41 @@ public final class SessionState {
         }
         pending.remove(i);
         conversation.add(new Message.ToolResult(p.call().id(), p.call().name(), e.result(), e.error()));
-        status = pending.isEmpty() ? SessionStatus.RUNNABLE : SessionStatus.RUNNING;
+        status = pending.isEmpty() ? SessionStatus.RUNNABLE : firstAwaitsApproval() ? SessionStatus.AWAITING_APPROVAL : SessionStatus.RUNNING;
+      }
+      case SessionEvent.ApprovalRequested e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.REQUESTED) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": ApprovalRequested for tool call \"" + e.callId()
+                  + "\", which is " + p.state().name().toLowerCase(java.util.Locale.ROOT) + ", not requested");
+        }
+        pending.set(i, new PendingCall(p.call(), PendingCall.CallState.AWAITING_APPROVAL, "", false, 0, "", "", e.approvalId()));
+        status = statusOfPending();
+      }
+      case SessionEvent.ApprovalDecided e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.get(i);
+        if (p.state() != PendingCall.CallState.AWAITING_APPROVAL || !p.approvalId().equals(e.approvalId())) {
+          throw new IllegalStateException(
+              "session " + sessionId + ": ApprovalDecided for tool call \"" + e.callId() + "\" and approval "
+                  + e.approvalId() + ", but that call is not waiting for that approval");
+        }
+        if (e.approved()) {
+          ToolCall call = e.arguments().isEmpty() ? p.call() : new ToolCall(p.call().id(), p.call().name(), e.arguments());
+          pending.set(i, new PendingCall(call, PendingCall.CallState.APPROVED, "", false, 0, "", "", e.approvalId()));
+        } else {
+          pending.remove(i);
+          conversation.add(new Message.ToolResult(p.call().id(), p.call().name(), Content.inline(deniedText(e)), true));
+        }
+        status = statusOfPending();
+      }
+      case SessionEvent.ActionProposed e -> {
+        int i = indexOf(sessionId, e.callId());
+        PendingCall p = pending.remove(i);
+        conversation.add(new Message.ToolResult(p.call().id(), p.call().name(), Content.inline(e.told()), false));
+        status = statusOfPending();
       }
       case SessionEvent.ToolCallStarted e -> {
         int i = indexOf(sessionId, e.callId());
@@ -382,7 +416,7 @@ public final class SessionState {
                   e.resolution().equals("failed")));
         }
         status =
-            pending.stream().anyMatch(c -> c.state() == PendingCall.CallState.OUTCOME_UNKNOWN)
+            pending.stream().anyMatch(c -> c.state() == PendingCall.CallState.OUTCOME_UNKNOWN) || firstAwaitsApproval()
                 ? SessionStatus.AWAITING_APPROVAL
                 : pending.isEmpty() ? SessionStatus.RUNNABLE : SessionStatus.RUNNING;
       }
@@ -437,7 +471,39 @@ public final class SessionState {
   private void afterCallEnded() {
     if (pending.isEmpty()) {
       status = SessionStatus.RUNNABLE;
+    } else if (firstAwaitsApproval()) {
+      // the next call in the model's order waits for a human: nothing runs past it
+      status = SessionStatus.AWAITING_APPROVAL;
     }
+  }
+
+  private boolean firstAwaitsApproval() {
+    return !pending.isEmpty() && pending.getFirst().state() == PendingCall.CallState.AWAITING_APPROVAL;
+  }
+
+  /**
+   * The status while calls of a step are pending: the calls run in the model's order, so the first
+   * pending call says what the session waits for.
+   */
+  private SessionStatus statusOfPending() {
+    if (pending.isEmpty()) {
+      return SessionStatus.RUNNABLE;
+    }
+    if (pending.stream().anyMatch(c -> c.state() == PendingCall.CallState.OUTCOME_UNKNOWN)) {
+      return SessionStatus.AWAITING_APPROVAL;
+    }
+    return switch (pending.getFirst().state()) {
+      case AWAITING_APPROVAL, OUTCOME_UNKNOWN -> SessionStatus.AWAITING_APPROVAL;
+      case SPAWNED -> SessionStatus.AWAITING_SUBAGENT;
+      case REQUESTED, AUTHORIZED, STARTED, APPROVED -> SessionStatus.RUNNING;
+    };
+  }
+
+  /** What the model reads when a human denied a call, or nobody decided it in time. */
+  static String deniedText(SessionEvent.ApprovalDecided e) {
+    return e.decision().equals("expired")
+        ? "not run: the approval request expired without a decision (" + e.reason() + "); treat it as denied"
+        : "not run: denied by " + e.by() + ": " + e.reason();
   }
 
   private int indexOf(String sessionId, String callId) {

@@ -27,6 +27,8 @@ class GoldenHistoryTest {
     "subagent-parent.jsonl, idle, planner got: researched, 11, 2",
     "subagent-child.jsonl, completed, researched, 11, 2",
     "budget-blocked-raised.jsonl, idle, done, 27, 5",
+    "approvals-several-calls.jsonl, completed, 'done: bank/pay done: {\"amount\":5}', 17, 2",
+    "shadow-proposed.jsonl, completed, done, 11, 2",
   })
   void goldenHistory_decodesAndFoldsToTheRecordedEnd(
       String file, String status, String lastAnswer, int events, long modelCalls) throws IOException {

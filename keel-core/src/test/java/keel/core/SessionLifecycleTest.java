@@ -37,12 +37,13 @@ class SessionLifecycleTest {
         names(
             "ModelCalled ModelResponded ModelEscalated ModelDrifted ToolCallAuthorized ToolCallDenied ToolCallStarted"
                 + " ToolCallCompleted ToolOutcomeUnknown SubagentSpawned StepInterrupted InputRejected SessionFailed"
-                + " SessionCancelled BudgetBlocked BudgetWarning"));
+                + " SessionCancelled BudgetBlocked BudgetWarning ApprovalRequested ApprovalDecided ActionProposed"));
     EXPECTED.put(
         SessionStatus.AWAITING_APPROVAL,
-        names("ToolOutcomeResolved SessionResumed ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"));
+        names("ToolOutcomeResolved SessionResumed ToolOutcomeUnknown StepInterrupted InputRejected SessionFailed SessionCancelled"
+            + " ApprovalRequested ApprovalDecided"));
     EXPECTED.put(
-        SessionStatus.AWAITING_SUBAGENT, names("SubagentCompleted InputRejected SessionFailed SessionCancelled"));
+        SessionStatus.AWAITING_SUBAGENT, names("SubagentCompleted ApprovalDecided InputRejected SessionFailed SessionCancelled"));
     EXPECTED.put(SessionStatus.BUDGET_BLOCKED, names("BudgetUnblocked InputRejected SessionFailed SessionCancelled"));
     // an ended session still takes inputs out of its inbox, recording why they were not acted on
     EXPECTED.put(SessionStatus.COMPLETED, names("InputRejected"));
@@ -56,7 +57,8 @@ class SessionLifecycleTest {
 
   /**
    * One instance of every event type; call events name c1 (started), c2 (outcome unknown), c3
-   * (requested, a sub-agent call) or c4 (spawned, waiting for child s-c4).
+   * (requested, a sub-agent call), c4 (spawned, waiting for child s-c4) or c5 (waiting for
+   * approval apr-5).
    */
   private static final List<SessionEvent> SAMPLES =
       List.of(
@@ -84,6 +86,11 @@ class SessionLifecycleTest {
               "usd_per_day", java.math.BigDecimal.TEN, new java.math.BigDecimal("9.5"), java.math.BigDecimal.ONE,
               java.math.BigDecimal.ONE, java.time.Instant.parse("2026-01-02T00:00:00Z")),
           new SessionEvent.BudgetUnblocked("usd_per_day", "window_ended"),
+          new SessionEvent.ApprovalRequested("c3", "apr-3", "ledger/post", "{}", java.math.BigDecimal.TEN,
+              List.of(new PolicyReason("spec.mode", "supervised")), java.time.Instant.parse("2026-01-02T00:00:00Z"),
+              "agent:helper", "user:ann"),
+          new SessionEvent.ApprovalDecided("c5", "apr-5", "approved", "op:bob", "ok", ""),
+          new SessionEvent.ActionProposed("c3", "ledger/post", "{}", java.math.BigDecimal.ONE, "agent:helper"),
           new SessionEvent.BudgetWarning(
               "calls_per_hour", java.math.BigDecimal.TEN, java.math.BigDecimal.valueOf(8),
               java.time.Instant.parse("2026-01-01T11:00:00Z")));
@@ -167,7 +174,7 @@ class SessionLifecycleTest {
   void eventTypes_areTheSealedSet() {
     assertThat(SessionLifecycle.eventTypes())
         .containsExactlyInAnyOrder(SessionEvent.class.getPermittedSubclasses())
-        .hasSize(23);
+        .hasSize(26);
     assertThat(Arrays.stream(SessionEvent.class.getPermittedSubclasses()).map(Class::getSimpleName))
         .doesNotHaveDuplicates();
   }
@@ -181,6 +188,7 @@ class SessionLifecycleTest {
     ToolCall c2 = Log.call("c2");
     ToolCall c3 = new ToolCall("c3", "agent_helper", "{\"task\":\"t\"}");
     ToolCall c4 = new ToolCall("c4", "agent_helper", "{\"task\":\"u\"}");
+    ToolCall c5 = new ToolCall("c5", "ledger_post", "{\"amount\":5}");
     return SessionState.restore(
         new SessionState.Snapshot(
             "helper",
@@ -192,12 +200,13 @@ class SessionLifecycleTest {
             1,
             1,
             Log.USAGE,
-            List.of(new Message.User("hi"), new Message.Assistant("", List.of(c1, c2, c3, c4))),
+            List.of(new Message.User("hi"), new Message.Assistant("", List.of(c1, c2, c3, c4, c5))),
             List.of(
                 new PendingCall(c1, CallState.STARTED, "mcp://x", false, 1, "k1"),
                 new PendingCall(c2, CallState.OUTCOME_UNKNOWN, "mcp://x", false, 1, "k2"),
                 new PendingCall(c3, CallState.REQUESTED, "", false, 0, ""),
-                new PendingCall(c4, CallState.SPAWNED, "agent://helper", false, 1, "", "s-c4")),
+                new PendingCall(c4, CallState.SPAWNED, "agent://helper", false, 1, "", "s-c4"),
+                new PendingCall(c5, CallState.AWAITING_APPROVAL, "", false, 0, "", "", "apr-5")),
             "",
             "",
             false,

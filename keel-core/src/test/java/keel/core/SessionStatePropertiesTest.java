@@ -171,6 +171,18 @@ class SessionStatePropertiesTest {
                 if (choice % 4 == 1) {
                   out.add(new SessionEvent.SubagentSpawned(id, "agent://child", "s-child-" + id, "child", 3, "agent:helper", "jti-" + choice));
                 }
+                if (choice % 3 == 2) {
+                  out.add(approvalRequested(id, choice));
+                }
+                if (choice % 5 == 3) {
+                  out.add(new SessionEvent.ActionProposed(id, "ledger/post", p.call().arguments(),
+                      java.math.BigDecimal.valueOf(choice, 2), "agent:helper"));
+                }
+              }
+              case AWAITING_APPROVAL -> out.addAll(decisions(p, choice));
+              case APPROVED -> {
+                out.add(new SessionEvent.ToolCallAuthorized(id, "mcp://gateway/ledger", false, "agent:helper", "jti-" + choice));
+                out.add(new SessionEvent.ToolCallDenied(id, "the edited call breaks policy/no-big", "agent:helper", "jti-" + choice));
               }
               case AUTHORIZED -> out.add(new SessionEvent.ToolCallStarted(id, p.attempt() + 1, "key-" + id));
               case STARTED -> {
@@ -214,6 +226,10 @@ class SessionStatePropertiesTest {
               out.add(new SessionEvent.ToolOutcomeResolved(id, "retry", "", "op:bob"));
             } else if (p.state() == PendingCall.CallState.STARTED) {
               out.add(new SessionEvent.ToolOutcomeUnknown(id, "node died"));
+            } else if (p.state() == PendingCall.CallState.AWAITING_APPROVAL) {
+              out.addAll(decisions(p, choice));
+            } else if (p.state() == PendingCall.CallState.REQUESTED && choice % 2 == 0) {
+              out.add(approvalRequested(id, choice));
             }
           }
           out.add(new SessionEvent.StepInterrupted("operator"));
@@ -230,10 +246,31 @@ class SessionStatePropertiesTest {
           if (choice % 9 == 0) {
             out.add(new SessionEvent.InputRejected("early-" + choice, "the session waits for a sub-agent"));
           }
+          for (PendingCall p : state.pending()) {
+            if (p.state() == PendingCall.CallState.AWAITING_APPROVAL) {
+              out.addAll(decisions(p, choice));
+            }
+          }
         }
         default -> throw new IllegalStateException("the driver never reaches " + status);
       }
       return out;
+    }
+
+    private static SessionEvent approvalRequested(String callId, int choice) {
+      return new SessionEvent.ApprovalRequested(callId, "apr-" + callId + "-" + choice, "ledger/post", "{\"amount\":" + choice + "}",
+          java.math.BigDecimal.valueOf(choice, 1),
+          List.of(new PolicyReason("spec.approval.on_action_value_usd_gt", "over 10 USD")),
+          java.time.Instant.EPOCH.plusSeconds(choice), "agent:helper", "operator:ann");
+    }
+
+    private static List<SessionEvent> decisions(PendingCall p, int choice) {
+      String id = p.call().id();
+      return List.of(
+          new SessionEvent.ApprovalDecided(id, p.approvalId(), "approved", "operator:bob", "fine",
+              choice % 2 == 0 ? "" : "{\"amount\":1}"),
+          new SessionEvent.ApprovalDecided(id, p.approvalId(), "denied", "operator:bob", "too much", ""),
+          new SessionEvent.ApprovalDecided(id, p.approvalId(), "expired", "keel:expiry", "no decision in 24h", ""));
     }
 
     private SessionEvent input() {

@@ -26,6 +26,8 @@ import keel.core.SessionStatus;
  * @param lease the writer's lease on the session, when it runs the session under one: the append is
  *     refused unless that node still holds the session at that epoch (see {@link LeaseStore}); empty
  *     for a writer that needs no lease (one node per store)
+ * @param approvals approvals inbox rows the events request ({@code ApprovalRequested}), written in
+ *     the same transaction, so an approval is in the inbox exactly when its request is recorded
  * @param audit audit records of what these events record (an external call, a policy decision),
  *     chained into the audit log in the same transaction: both are stored, or neither (see {@link
  *     AuditStore})
@@ -41,6 +43,7 @@ public record Append(
     List<Cost> costs,
     List<BudgetStore.Settlement> settlements,
     Optional<LeaseStore.Lease> lease,
+    List<Approval> approvals,
     List<AuditRecord> audit) {
   public Append {
     Objects.requireNonNull(sessionId, "sessionId");
@@ -53,6 +56,13 @@ public record Append(
     settlements = List.copyOf(settlements);
     Objects.requireNonNull(lease, "lease");
     audit = List.copyOf(audit);
+    approvals = approvals == null ? List.of() : List.copyOf(approvals);
+    for (Approval a : approvals) {
+      if (!a.sessionId().equals(sessionId)) {
+        throw new IllegalArgumentException(
+            "append to session " + sessionId + " carries approval " + a.id() + " of session " + a.sessionId());
+      }
+    }
     if (lease.isPresent() && !lease.get().sessionId().equals(sessionId)) {
       throw new IllegalArgumentException(
           "append to session " + sessionId + " carries the lease of session " + lease.get().sessionId());
@@ -82,21 +92,6 @@ public record Append(
     }
   }
 
-  /** An append that writes no audit record. */
-  public Append(
-      String sessionId,
-      long expectedSeq,
-      List<PendingEvent> events,
-      SessionStatus status,
-      List<String> consumedInputs,
-      Optional<SessionState.Snapshot> snapshot,
-      List<Input> deliveries,
-      List<Cost> costs,
-      List<BudgetStore.Settlement> settlements,
-      Optional<LeaseStore.Lease> lease) {
-    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, List.of());
-  }
-
   /** An append written without a lease. */
   public Append(
       String sessionId,
@@ -108,14 +103,63 @@ public record Append(
       List<Input> deliveries,
       List<Cost> costs,
       List<BudgetStore.Settlement> settlements) {
-    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty());
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty(),
+        List.of(), List.of());
+  }
+
+  /** An append written without a lease, requesting {@code approvals}. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements,
+      List<Approval> approvals) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, Optional.empty(),
+        approvals, List.of());
+  }
+
+  /** An append with a lease, requesting {@code approvals}, writing no audit record. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements,
+      Optional<LeaseStore.Lease> lease,
+      List<Approval> approvals) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, approvals,
+        List.of());
+  }
+
+  /** An append with a lease and no approvals. */
+  public Append(
+      String sessionId,
+      long expectedSeq,
+      List<PendingEvent> events,
+      SessionStatus status,
+      List<String> consumedInputs,
+      Optional<SessionState.Snapshot> snapshot,
+      List<Input> deliveries,
+      List<Cost> costs,
+      List<BudgetStore.Settlement> settlements,
+      Optional<LeaseStore.Lease> lease) {
+    this(sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, List.of(), List.of());
   }
 
   /** This append, fenced by its writer's lease on the session. */
   public Append withLease(LeaseStore.Lease lease) {
     return new Append(
         sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements,
-        Optional.of(lease), audit);
+        Optional.of(lease), approvals, audit);
   }
 
   /** This append, also chaining {@code records} into the audit log (after any it already carries). */
@@ -126,7 +170,7 @@ public record Append(
     List<AuditRecord> all = new java.util.ArrayList<>(audit);
     all.addAll(records);
     return new Append(
-        sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, all);
+        sessionId, expectedSeq, events, status, consumedInputs, snapshot, deliveries, costs, settlements, lease, approvals, all);
   }
 
   /** The epoch this append is written under, recorded on each of its events; 0 without a lease. */

@@ -43,6 +43,11 @@ final class GroupCommitWriter implements AutoCloseable {
       this.connection = connection;
     }
 
+    /** The transaction's connection, for helpers written against a plain connection. */
+    Connection connection() {
+      return connection;
+    }
+
     PreparedStatement prepare(String sql) throws SQLException {
       PreparedStatement ps = statements.get(sql);
       if (ps == null) {

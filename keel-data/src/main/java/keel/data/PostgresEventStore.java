@@ -212,6 +212,14 @@ final class PostgresEventStore implements EventStore {
           for (Input d : a.deliveries()) {
             deliver(c, d);
           }
+          if (!a.approvals().isEmpty()) {
+            GroupCommitWriter.Tx t = new GroupCommitWriter.Tx(c);
+            try {
+              JdbcApprovalStore.insert(t, a.approvals());
+            } finally {
+              t.closeAll();
+            }
+          }
           if (a.snapshot().isPresent()) {
             try (PreparedStatement put =
                 c.prepareStatement(
@@ -241,7 +249,7 @@ final class PostgresEventStore implements EventStore {
    * Puts an input in another session's inbox, unless that session is gone or has ended. Its row is
    * locked first, as {@link #enqueue} does, so an append that ends it cannot slip in between.
    */
-  private static void deliver(Connection c, Input d) throws SQLException {
+  static void deliver(Connection c, Input d) throws SQLException {
     try (PreparedStatement st = c.prepareStatement("SELECT status FROM sessions WHERE id = ? FOR UPDATE")) {
       st.setString(1, d.sessionId());
       try (ResultSet rs = st.executeQuery()) {

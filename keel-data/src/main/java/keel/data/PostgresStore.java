@@ -34,6 +34,7 @@ final class PostgresStore implements Store {
   private final PostgresToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
   private final JdbcAuditStore audit;
+  private final JdbcApprovalStore approvals;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
   private final PostgresLeaseStore leases;
@@ -63,6 +64,7 @@ final class PostgresStore implements Store {
     // nodes share the rows: a reservation locks its windows, an audit append the chain head
     this.budgets = new JdbcBudgetStore(transactions, " FOR UPDATE");
     this.audit = new JdbcAuditStore(transactions, true, clock);
+    this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in));
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
     this.leases = new PostgresLeaseStore(tx, clock);
@@ -172,6 +174,11 @@ final class PostgresStore implements Store {
   @Override
   public ToolCatalogStore toolCatalog() {
     return toolCatalog;
+  }
+
+  @Override
+  public ApprovalStore approvals() {
+    return approvals;
   }
 
   @Override

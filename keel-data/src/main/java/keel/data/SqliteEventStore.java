@@ -195,6 +195,7 @@ final class SqliteEventStore implements EventStore {
           for (Input d : a.deliveries()) {
             deliver(tx, d);
           }
+          JdbcApprovalStore.insert(tx, a.approvals());
           if (a.snapshot().isPresent()) {
             SessionState.Snapshot snap = a.snapshot().get();
             PreparedStatement put =
@@ -228,7 +229,7 @@ final class SqliteEventStore implements EventStore {
   }
 
   /** Puts an input in another session's inbox, unless that session is gone or has ended. */
-  private static void deliver(GroupCommitWriter.Tx tx, Input d) throws SQLException {
+  static void deliver(GroupCommitWriter.Tx tx, Input d) throws SQLException {
     PreparedStatement st = tx.prepare("SELECT status FROM sessions WHERE id = ?");
     st.setString(1, d.sessionId());
     try (ResultSet rs = st.executeQuery()) {

@@ -38,6 +38,7 @@ final class SqliteStore implements Store {
   private final SqliteToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
   private final JdbcAuditStore audit;
+  private final JdbcApprovalStore approvals;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
   private final SqliteLeaseStore leases;
@@ -67,6 +68,7 @@ final class SqliteStore implements Store {
     // the single writer makes each reservation and each audit append atomic: no row locks needed
     this.budgets = new JdbcBudgetStore(transactions, "");
     this.audit = new JdbcAuditStore(transactions, false, clock);
+    this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver);
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
     this.leases = new SqliteLeaseStore(readers, writer, clock);
@@ -177,6 +179,11 @@ final class SqliteStore implements Store {
   @Override
   public ToolCatalogStore toolCatalog() {
     return toolCatalog;
+  }
+
+  @Override
+  public ApprovalStore approvals() {
+    return approvals;
   }
 
   @Override

@@ -28,6 +28,8 @@ public interface Store extends AutoCloseable {
 
   /** The MCP gateway's tool catalog: every schema version of every upstream tool. */
   ToolCatalogStore toolCatalog();
+  /** The approvals inbox: external calls that wait for a human, and their decisions. */
+  ApprovalStore approvals();
 
   /** Agents' budgets: what each has spent and reserved per budget window. */
   BudgetStore budgets();

@@ -82,6 +82,16 @@ public final class AgentCatalog {
     active.invalidate(name);
   }
 
+  /**
+   * The active {@code kind: Policy} descriptors, read from the inventory on every call, so a policy
+   * applied (or removed) takes effect for the next external call on every node.
+   */
+  public java.util.List<keel.core.PolicyDescriptor> policies() {
+    return inventory.latestOfKind("Policy").stream()
+        .map(r -> (keel.core.PolicyDescriptor) Descriptors.fromCanonicalJson("Policy", r.spec()))
+        .toList();
+  }
+
   /** An agent descriptor with its revision number. */
   public record Versioned(AgentDescriptor agent, int revision) {}
 }

@@ -82,6 +82,8 @@ final class SessionRunner implements Scheduler.Runner {
   private static final int MAX_TOOL_OUTPUT_CHARS = 1 << 20;
   private static final int MODEL_ATTEMPTS = 3;
   private static final Duration MAX_INLINE_RETRY_WAIT = Duration.ofSeconds(10);
+  /** How long an approval waits when the agent does not say ({@code spec.approval.expires_after}). */
+  static final Duration DEFAULT_APPROVAL_EXPIRY = Duration.ofHours(24);
 
   /** What the scheduler should do after a run. */
   sealed interface Outcome {
@@ -109,6 +111,8 @@ final class SessionRunner implements Scheduler.Runner {
   private final TokenPresenter presenter;
   private final Consumer<String> wake;
   private final Metering metering;
+  private final keel.control.Policies policies;
+  private final Consumer<keel.data.Approval> approvalRequested;
 
   /**
    * @param identity issues and checks the sessions' tokens
@@ -126,8 +130,9 @@ final class SessionRunner implements Scheduler.Runner {
       Identity identity,
       TokenPresenter presenter,
       Consumer<String> wake,
-
-      Metering metering) {
+      Metering metering,
+      keel.control.Policies policies,
+      Consumer<keel.data.Approval> approvalRequested) {
     this.store = store;
     this.catalog = catalog;
     this.gateway = gateway;
@@ -139,6 +144,8 @@ final class SessionRunner implements Scheduler.Runner {
     this.presenter = presenter;
     this.wake = wake;
     this.metering = metering;
+    this.policies = policies;
+    this.approvalRequested = approvalRequested;
   }
 
   @Override
@@ -172,6 +179,12 @@ final class SessionRunner implements Scheduler.Runner {
     private final List<Input> deliveries = new ArrayList<>();
     /** Audit records of the staged events, written with them. */
     private final List<keel.data.AuditRecord> audit = new ArrayList<>();
+    /** Approvals inbox rows requested by staged events, written with the next flush. */
+    private final List<keel.data.Approval> approvals = new ArrayList<>();
+    /** Pending approvals whose calls no longer wait (an interruption, the end), closed after the next flush. */
+    private final java.util.Set<String> withdrawn = new java.util.LinkedHashSet<>();
+    /** Calls of this step whose approvals were already looked at in this run. */
+    private final java.util.Set<String> prechecked = new java.util.HashSet<>();
     /** The session's token; replaced when near expiry. */
     private SessionToken token;
     private long flushedSeq;
@@ -214,6 +227,10 @@ final class SessionRunner implements Scheduler.Runner {
             return suspend();
           }
           stage(new SessionEvent.InputRejected(in.inputId(), "the session is " + status.wireName()), in);
+          continue;
+        }
+        if ((status == SessionStatus.RUNNING || status == SessionStatus.AWAITING_APPROVAL
+                || status == SessionStatus.AWAITING_SUBAGENT) && decideIfAnswered()) {
           continue;
         }
         Outcome outcome =
@@ -281,10 +298,15 @@ final class SessionRunner implements Scheduler.Runner {
       if (interruptIfAsked()) {
         return null;
       }
+      if (requestApprovalsAhead()) {
+        return null;
+      }
       PendingCall p = pending.getFirst();
       String span = toolSpan(p.call().id());
       switch (p.state()) {
         case REQUESTED -> authorizeAndRun(p, span);
+        case APPROVED -> runApproved(p, span);
+        case AWAITING_APPROVAL -> throw new IllegalStateException("a call waiting for approval keeps the session awaiting it");
         case AUTHORIZED -> {
           Optional<Tool> tool = tools.tool(p.call().name());
           if (tool.isEmpty()) {
@@ -354,6 +376,24 @@ final class SessionRunner implements Scheduler.Runner {
               deny(call, "invalid arguments for " + call.name() + ": " + String.join("; ", problems), Optional.of(v.token()), span);
               return;
             }
+            if (tool.get().external()) {
+              switch (policies.decide(policyCall(tool.get(), call.arguments()))) {
+                case keel.control.Policies.Decision.Deny d -> {
+                  deny(call, denial(d), Optional.of(v.token()), span);
+                  return;
+                }
+                case keel.control.Policies.Decision.Propose pr -> {
+                  stage(new SessionEvent.ActionProposed(call.id(), tool.get().catalogName(), call.arguments(), pr.valueUsd(),
+                      v.token().principal()), span);
+                  return;
+                }
+                case keel.control.Policies.Decision.RequireApproval ra -> {
+                  requestApproval(call, tool.get(), ra, v.token(), span);
+                  return;
+                }
+                case keel.control.Policies.Decision.Allow a -> {}
+              }
+            }
             if (blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), call.id()), span)) {
               return;
             }
@@ -365,6 +405,149 @@ final class SessionRunner implements Scheduler.Runner {
           }
         }
       }
+    }
+
+    /**
+     * Asks for every approval the step's calls need at once, so approvers see them together; the
+     * calls still run in the model's order. A call that fails its token, argument or deny checks is
+     * left alone here: it is refused when its turn comes. Returns true when something was staged.
+     */
+    private boolean requestApprovalsAhead() {
+      boolean staged = false;
+      for (PendingCall p : List.copyOf(state.pending())) {
+        if (p.state() != PendingCall.CallState.REQUESTED || !prechecked.add(p.call().id())) {
+          continue;
+        }
+        Optional<Tool> tool = tools.tool(p.call().name());
+        if (tool.isEmpty() || !tool.get().external()) {
+          continue;
+        }
+        if (!(identity.authorize(presenter.present(tool.get().capability(), token()), record.id(), tool.get().capability())
+            instanceof Identity.Verdict.Verified v)) {
+          continue;
+        }
+        if (!ToolArguments.of(tool.get().spec()).problems(p.call().arguments()).isEmpty()) {
+          continue;
+        }
+        if (policies.decide(policyCall(tool.get(), p.call().arguments())) instanceof keel.control.Policies.Decision.RequireApproval ra) {
+          requestApproval(p.call(), tool.get(), ra, v.token(), toolSpan(p.call().id()));
+          staged = true;
+        }
+      }
+      return staged;
+    }
+
+    /** Records that a call waits for a human, with its inbox row in the same append. */
+    private void requestApproval(
+        ToolCall call, Tool tool, keel.control.Policies.Decision.RequireApproval ra, SessionToken who, String span) {
+      String id = approvalId(call);
+      java.time.Instant now = clock.instant();
+      java.time.Instant expires = now.plus(agent.spec().approval().flatMap(AgentDescriptor.ApprovalSpec::expiresAfter)
+          .orElse(DEFAULT_APPROVAL_EXPIRY));
+      String requester = state.chain().isEmpty() ? "" : state.chain().getFirst();
+      stage(new SessionEvent.ApprovalRequested(call.id(), id, tool.catalogName(), call.arguments(), ra.valueUsd(),
+          ra.reasons(), expires, who.principal(), requester), span);
+      approvals.add(keel.data.Approval.pending(id, record.id(), call.id(), agent.name(), record.owner(), tool.catalogName(),
+          call.arguments(), ra.valueUsd(), ra.reasons(), who.principal(), requester, reasoning(call), now, expires));
+    }
+
+    /** The model's text of the step that asked for {@code call}: why it wants the action. */
+    private String reasoning(ToolCall call) {
+      List<Message> conversation = state.conversation();
+      for (int i = conversation.size() - 1; i >= 0; i--) {
+        if (conversation.get(i) instanceof Message.Assistant a && a.toolCalls().stream().anyMatch(c -> c.id().equals(call.id()))) {
+          return a.text();
+        }
+      }
+      return "";
+    }
+
+    /** The id of a call's approval: derived from its key, so a step redone after a crash asks under the same id. */
+    private String approvalId(ToolCall call) {
+      try {
+        byte[] h = java.security.MessageDigest.getInstance("SHA-256")
+            .digest(idempotencyKey(call).getBytes(java.nio.charset.StandardCharsets.UTF_8));
+        return "apr_" + java.util.HexFormat.of().formatHex(h, 0, 12);
+      } catch (java.security.NoSuchAlgorithmException e) {
+        throw new IllegalStateException(e);
+      }
+    }
+
+    private keel.control.Policies.Call policyCall(Tool tool, String arguments) {
+      String principal = state.chain().isEmpty() ? "" : state.chain().getFirst();
+      return new keel.control.Policies.Call(agent, tool.catalogName(), tool.sideEffects() == Tool.SideEffects.READ_ONLY,
+          arguments, tool.valueUsdExpression(),
+          new keel.control.Policies.SessionInfo(record.id(), record.rootId(), state.parentSessionId(), principal,
+              state.stepsSinceInput()),
+          clock.instant(), catalog.policies());
+    }
+
+    private static String denial(keel.control.Policies.Decision.Deny d) {
+      return "denied by " + d.reason().rule() + ": " + d.reason().reason();
+    }
+
+    /**
+     * A call a human approved, with the arguments the human left: it is checked again (token and
+     * grant, arguments, deny rules) before it runs, so an edit never bypasses a rule.
+     */
+    private void runApproved(PendingCall p, String span) {
+      ToolCall call = p.call();
+      Optional<Tool> tool = tools.tool(call.name());
+      if (tool.isEmpty()) {
+        stage(new SessionEvent.ToolCallDenied(call.id(), "the tool \"" + call.name() + "\" is no longer available"), span);
+        return;
+      }
+      Optional<SessionToken> verified = reauthorize(p, tool.get(), span);
+      if (verified.isEmpty()) {
+        return;
+      }
+      List<String> problems = ToolArguments.of(tool.get().spec()).problems(call.arguments());
+      if (!problems.isEmpty()) {
+        deny(call, "invalid arguments for " + call.name() + " as approved: " + String.join("; ", problems), verified, span);
+        return;
+      }
+      if (policies.recheck(policyCall(tool.get(), call.arguments())) instanceof keel.control.Policies.Decision.Deny d) {
+        deny(call, "approved, but the call as approved is " + denial(d), verified, span);
+        return;
+      }
+      if (blockedByBudget(meter.beforeToolCall(agent, state, tool.get(), call.id()), span)) {
+        return;
+      }
+      stage(new SessionEvent.ToolCallAuthorized(
+          call.id(), tool.get().capability(), tool.get().idempotent(), verified.get().principal(), verified.get().tokenId()), span);
+      String key = idempotencyKey(call);
+      stage(new SessionEvent.ToolCallStarted(call.id(), 1, key), span);
+      execute(tool.get(), call, span, key, verified.get());
+    }
+
+    /**
+     * Takes a decision from the inbox, if one arrived, and records it for the call that waits for
+     * it; a decision nothing waits for is rejected. Returns true when something was staged.
+     */
+    private boolean decideIfAnswered() {
+      Optional<Input> in = take(keel.data.ApprovalStore.DECISION_KIND);
+      if (in.isEmpty()) {
+        return false;
+      }
+      Input input = in.get();
+      Optional<JsonNode> parsed = jsonBody(input, "the approval decision");
+      if (parsed.isEmpty()) {
+        return true;
+      }
+      JsonNode body = parsed.get();
+      String approvalId = body.path("approval_id").asString("");
+      String decision = body.path("decision").asString("");
+      Optional<PendingCall> waiting = state.pending().stream()
+          .filter(p -> p.state() == PendingCall.CallState.AWAITING_APPROVAL && p.approvalId().equals(approvalId))
+          .findFirst();
+      if (waiting.isEmpty() || !List.of("approved", "denied", "expired").contains(decision)) {
+        stage(new SessionEvent.InputRejected(input.inputId(), "no tool call is waiting for approval " + approvalId), input);
+        return true;
+      }
+      String callId = waiting.get().call().id();
+      stage(new SessionEvent.ApprovalDecided(callId, approvalId, decision, input.sender(), body.path("reason").asString(""),
+          body.path("arguments").asString("")), input, toolSpan(callId));
+      return true;
     }
 
     /** A call authorized before (a retry, a re-run after a crash) is checked again before it runs. */
@@ -896,6 +1079,14 @@ final class SessionRunner implements Scheduler.Runner {
     }
 
     private void stage(SessionEvent event, String span) {
+      if (event instanceof SessionEvent.StepInterrupted || event instanceof SessionEvent.SessionCancelled
+          || event instanceof SessionEvent.SessionFailed) {
+        for (PendingCall p : state.pending()) {
+          if (p.state() == PendingCall.CallState.AWAITING_APPROVAL) {
+            withdrawn.add(p.approvalId());
+          }
+        }
+      }
       StoredEvent stored =
           new StoredEvent(record.id(), state.lastSeq() + 1, clock.instant(), node, record.traceId(), span, event);
       audit.addAll(AuditTrail.of(state, record.id(), event, tools::tool));
@@ -914,6 +1105,7 @@ final class SessionRunner implements Scheduler.Runner {
           sinceSnapshot >= SNAPSHOT_MIN_EVENTS && sinceSnapshot >= state.conversation().size();
       List<String> consumedNow = List.copyOf(consumed);
       List<Input> deliveredNow = List.copyOf(deliveries);
+      List<keel.data.Approval> requestedNow = List.copyOf(approvals);
       store.events()
           .append(
               new Append(
@@ -926,7 +1118,8 @@ final class SessionRunner implements Scheduler.Runner {
                   deliveredNow,
 
                   meter.costs(state.lastSeq()),
-                  meter.settlements()).withAudit(List.copyOf(audit)));
+                  meter.settlements(),
+                  requestedNow).withAudit(List.copyOf(audit)));
       meter.flushed();
       flushedSeq = state.lastSeq();
       if (snapshotDue) {
@@ -940,8 +1133,27 @@ final class SessionRunner implements Scheduler.Runner {
       consumed.clear();
       deliveries.clear();
       audit.clear();
+      approvals.clear();
       for (Input d : deliveredNow) {
         wake.accept(d.sessionId());
+      }
+      for (keel.data.Approval a : requestedNow) {
+        try {
+          approvalRequested.accept(a);
+        } catch (RuntimeException e) {
+          LOG.warn("session {}: an approval listener failed: {}", record.id(), e.toString());
+        }
+      }
+      if (!withdrawn.isEmpty()) {
+        java.util.Set<String> ids = java.util.Set.copyOf(withdrawn);
+        withdrawn.clear();
+        try {
+          store.approvals().withdraw(record.id(), ids, "the call no longer waits: the session is "
+              + state.status().orElseThrow().wireName(), clock.instant());
+        } catch (KeelException e) {
+          // the calls no longer wait whatever the inbox says; a decision for them is rejected
+          LOG.warn("session {}: could not withdraw approvals {}: {}", record.id(), ids, e.getMessage());
+        }
       }
     }
   }

@@ -52,6 +52,7 @@ public final class SessionService implements AutoCloseable {
   /** When the sweep last purged old budget windows, in epoch milliseconds of the clock. */
   private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
   private final List<RunListener> runListeners;
+  private final List<ApprovalListener> approvalListeners;
 
   private SessionService(
       Store store,
@@ -63,8 +64,10 @@ public final class SessionService implements AutoCloseable {
       Identity identity,
       Budgets budgets,
       BudgetWaits budgetWaits,
-      List<RunListener> runListeners) {
+      List<RunListener> runListeners,
+      List<ApprovalListener> approvalListeners) {
     this.runListeners = runListeners;
+    this.approvalListeners = approvalListeners;
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
@@ -149,8 +152,10 @@ public final class SessionService implements AutoCloseable {
     Metering metering = new Metering(budgets, prices, costs, waits, clock);
     // the runner wakes sessions through the scheduler, which is built around the runner
     java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
+    List<ApprovalListener> approvalListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     SessionRunner runner = new SessionRunner(
-        store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering);
+        store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering,
+        new keel.control.Policies(), approval -> notifyApprovalRequested(approvalListeners, approval));
     List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     Scheduler scheduler =
         new Scheduler(
@@ -172,7 +177,8 @@ public final class SessionService implements AutoCloseable {
             });
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
-    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners);
+    SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners,
+        approvalListeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     return service;
   }
@@ -210,7 +216,95 @@ public final class SessionService implements AutoCloseable {
    * sessions this node does not already wait for (after a restart, or blocked by another node) are
    * woken too; each checks its budget and waits again if it is still exhausted.
    */
+  private static void notifyApprovalRequested(List<ApprovalListener> listeners, keel.data.Approval approval) {
+    notifyApproval(listeners, "requested", approval);
+  }
+
+  private static void notifyApproval(List<ApprovalListener> listeners, String what, keel.data.Approval approval) {
+    for (ApprovalListener l : listeners) {
+      try {
+        l.changed(what, approval);
+      } catch (RuntimeException e) {
+        LOG.warn("approval {}: a listener failed: {}", approval.id(), e.toString());
+      }
+    }
+  }
+
+  /**
+   * Registers a listener told when an approval on this node is requested, decided or expires (for
+   * notifications: the approvals stream, the webhook). It must be fast and must not block.
+   */
+  public void addApprovalListener(ApprovalListener listener) {
+    approvalListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
+  }
+
+  /** Told about approvals as they change. */
+  @FunctionalInterface
+  public interface ApprovalListener {
+    /**
+     * @param what {@code requested}, {@code decided} or {@code expired}
+     */
+    void changed(String what, keel.data.Approval approval);
+  }
+
+  /**
+   * Records a decision about a pending approval and hands it to its session, which then runs the
+   * call (checked again, with {@code arguments} when an approver edited them) or tells the model it
+   * was denied. Who may decide is the caller's business (the API checks it); this only records.
+   *
+   * @param arguments edited arguments as a JSON object text, or empty to keep the model's
+   * @throws KeelException.NotFound if there is no such approval
+   * @throws KeelException.Conflict if it was already decided, expired or withdrawn
+   * @throws KeelException.Invalid if the edited arguments are not a JSON object
+   */
+  public keel.data.Approval decideApproval(String approvalId, boolean approve, String by, String reason, String arguments) {
+    if (!arguments.isEmpty()) {
+      try {
+        if (!keel.core.EventCodec.mapper().readTree(arguments).isObject()) {
+          throw new KeelException.Invalid("arguments: expected a JSON object, got " + arguments);
+        }
+      } catch (tools.jackson.core.JacksonException e) {
+        throw new KeelException.Invalid("arguments: not valid JSON: " + e.getOriginalMessage());
+      }
+    }
+    keel.data.Approval decided = store.approvals().decide(approvalId,
+        approve ? keel.data.Approval.Status.APPROVED : keel.data.Approval.Status.DENIED, by, reason, arguments, clock.instant());
+    scheduler.wake(decided.sessionId());
+    notifyApproval(approvalListeners, "decided", store.approvals().find(approvalId).orElse(decided));
+    return store.approvals().find(approvalId).orElse(decided);
+  }
+
+  /**
+   * Decides every pending approval whose time is up as expired (which its session reads as a
+   * denial). Safe on many nodes at once: each approval is expired by exactly one of them.
+   *
+   * @return how many this call expired
+   */
+  public int expireApprovals() {
+    int n = 0;
+    for (keel.data.Approval a : store.approvals().due(clock.instant(), 500)) {
+      try {
+        keel.data.Approval expired = store.approvals().decide(a.id(), keel.data.Approval.Status.EXPIRED, "keel:expiry",
+            "nobody decided it by " + a.expiresAt(), "", clock.instant());
+        n++;
+        scheduler.wake(expired.sessionId());
+        notifyApproval(approvalListeners, "expired", store.approvals().find(a.id()).orElse(expired));
+      } catch (KeelException.Conflict decidedMeanwhile) {
+        // decided by a human, or expired by another node, between the read and the update
+      }
+    }
+    return n;
+  }
+
   private void sweep() {
+    try {
+      int expired = expireApprovals();
+      if (expired > 0) {
+        LOG.info("sweep: {} approvals expired", expired);
+      }
+    } catch (KeelException e) {
+      LOG.warn("sweep: could not expire approvals: {}", e.getMessage());
+    }
     // a budget-blocked session with a message waiting is woken by its own timer, not every sweep
     int woken = scheduler.sweep(
         store.events().sessionsWithWork(RECOVERY_BATCH).stream().filter(id -> !budgetWaits.registered(id)).toList());

@@ -95,6 +95,7 @@ public final class Trace {
     Map<String, Builder> toolSpans = new HashMap<>();
     Map<String, ToolCall> calls = new HashMap<>();
     Builder budget = null;
+    Map<String, Builder> approvalWaits = new HashMap<>();
     Instant last = first.at();
     for (StoredEvent se : events) {
       last = se.at();
@@ -224,6 +225,47 @@ public final class Trace {
           t.error = !e.resolution().equals("succeeded");
           t.attributes.put("keel.human.decision", e.resolution() + " by " + e.decidedBy());
         }
+        case SessionEvent.ApprovalRequested e -> {
+          // the human-decision point: a span from the request until someone (or the expiry) decides
+          Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
+          Builder wait = new Builder(se.spanId() + "-approval-" + se.seq(), "approval wait: " + e.tool(), "approval", se.at());
+          wait.attributes.put("keel.approval.id", e.approvalId());
+          wait.attributes.put("keel.approval.value_usd", e.valueUsd().toPlainString());
+          wait.attributes.put("keel.approval.reasons", String.join("; ", e.reasons().stream().map(Object::toString).toList()));
+          wait.attributes.put("keel.approval.expires_at", e.expiresAt().toString());
+          wait.attributes.put("keel.approval.requester", e.requester());
+          identity(wait, e.principal(), "");
+          t.children.add(wait);
+          approvalWaits.put(e.callId(), wait);
+        }
+        case SessionEvent.ApprovalDecided e -> {
+          Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
+          Builder wait = approvalWaits.remove(e.callId());
+          if (wait == null) {
+            wait = new Builder(se.spanId() + "-approval-" + se.seq(), "approval wait", "approval", se.at());
+            t.children.add(wait);
+          }
+          wait.end = se.at();
+          wait.error = !e.approved();
+          wait.attributes.put("keel.human.decision", e.decision() + " by " + e.by());
+          wait.attributes.put("keel.human.decided_by", e.by());
+          wait.attributes.put("keel.human.reason", e.reason());
+          if (!e.arguments().isEmpty()) {
+            wait.attributes.put("keel.approval.edited_arguments", abbreviate(e.arguments(), 200));
+          }
+          t.attributes.put("keel.decision", e.decision() + " by " + e.by() + ": " + e.reason());
+          if (!e.approved()) {
+            t.end = se.at();
+            t.error = true;
+          }
+        }
+        case SessionEvent.ActionProposed e -> {
+          Builder t = toolSpan(se, e.callId(), calls, toolSpans, parent(root, turn));
+          t.end = se.at();
+          t.attributes.put("keel.decision", "proposed (shadow mode), not executed");
+          t.attributes.put("keel.shadow.value_usd", e.valueUsd().toPlainString());
+          identity(t, e.principal(), "");
+        }
         case SessionEvent.StepInterrupted e -> event(parent(root, turn), se, "interrupted", e.reason(), false);
         case SessionEvent.InputRejected e -> event(parent(root, turn), se, "input rejected", e.reason(), false);
         case SessionEvent.SessionCompleted e -> root.end = se.at();
@@ -259,6 +301,11 @@ public final class Trace {
         case SessionEvent.BudgetWarning e ->
             event(parent(root, turn), se, "budget warning: " + e.kind(),
                 e.used().toPlainString() + " of " + e.limit().toPlainString() + " in the window ending " + e.windowEnd(), false);
+      }
+    }
+    for (Builder wait : approvalWaits.values()) {
+      if (root.end != null) {
+        wait.end = root.end;
       }
     }
     if (budget != null && root.end != null) {

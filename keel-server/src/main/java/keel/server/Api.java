@@ -66,6 +66,7 @@ final class Api {
   private final java.time.Clock clock;
   private final java.util.function.Supplier<String> metrics;
   private final Optional<keel.gateway.Gateway> gateway;
+  private final ApprovalsApi approvals;
 
   /** What the probes report. */
   interface Health {
@@ -93,6 +94,7 @@ final class Api {
     this.operators = operators;
     this.health = health;
     this.clock = clock;
+    this.approvals = new ApprovalsApi(sessions, store);
   }
 
   List<Route> routes() {
@@ -144,7 +146,15 @@ final class Api {
         new Route("GET", "/v1/tools", "The MCP gateway's tool catalog: each tool of the McpServers the caller may view, with its version, schema hash, side effects, price, whether its schema changed, and its schemas; starts servers not yet started. Optional server= filter.", Access.listed(Role.VIEWER), this::tools, Optional.empty(), 200),
         // the audit log
         new Route("GET", "/v1/audit", "Audit log entries, oldest first, filtered by kind, agent, owner, session, tool, since and until (UTC instants or dates), after (a sequence number, for paging) and limit (1 to 1000); only owners the caller may view.", Access.listed(Role.VIEWER), this::audit, Optional.empty(), 200),
-        new Route("GET", "/v1/audit/verify", "Walks the audit log's hash chain: intact (entries checked, head hash) or the first broken entry and why; expect_head=HASH also checks an externally kept earlier head is in the chain.", Access.global(Role.VIEWER), this::auditVerify, Optional.empty(), 200));
+        new Route("GET", "/v1/audit/verify", "Walks the audit log's hash chain: intact (entries checked, head hash) or the first broken entry and why; expect_head=HASH also checks an externally kept earlier head is in the chain.", Access.global(Role.VIEWER), this::auditVerify, Optional.empty(), 200),
+        // ---- approvals: external calls that wait for a human
+        new Route("GET", "/v1/approvals", "The approvals inbox (?status=pending|approved|denied|expired|withdrawn|all, default pending; ?agent=; ?limit=), newest first; only owners the caller may view.", Access.listed(Role.VIEWER), approvals::list, Optional.empty(), 200),
+        new Route("GET", "/v1/approvals/stream", "Server-sent events of approvals requested, decided and expired (on this node), for the owners the caller may view.", Access.listed(Role.VIEWER), approvals::stream, Optional.empty(), 200),
+        new Route("GET", "/v1/approvals/{id}", "One approval: the action, its value, the reasons (each naming its rule), the agent's reasoning, and the decision.", Access.listed(Role.VIEWER), approvals::get, Optional.empty(), 200),
+        new Route("POST", "/v1/approvals/{id}/approve", "Approve a pending call, optionally editing its arguments (the edited call is checked again). Needs approver for the agent's owner; never the session's requester; one of spec.approval.approvers when listed.", Access.listed(Role.APPROVER), approvals::approve,
+            Optional.of("{\"type\":\"object\",\"properties\":{\"reason\":{\"type\":\"string\"},\"arguments\":{\"type\":\"object\"}}}"), 200),
+        new Route("POST", "/v1/approvals/{id}/deny", "Deny a pending call with a reason, which the model reads. Same rules as approve.", Access.listed(Role.APPROVER), approvals::deny,
+            Optional.of("{\"type\":\"object\",\"required\":[\"reason\"],\"properties\":{\"reason\":{\"type\":\"string\"}}}"), 200));
   }
 
   void install(JavalinConfig cfg) {

@@ -96,6 +96,7 @@ final class Inventory {
     if (parsed.isEmpty()) {
       throw new KeelException.Invalid(source + ": no descriptors found");
     }
+    checkCel(parsed, source);
     List<InventoryStore.Change> changes = new ArrayList<>();
     for (Descriptor d : parsed) {
       changes.add(new InventoryStore.Change(d.kind(), d.name(), d.metadata().owner(), Descriptors.canonicalJson(d)));
@@ -125,6 +126,41 @@ final class Inventory {
       return results;
     } finally {
       applying.unlock();
+    }
+  }
+
+  /**
+   * Refuses a file whose CEL does not compile (policies' conditions, agents' approval rules),
+   * naming each descriptor, field and the error's position; nothing is applied.
+   */
+  private static void checkCel(List<Descriptor> parsed, String source) {
+    List<String> problems = new ArrayList<>();
+    for (Descriptor d : parsed) {
+      String where = source + ": " + d.kind().toLowerCase(java.util.Locale.ROOT) + "/" + d.name() + ": ";
+      switch (d) {
+        case keel.core.PolicyDescriptor p -> {
+          cel(problems, where + "spec.deny_when", p.spec().denyWhen());
+          cel(problems, where + "spec.require_approval_when", p.spec().requireApprovalWhen());
+        }
+        case AgentDescriptor a -> {
+          List<AgentDescriptor.ApprovalRule> rules = a.spec().approval().map(AgentDescriptor.ApprovalSpec::rules).orElse(List.of());
+          for (int i = 0; i < rules.size(); i++) {
+            cel(problems, where + "spec.approval.rules[" + i + "].when", rules.get(i).when());
+          }
+        }
+        default -> {}
+      }
+    }
+    if (!problems.isEmpty()) {
+      throw new KeelException.Invalid("invalid CEL; nothing was applied: " + String.join("; ", problems));
+    }
+  }
+
+  private static void cel(List<String> problems, String path, String expression) {
+    if (!expression.isEmpty()) {
+      for (String p : keel.control.Policies.validateRule(expression)) {
+        problems.add(path + ": " + p);
+      }
     }
   }
 

@@ -50,6 +50,8 @@ public final class KeelServer implements AutoCloseable {
   private final Metrics metrics;
   private final Optional<TraceExport> traceExport;
   private final Gateway gateway;
+  /** The approval webhook, when {@value ApprovalWebhook#URL_VARIABLE} names one; closed with the server. */
+  private volatile Optional<ApprovalWebhook> webhook = Optional.empty();
   private volatile boolean ready;
 
   private KeelServer(
@@ -107,6 +109,18 @@ public final class KeelServer implements AutoCloseable {
         return new TraceExport(opened, exporter(url), config.execution().node());
       });
       traceExport.ifPresent(t -> sessions.addRunListener((id, took) -> t.sessionSuspended(id)));
+      Optional<ApprovalWebhook> webhook = Optional.ofNullable(environment.get(ApprovalWebhook.URL_VARIABLE)).filter(u -> !u.isBlank())
+          .map(u -> {
+            java.net.URI uri;
+            try {
+              uri = java.net.URI.create(u.strip());
+            } catch (IllegalArgumentException e) {
+              throw new keel.core.KeelException.Invalid(ApprovalWebhook.URL_VARIABLE + ": not a URL: " + e.getMessage());
+            }
+            LOG.info("posting approval notifications to {}", uri.getHost());
+            return new ApprovalWebhook(uri, environment.getOrDefault(ApprovalWebhook.SECRET_VARIABLE, ""), java.time.Duration.ofSeconds(1));
+          });
+      webhook.ifPresent(w -> sessions.addApprovalListener(w::notify));
       Api api = new Api(sessions, store, inventory, operators, metrics::scrape, new Api.Health() {
         @Override
         public boolean ready() {
@@ -131,6 +145,7 @@ public final class KeelServer implements AutoCloseable {
       app.start();
       KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport, gateway);
       self[0] = server;
+      server.webhook = webhook;
       sessions.recover();
       server.ready = true;
       LOG.info("Keel is listening on {} (store {}, node {})", server.url(), store.describe(), config.execution().node());
@@ -250,6 +265,7 @@ public final class KeelServer implements AutoCloseable {
     app.stop();
     gateway.close();
     traceExport.ifPresent(TraceExport::close);
+    webhook.ifPresent(ApprovalWebhook::close);
     metrics.close();
     store.close();
     lock.close();

@@ -28,6 +28,45 @@ final class Views {
 
   private Views() {}
 
+  /** An approval of the inbox, with its action, value, reasons, the agent's reasoning and the decision. */
+  static ObjectNode approval(keel.data.Approval a) {
+    ObjectNode o = JSON.createObjectNode();
+    o.put("id", a.id());
+    o.put("status", a.status().wireName());
+    o.put("session_id", a.sessionId());
+    o.put("call_id", a.callId());
+    o.put("agent", a.agent());
+    o.put("owner", a.owner());
+    o.put("tool", a.tool());
+    try {
+      o.set("arguments", JSON.readTree(a.arguments()));
+    } catch (RuntimeException e) {
+      o.put("arguments", a.arguments());
+    }
+    o.put("value_usd", a.valueUsd().toPlainString());
+    ArrayNode reasons = o.putArray("reasons");
+    for (keel.core.PolicyReason r : a.reasons()) {
+      reasons.addObject().put("rule", r.rule()).put("reason", r.reason());
+    }
+    o.put("principal", a.principal());
+    o.put("requester", a.requester());
+    o.put("reasoning", a.reasoning());
+    o.put("requested_at", a.requestedAt().toString());
+    o.put("expires_at", a.expiresAt().toString());
+    a.decision().ifPresent(d -> {
+      ObjectNode dn = o.putObject("decision");
+      dn.put("by", d.by()).put("at", d.at().toString()).put("reason", d.reason());
+      if (!d.arguments().isEmpty()) {
+        try {
+          dn.set("arguments", JSON.readTree(d.arguments()));
+        } catch (RuntimeException e) {
+          dn.put("arguments", d.arguments());
+        }
+      }
+    });
+    return o;
+  }
+
   static ObjectNode session(SessionRecord r) {
     ObjectNode o = JSON.createObjectNode();
     o.put("id", r.id());
@@ -83,6 +122,9 @@ final class Views {
       c.put("attempt", p.attempt());
       if (!p.subagentSessionId().isEmpty()) {
         c.put("subagent_session_id", p.subagentSessionId());
+      }
+      if (!p.approvalId().isEmpty()) {
+        c.put("approval_id", p.approvalId());
       }
     }
     return o;

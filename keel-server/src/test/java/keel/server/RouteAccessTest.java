@@ -125,6 +125,11 @@ class RouteAccessTest {
     row("GET /v1/tools", need("viewer", Reach.SOMEWHERE), f -> get("/v1/tools"));
     row("GET /v1/audit", need("viewer", Reach.SOMEWHERE), f -> get("/v1/audit"));
     row("GET /v1/audit/verify", need("viewer", Reach.EVERYWHERE), f -> get("/v1/audit/verify"));
+    row("GET /v1/approvals", need("viewer", Reach.SOMEWHERE), f -> get("/v1/approvals"));
+    row("GET /v1/approvals/stream", need("viewer", Reach.SOMEWHERE), f -> get("/v1/approvals/stream"));
+    row("GET /v1/approvals/{id}", need("viewer", Reach.OWNER), f -> get("/v1/approvals/" + f.approval()));
+    row("POST /v1/approvals/{id}/approve", need("approver", Reach.OWNER), f -> post("/v1/approvals/" + f.approval() + "/approve", "{\"reason\":\"ok\"}"));
+    row("POST /v1/approvals/{id}/deny", need("approver", Reach.OWNER), f -> post("/v1/approvals/" + f.approval() + "/deny", "{\"reason\":\"no\"}"));
   }
 
   /** What each role includes, written out (approver does not include operator). */
@@ -218,6 +223,42 @@ class RouteAccessTest {
         return pendingRevision(); // the first apply of beta creates it, active at once
       }
       return result.get("revision").asInt();
+    }
+
+    private String approval;
+
+    /**
+     * A pending (or, once a row decided it, decided) approval of an agent of {@link #OWNER}, from a
+     * session the bootstrap admin started: a call over the agent's value threshold.
+     */
+    String approval() {
+      if (approval != null) {
+        return approval;
+      }
+      String yaml = """
+          apiVersion: agent.os/v1
+          kind: Agent
+          metadata: {name: payer, owner: team-a}
+          spec:
+            instructions: Pay.
+            model: {provider: scripted, name: s, script: [{turns: [{call: [{tool: bank_pay, args: {amount: 2000}}]}, {say: done}]}]}
+            tools: [mcp://gateway/bank]
+            approval: {on_action_value_usd_gt: 1000}
+          """;
+      Response applied = send(post("/v1/apply", EventCodec.mapper().createObjectNode().put("yaml", yaml).put("source", "payer.yaml").toString()),
+          Optional.of(rootToken));
+      assertThat(applied.status()).as(applied.body()).isEqualTo(200);
+      Response started = send(post("/v1/sessions", "{\"agent\":\"payer\",\"message\":\"pay\"}"), Optional.of(rootToken));
+      assertThat(started.status()).as(started.body()).isEqualTo(201);
+      org.awaitility.Awaitility.await().atMost(Duration.ofSeconds(10)).until(() -> {
+        JsonNode list = EventCodec.mapper().readTree(send(get("/v1/approvals?agent=payer"), Optional.of(rootToken)).body()).get("approvals");
+        if (list.isEmpty()) {
+          return false;
+        }
+        approval = list.get(0).get("id").asString();
+        return true;
+      });
+      return approval;
     }
 
     String uniqueName() {

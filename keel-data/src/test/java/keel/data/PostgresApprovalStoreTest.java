@@ -1,0 +1,24 @@
+package keel.data;
+
+import java.time.Clock;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/** The approvals store contract, unchanged, against a real PostgreSQL; the second node is a separate pool. */
+class PostgresApprovalStoreTest extends ApprovalStoreContract {
+
+  private static final PostgresConfig DATABASE = TestPostgres.newDatabase("approvals");
+  private static final AtomicInteger SCHEMAS = new AtomicInteger();
+
+  private PostgresConfig current;
+
+  @Override
+  protected Store openStore(String node, Clock clock) {
+    current = DATABASE.withSchema("t" + SCHEMAS.incrementAndGet());
+    return Store.postgresql(current, node, clock);
+  }
+
+  @Override
+  protected Store openPeer(String node, Clock clock) {
+    return Store.postgresql(current, node, clock);
+  }
+}

@@ -1,0 +1,213 @@
+package keel.server;
+
+import io.javalin.http.Context;
+import java.io.IOException;
+import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.ArrayBlockingQueue;
+import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.TimeUnit;
+import java.util.function.Predicate;
+import keel.control.ApprovalAuthority;
+import keel.control.Caller;
+import keel.control.Role;
+import keel.core.AgentDescriptor;
+import keel.core.KeelException;
+import keel.data.Approval;
+import keel.data.ApprovalStore;
+import keel.data.SessionRecord;
+import keel.data.Store;
+import keel.execution.SessionService;
+import tools.jackson.databind.JsonNode;
+import tools.jackson.databind.node.ObjectNode;
+
+/**
+ * The approvals inbox over HTTP: listing, one approval, approve and deny, and a stream of
+ * notifications (requested, decided, expired) for the owners the caller may view. Notifications are
+ * of this node's approvals (each node streams what its sessions request and what is decided
+ * through it).
+ *
+ * <p>Thread-safe.
+ */
+final class ApprovalsApi {
+
+  private static final long HEARTBEAT_SECONDS = 15;
+
+  private record Notice(String what, Approval approval) {}
+
+  private final SessionService sessions;
+  private final Store store;
+  /** The open streams' queues; a full queue drops its stream (the client reconnects). */
+  private final List<BlockingQueue<Notice>> streams = new CopyOnWriteArrayList<>();
+
+  ApprovalsApi(SessionService sessions, Store store) {
+    this.sessions = sessions;
+    this.store = store;
+    sessions.addApprovalListener((what, a) -> {
+      for (BlockingQueue<Notice> q : streams) {
+        q.offer(new Notice(what, a));
+      }
+    });
+  }
+
+  /** The owners whose approvals the caller may view; empty: every owner. */
+  private static Optional<Set<String>> visibleOwners(Caller caller) {
+    if (caller.mayEverywhere(Role.VIEWER)) {
+      return Optional.empty();
+    }
+    return Optional.of(caller.bindings().stream()
+        .filter(b -> b.role().includes(Role.VIEWER) && b.owner().isPresent())
+        .map(b -> b.owner().get())
+        .collect(java.util.stream.Collectors.toSet()));
+  }
+
+  void list(Context ctx) {
+    Caller caller = Api.caller(ctx);
+    Optional<Approval.Status> status = Optional.ofNullable(ctx.queryParam("status")).filter(s -> !s.isBlank() && !s.equals("all"))
+        .map(Approval.Status::fromWire);
+    if (ctx.queryParam("status") == null) {
+      status = Optional.of(Approval.Status.PENDING);
+    }
+    Optional<String> agent = Optional.ofNullable(ctx.queryParam("agent")).filter(s -> !s.isBlank());
+    int limit = limit(ctx);
+    List<Approval> found = store.approvals().list(new ApprovalStore.Query(status, agent, visibleOwners(caller), limit));
+    ObjectNode o = Views.JSON.createObjectNode();
+    o.set("approvals", Views.array(found.stream().map(Views::approval).toList()));
+    json(ctx, 200, o);
+  }
+
+  private static int limit(Context ctx) {
+    String v = ctx.queryParam("limit");
+    if (v == null || v.isBlank()) {
+      return 100;
+    }
+    try {
+      int i = Integer.parseInt(v);
+      if (i >= 1 && i <= 1000) {
+        return i;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw new KeelException.Invalid("limit: expected a number from 1 to 1000, got \"" + v + "\"");
+  }
+
+  private Approval visible(Context ctx) {
+    String id = ctx.pathParam("id");
+    Approval a = store.approvals().find(id).orElseThrow(() -> new KeelException.NotFound("there is no approval \"" + id + "\""));
+    Caller caller = Api.caller(ctx);
+    if (!caller.may(Role.VIEWER, a.owner())) {
+      throw new KeelException.Forbidden(caller.principal() + " may not view approval " + id + ": it needs the role viewer for owner \""
+          + a.owner() + "\"");
+    }
+    return a;
+  }
+
+  void get(Context ctx) {
+    json(ctx, 200, Views.approval(visible(ctx)));
+  }
+
+  void approve(Context ctx) {
+    decide(ctx, true);
+  }
+
+  void deny(Context ctx) {
+    decide(ctx, false);
+  }
+
+  private void decide(Context ctx, boolean approve) {
+    Approval a = visible(ctx);
+    ObjectNode body = body(ctx);
+    JsonNode reason = body.get("reason");
+    if (!approve && (reason == null || !reason.isString() || reason.asString().isBlank())) {
+      throw new KeelException.Invalid("reason: required: a string saying why approval " + a.id() + " is denied"
+          + (reason == null ? "" : ", got " + reason));
+    }
+    if (reason != null && !reason.isString()) {
+      throw new KeelException.Invalid("reason: expected a string, got " + reason);
+    }
+    JsonNode args = body.get("arguments");
+    if (!approve && args != null) {
+      throw new KeelException.Invalid("arguments: only an approval may edit the call's arguments");
+    }
+    if (args != null && !args.isObject()) {
+      throw new KeelException.Invalid("arguments: expected a JSON object of the call's arguments, got " + args);
+    }
+    Caller caller = Api.caller(ctx);
+    ApprovalAuthority.check(caller, a.id(), a.owner(), a.requester(), approvers(a));
+    Approval decided = sessions.decideApproval(a.id(), approve, caller.principal(),
+        reason == null ? "" : reason.asString(), args == null ? "" : Views.JSON.writeValueAsString(args));
+    json(ctx, 200, Views.approval(decided));
+  }
+
+  /** The approvers the session's agent revision lists. */
+  private List<String> approvers(Approval a) {
+    SessionRecord r = store.events().session(a.sessionId())
+        .orElseThrow(() -> new KeelException.NotFound("the session " + a.sessionId() + " of approval " + a.id() + " is gone"));
+    AgentDescriptor agent = sessions.catalog().revision(r.agent(), r.revision());
+    return agent.spec().approval().map(AgentDescriptor.ApprovalSpec::approvers).orElse(List.of());
+  }
+
+  void stream(Context ctx) {
+    Caller caller = Api.caller(ctx);
+    Optional<Set<String>> owners = visibleOwners(caller);
+    Predicate<Approval> shown = a -> owners.isEmpty() || owners.get().contains(a.owner());
+    BlockingQueue<Notice> queue = new ArrayBlockingQueue<>(1024);
+    ctx.res().setStatus(200);
+    ctx.res().setContentType("text/event-stream");
+    ctx.res().setCharacterEncoding("UTF-8");
+    ctx.res().setHeader("Cache-Control", "no-cache");
+    ctx.res().setHeader("X-Accel-Buffering", "no");
+    streams.add(queue);
+    try {
+      OutputStream out = ctx.res().getOutputStream();
+      write(out, ": approvals\n\n");
+      while (true) {
+        Notice n = queue.poll(HEARTBEAT_SECONDS, TimeUnit.SECONDS);
+        if (queue.remainingCapacity() == 0) {
+          write(out, "event: overflow\ndata: {}\n\n");
+          return;
+        }
+        if (n == null) {
+          write(out, ": keep-alive\n\n");
+        } else if (shown.test(n.approval())) {
+          write(out, "event: " + n.what() + "\ndata: " + Views.JSON.writeValueAsString(Views.approval(n.approval())) + "\n\n");
+        }
+      }
+    } catch (IOException gone) {
+      // the client went away
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    } finally {
+      streams.remove(queue);
+    }
+  }
+
+  private static void write(OutputStream out, String s) throws IOException {
+    out.write(s.getBytes(StandardCharsets.UTF_8));
+    out.flush();
+  }
+
+  private static ObjectNode body(Context ctx) {
+    String text = ctx.body();
+    if (text.isBlank()) {
+      return Views.JSON.createObjectNode();
+    }
+    try {
+      if (Views.JSON.readTree(text) instanceof ObjectNode o) {
+        return o;
+      }
+    } catch (RuntimeException e) {
+      throw new KeelException.Invalid("request body: not valid JSON");
+    }
+    throw new KeelException.Invalid("request body: expected a JSON object");
+  }
+
+  private static void json(Context ctx, int status, JsonNode node) {
+    ctx.status(status).contentType("application/json").result(Views.JSON.writeValueAsString(node));
+  }
+}
