@@ -76,6 +76,9 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--max-delegation-depth", paramLabel = "N", description = "The most levels of sub-agents below a session an operator started (default ${DEFAULT-VALUE}).")
   int maxDelegationDepth = IdentitySettings.defaults().maxDelegationDepth();
 
+  @Option(names = "--max-subagents", paramLabel = "N", description = "The most sub-agent calls one session may make over its life, the fan-out bound (default ${DEFAULT-VALUE}).")
+  int maxSubagents = IdentitySettings.DEFAULT_MAX_SUBAGENTS_PER_SESSION;
+
   @Option(names = "--otlp-endpoint", paramLabel = "URL", description = "Export session traces over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (env OTEL_EXPORTER_OTLP_ENDPOINT; off by default).")
   String otlpEndpoint;
 
@@ -137,7 +140,7 @@ final class ServeCommand implements Callable<Integer> {
       if (pricesFile != null) {
         config = config.withPricesFile(pricesFile);
       }
-      IdentitySettings identity = IdentitySettings.defaults().withMaxDelegationDepth(maxDelegationDepth);
+      IdentitySettings identity = IdentitySettings.defaults().withMaxDelegationDepth(maxDelegationDepth).withMaxSubagentsPerSession(maxSubagents);
       if (tokenLifetime != null) {
         identity = identity.withTokenLifetime(duration("--token-lifetime", tokenLifetime));
       }

@@ -219,9 +219,23 @@ public final class Identity {
    * chain (a cycle).
    */
   public Delegation delegate(SessionToken parent, String childAgent, List<String> childTools) {
+    return delegate(parent, childAgent, childTools, 0);
+  }
+
+  /**
+   * As {@link #delegate(SessionToken, String, List)}, for a session that has already made {@code
+   * delegatedBefore} sub-agent calls: refused once that reaches {@link
+   * IdentitySettings#maxSubagentsPerSession} (the fan-out bound).
+   */
+  public Delegation delegate(SessionToken parent, String childAgent, List<String> childTools, int delegatedBefore) {
     String capability = "agent://" + childAgent;
     if (!Grants.allows(parent.grants(), capability)) {
       return new Delegation.Refused(parent.principal() + " is not granted " + capability);
+    }
+    if (delegatedBefore >= settings.maxSubagentsPerSession()) {
+      return new Delegation.Refused(
+          "this session has already made " + delegatedBefore + " sub-agent calls; the most one session may make is "
+              + settings.maxSubagentsPerSession() + " (the fan-out bound); answer with what you have");
     }
     List<String> chain = new ArrayList<>(parent.chain());
     chain.add(parent.principal());

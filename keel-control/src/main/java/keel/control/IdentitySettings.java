@@ -13,9 +13,24 @@ import java.util.Objects;
  *     key's public half stays published until every token it signed has expired
  * @param clockSkew how far the clocks of the nodes that issue and verify may disagree
  * @param maxDelegationDepth the most levels of sub-agents below a root session
+ * @param maxSubagentsPerSession the most sub-agent calls (delegations) one session makes over its
+ *     life: the fan-out bound; later calls are refused with the reason
  */
 public record IdentitySettings(
-    String issuer, Duration tokenLifetime, Duration keyRotation, Duration clockSkew, int maxDelegationDepth) {
+    String issuer,
+    Duration tokenLifetime,
+    Duration keyRotation,
+    Duration clockSkew,
+    int maxDelegationDepth,
+    int maxSubagentsPerSession) {
+
+  /** The default fan-out bound: sub-agent calls per session. */
+  public static final int DEFAULT_MAX_SUBAGENTS_PER_SESSION = 16;
+
+  /** Settings with the default fan-out bound. */
+  public IdentitySettings(String issuer, Duration tokenLifetime, Duration keyRotation, Duration clockSkew, int maxDelegationDepth) {
+    this(issuer, tokenLifetime, keyRotation, clockSkew, maxDelegationDepth, DEFAULT_MAX_SUBAGENTS_PER_SESSION);
+  }
 
   public IdentitySettings {
     Objects.requireNonNull(issuer, "issuer");
@@ -40,23 +55,30 @@ public record IdentitySettings(
     if (maxDelegationDepth < 0 || maxDelegationDepth > 20) {
       throw new IllegalArgumentException("max delegation depth: expected 0 to 20, got " + maxDelegationDepth);
     }
+    if (maxSubagentsPerSession < 0 || maxSubagentsPerSession > 1000) {
+      throw new IllegalArgumentException("max sub-agents per session: expected 0 to 1000, got " + maxSubagentsPerSession);
+    }
   }
 
   /** Issuer {@code keel}, 10-minute tokens, keys rotated every 24 h, 30 s of skew, depth 5. */
   public static IdentitySettings defaults() {
-    return new IdentitySettings("keel", Duration.ofMinutes(10), Duration.ofHours(24), Duration.ofSeconds(30), 5);
+    return new IdentitySettings("keel", Duration.ofMinutes(10), Duration.ofHours(24), Duration.ofSeconds(30), 5, DEFAULT_MAX_SUBAGENTS_PER_SESSION);
   }
 
   public IdentitySettings withTokenLifetime(Duration d) {
-    return new IdentitySettings(issuer, d, keyRotation, clockSkew, maxDelegationDepth);
+    return new IdentitySettings(issuer, d, keyRotation, clockSkew, maxDelegationDepth, maxSubagentsPerSession);
   }
 
   public IdentitySettings withKeyRotation(Duration d) {
-    return new IdentitySettings(issuer, tokenLifetime, d, clockSkew, maxDelegationDepth);
+    return new IdentitySettings(issuer, tokenLifetime, d, clockSkew, maxDelegationDepth, maxSubagentsPerSession);
   }
 
   public IdentitySettings withMaxDelegationDepth(int depth) {
-    return new IdentitySettings(issuer, tokenLifetime, keyRotation, clockSkew, depth);
+    return new IdentitySettings(issuer, tokenLifetime, keyRotation, clockSkew, depth, maxSubagentsPerSession);
+  }
+
+  public IdentitySettings withMaxSubagentsPerSession(int n) {
+    return new IdentitySettings(issuer, tokenLifetime, keyRotation, clockSkew, maxDelegationDepth, n);
   }
 
   /** A token this close to its expiry is replaced before it is used again. */

@@ -191,6 +191,11 @@ final class GroupCommitWriter implements AutoCloseable {
         sp = connection.setSavepoint();
         values[i] = batch.get(i).op().run(tx);
         connection.releaseSavepoint(sp);
+      } catch (KeelException.Unavailable databaseFailure) {
+        // an operation that met a database failure and reported it: not a refusal, the whole
+        // transaction may be gone (see below)
+        abort(batch, databaseFailure, "could not write");
+        return;
       } catch (KeelException | IllegalArgumentException refused) {
         // The operation refused itself (a stale sequence number, a missing session): undo its
         // writes and go on with the rest of the batch.
@@ -213,6 +218,13 @@ final class GroupCommitWriter implements AutoCloseable {
     try {
       connection.commit();
     } catch (SQLException e) {
+      // A write the batch refused may have hit the real cause (SQLite rolls the whole transaction
+      // back on a full disk, and the commit then finds none): keep it for the message.
+      for (Throwable f : failures) {
+        if (f != null) {
+          e.addSuppressed(f);
+        }
+      }
       abort(batch, e, "could not commit");
       return;
     }
@@ -241,11 +253,24 @@ final class GroupCommitWriter implements AutoCloseable {
 
   /** A hint for the failures a full or read-only disk causes, which SQLite reports as I/O errors. */
   private static String diskHint(Throwable e) {
+    return diskFailure(e, 0) ? "; check that the disk holding the data directory has free space and is writable" : "";
+  }
+
+  /** Whether {@code e}, its causes or what it suppressed is an I/O failure of the database file. */
+  private static boolean diskFailure(Throwable e, int depth) {
+    if (e == null || depth > 8) {
+      return false;
+    }
     String m = String.valueOf(e.getMessage());
     if (m.contains("SQLITE_FULL") || m.contains("SQLITE_IOERR") || m.contains("SQLITE_READONLY")) {
-      return "; check that the disk holding the data directory has free space and is writable";
+      return true;
     }
-    return "";
+    for (Throwable s : e.getSuppressed()) {
+      if (diskFailure(s, depth + 1)) {
+        return true;
+      }
+    }
+    return diskFailure(e.getCause(), depth + 1);
   }
 
   @SuppressWarnings("unchecked")

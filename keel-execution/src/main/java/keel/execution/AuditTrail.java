@@ -25,7 +25,10 @@ import tools.jackson.databind.node.ObjectNode;
  * completion ({@code tool_result}) of calls to external capabilities (MCP tools, {@code mcp://}),
  * the denial of such a call or of a call to a tool that does not exist ({@code policy_decision},
  * deny), and a human's resolution of a call whose outcome was unknown ({@code
- * tool_outcome_resolved}). Internal tools and sub-agent calls are not audited: they are in the
+ * tool_outcome_resolved}), every approval requested ({@code approval_requested}, with its reasons,
+ * each naming its rule) and decided ({@code approval_decided}: approved, denied or expired, by whom,
+ * why, with any edited arguments), and every shadow-mode proposal ({@code action_proposed}, never
+ * executed). Internal tools and sub-agent calls are not audited: they are in the
  * session's log and trace.
  *
  * <p>Pure and stateless; thread-safe.
@@ -116,6 +119,37 @@ final class AuditTrail {
                 sessionId, c.tool(), d));
           })
           .orElse(List.of());
+      case SessionEvent.ApprovalRequested e -> {
+        ObjectNode d = detail(e.callId());
+        d.put("approval_id", e.approvalId());
+        d.set("arguments", arguments(e.arguments()));
+        d.put("value_usd", e.valueUsd().toPlainString());
+        d.put("expires_at", e.expiresAt().toString());
+        d.put("requester", e.requester());
+        var reasons = d.putArray("reasons");
+        for (keel.core.PolicyReason r : e.reasons()) {
+          reasons.addObject().put("rule", r.rule()).put("reason", r.reason());
+        }
+        yield List.of(record("approval_requested", actor(e.principal(), before), before, sessionId, e.tool(), d));
+      }
+      case SessionEvent.ApprovalDecided e -> {
+        ObjectNode d = detail(e.callId());
+        d.put("approval_id", e.approvalId());
+        d.put("decision", e.decision());
+        d.put("reason", e.reason());
+        if (!e.arguments().isEmpty()) {
+          d.set("edited_arguments", arguments(e.arguments()));
+        }
+        String tool = call(before, e.callId(), tools).map(Call::tool).orElse("");
+        yield List.of(record("approval_decided", e.by().isBlank() ? "unknown" : e.by(), before, sessionId, tool, d));
+      }
+      case SessionEvent.ActionProposed e -> {
+        ObjectNode d = detail(e.callId());
+        d.set("arguments", arguments(e.arguments()));
+        d.put("value_usd", e.valueUsd().toPlainString());
+        d.put("executed", false);
+        yield List.of(record("action_proposed", actor(e.principal(), before), before, sessionId, e.tool(), d));
+      }
       default -> List.of();
     };
   }

@@ -594,7 +594,12 @@ final class SessionRunner implements Scheduler.Runner {
             + "\"; an agent delegates only to agents of its own owner", Optional.of(parent), span);
         return;
       }
-      switch (identity.delegate(parent, childAgent, child.get().agent().spec().tools())) {
+      // the fan-out bound counts every earlier sub-agent call of this session (each has its result in
+      // the conversation: calls run one at a time, so none is still in flight)
+      int delegatedBefore = (int) state.conversation().stream()
+          .filter(m -> m instanceof keel.core.Message.ToolResult r && r.toolName().startsWith(Subagents.TOOL_PREFIX))
+          .count();
+      switch (identity.delegate(parent, childAgent, child.get().agent().spec().tools(), delegatedBefore)) {
         case Identity.Delegation.Refused r -> deny(call, r.reason(), Optional.of(parent), span);
         case Identity.Delegation.Allowed a -> {
           flush();

@@ -75,4 +75,39 @@ class AuditTrailMappingTest {
     apply(new SessionEvent.SessionStarted("clerk", 1, "finance", "user:ann", false));
     assertThat(of(new SessionEvent.InputReceived("i1", "go", "user:ann"))).isEmpty();
   }
+
+  @Test
+  void anApprovalRequestedDecidedAndAProposal_areAuditedWithTheirRulesAndDeciders() {
+    apply(new SessionEvent.SessionStarted("clerk", 1, "finance", "user:ann", false));
+    apply(new SessionEvent.InputReceived("i1", "go", "user:ann"));
+    apply(new SessionEvent.ModelCalled(0, "scripted", "s", "agent:clerk", "t_1"));
+    apply(new SessionEvent.ModelResponded(0, "", List.of(new ToolCall("c1", "ledger_post", "{\"amount\":5000}")), new Usage(1, 1, 0, 0), "v", 1));
+    SessionEvent.ApprovalRequested requested = new SessionEvent.ApprovalRequested("c1", "apr_1", "ledger/post", "{\"amount\":5000}",
+        new java.math.BigDecimal("5000"), List.of(new keel.core.PolicyReason("spec.approval.on_action_value_usd_gt", "worth 5000 USD, more than 1000")),
+        Instant.parse("2026-11-22T00:00:00Z"), "agent:clerk", "user:ann");
+
+    assertThat(of(requested)).singleElement().satisfies(r -> {
+      assertThat(r.kind()).isEqualTo("approval_requested");
+      assertThat(r.actor()).isEqualTo("agent:clerk");
+      assertThat(r.tool()).isEqualTo("ledger/post");
+      assertThat(r.detail()).contains("\"approval_id\":\"apr_1\"").contains("\"value_usd\":\"5000\"")
+          .contains("\"rule\":\"spec.approval.on_action_value_usd_gt\"").contains("\"amount\":5000");
+    });
+    apply(requested);
+
+    List<AuditRecord> decided = of(new SessionEvent.ApprovalDecided("c1", "apr_1", "approved", "operator:bea", "checked the invoice", "{\"amount\":4000}"));
+    assertThat(decided).singleElement().satisfies(r -> {
+      assertThat(r.kind()).isEqualTo("approval_decided");
+      assertThat(r.actor()).isEqualTo("operator:bea");
+      assertThat(r.tool()).isEqualTo("ledger/post");
+      assertThat(r.detail()).contains("\"decision\":\"approved\"").contains("\"reason\":\"checked the invoice\"")
+          .contains("\"edited_arguments\":{\"amount\":4000}");
+    });
+
+    List<AuditRecord> proposed = of(new SessionEvent.ActionProposed("c2", "ledger/post", "{\"amount\":1}", java.math.BigDecimal.ONE, "agent:clerk"));
+    assertThat(proposed).singleElement().satisfies(r -> {
+      assertThat(r.kind()).isEqualTo("action_proposed");
+      assertThat(r.detail()).contains("\"executed\":false");
+    });
+  }
 }

@@ -184,6 +184,26 @@ class SubagentTest {
   }
 
   @Test
+  void delegationsBeyondTheFanOutBound_areDenied_andTheParentGoesOn() {
+    h = new IdentityHarness(dir, IdentitySettings.defaults().withMaxSubagentsPerSession(2));
+    h.apply(IdentityHarness.agent("fan", """
+        - turns:
+            - call: [{tool: agent_leaf, args: {task: "one"}}]
+            - call: [{tool: agent_leaf, args: {task: "two"}}]
+            - call: [{tool: agent_leaf, args: {task: "three"}}]
+            - say: "fan got: {{result}}"
+        """, "agent://leaf"), answering("leaf", ""));
+    SessionRecord fan = h.start("fan", "go", true);
+    h.awaitStatus(fan.id(), SessionStatus.COMPLETED);
+
+    assertThat(h.children(fan.id())).hasSize(2);
+    assertThat(h.events(fan.id(), SessionEvent.ToolCallDenied.class)).singleElement()
+        .satisfies(d -> assertThat(d.reason()).startsWith(
+            "this session has already made 2 sub-agent calls; the most one session may make is 2 (the fan-out bound)"));
+    assertThat(h.sessions.view(fan.id()).lastAnswer()).startsWith("fan got: this session has already made 2");
+  }
+
+  @Test
   void anAgentDelegatingToItself_orBackUpItsChain_isDeniedAsACycle() {
     harness().apply(delegating("selfish", "selfish", "agent://selfish"), delegating("a", "b", "agent://b, agent://a"),
         delegating("b", "a", "agent://a"));

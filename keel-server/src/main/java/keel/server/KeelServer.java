@@ -83,9 +83,13 @@ public final class KeelServer implements AutoCloseable {
       PriceTable prices = config.pricesFile().map(f -> PriceTable.builtIn().overriddenBy(PriceTable.load(f))).orElseGet(PriceTable::builtIn);
       ModelProviders models = ModelProviders.create(environment);
       // the MCP gateway: its servers are the active McpServer revisions, reconfigured on each activation
-      Gateway gateway = new Gateway(store.toolCatalog(), config.dataDir(), environment, clock, GatewaySettings.defaults(),
-          change -> LOG.info("tool catalog: {}", describe(change)));
       Store inventoryStore = store;
+      // every catalog change is logged and chained into the audit log
+      Gateway gateway = new Gateway(store.toolCatalog(), config.dataDir(), environment, clock, GatewaySettings.defaults(),
+          change -> {
+            LOG.info("tool catalog: {}", describe(change));
+            inventoryStore.audit().append(List.of(catalogAudit(change, inventoryStore)));
+          });
       Runnable reconfigure = () -> gateway.configure(mcpServers(inventoryStore));
       reconfigure.run();
       ToolRegistry tools = ToolRegistry.load(new ToolEnvironment(store, clock, config.dataDir(), environment)).withGateway(gateway);
@@ -185,6 +189,29 @@ public final class KeelServer implements AutoCloseable {
       }
     }
     return out;
+  }
+
+  /** The audit record of a catalog change: what changed, from which version to which, and the schema hash. */
+  private static keel.data.AuditRecord catalogAudit(CatalogChange change, Store store) {
+    tools.jackson.databind.node.ObjectNode d = keel.core.EventCodec.mapper().createObjectNode();
+    String server = switch (change) {
+      case CatalogChange.Added a -> {
+        d.put("change", "added").put("version", a.entry().version()).put("hash", a.entry().hash());
+        yield a.entry().server();
+      }
+      case CatalogChange.Changed c -> {
+        d.put("change", "changed").put("version", c.entry().version()).put("hash", c.entry().hash())
+            .put("previous_version", c.previousVersion()).put("previous_hash", c.previousHash());
+        yield c.entry().server();
+      }
+      case CatalogChange.Removed r -> {
+        d.put("change", "removed").put("version", r.lastVersion());
+        yield r.server();
+      }
+    };
+    String owner = store.inventory().latest("McpServer", server).map(InventoryStore.Revision::owner).orElse("");
+    return new keel.data.AuditRecord("catalog_change", "keel:gateway", owner, "", "", change.catalogName(),
+        keel.core.EventCodec.mapper().writeValueAsString(d));
   }
 
   private static String describe(CatalogChange change) {

@@ -102,6 +102,15 @@ class GatewayApiTest {
     String id = TestServer.json(started).get("id").asString();
     await().atMost(Duration.ofSeconds(30)).until(() ->
         TestServer.json(api.call("GET", "/v1/sessions/" + id, null)).toString().contains("told: {\\\"echoed\\\":\\\"from the api\\\"}"));
+
+    // the catalog's change and the call are in the audit log, and its chain is intact
+    JsonNode catalog = TestServer.json(api.call("GET", "/v1/audit?kind=catalog_change&tool=rec/echo", null)).get("entries");
+    assertThat(catalog).isNotEmpty();
+    assertThat(catalog.get(0).get("owner").asString()).isEqualTo("team-a");
+    assertThat(catalog.get(0).toString()).contains("\"change\":\"added\"").contains("sha256:");
+    JsonNode calls = TestServer.json(api.call("GET", "/v1/audit?session=" + id, null)).get("entries");
+    assertThat(calls).extracting(e -> e.get("kind").asString()).containsSubsequence("policy_decision", "tool_call", "tool_result");
+    assertThat(TestServer.json(api.call("GET", "/v1/audit/verify", null)).get("ok").asBoolean()).isTrue();
   }
 
   @Test
