@@ -71,7 +71,13 @@ import tools.jackson.databind.node.StringNode;
  *
  * <p>Live pages: the session page listens to {@code /sessions/{id}/live}, a server-sent event
  * stream that says "changed" after each stored event; htmx then fetches the page's body fragment
- * again.
+ * again. The Approvals page listens to {@code /approvals/live}, the API's approvals stream read
+ * with the browser's session, and fetches its list again on each notice.
+ *
+ * <p>Approvals are decided from forms posted to {@code /approvals/{id}/approve|deny}: checked like
+ * the sign-out form (the session's CSRF token, the origin), then decided through {@link
+ * ApprovalsApi#decide}, the same checks and store path as the API, so a refusal carries the API's
+ * reason.
  *
  * <p>Thread-safe: handlers share only thread-safe collaborators.
  */
@@ -595,7 +601,8 @@ final class Dashboard {
       return Optional.of(new DecisionRow("human", "human decision", s.id(), s.name(), s.note(), approvalId));
     }
     boolean proposed = s.note().startsWith("proposed");
-    return Optional.of(new DecisionRow(proposed ? "proposed" : "denied", proposed ? "shadow proposal" : "denied", s.id(), s.name(), s.note(), ""));
+    String call = s.name() + s.attributes().stream().filter(a -> a.key().equals("keel.tool.arguments")).map(a -> " " + a.value()).findFirst().orElse("");
+    return Optional.of(new DecisionRow(proposed ? "proposed" : "denied", proposed ? "shadow proposal" : "denied", s.id(), call, s.note(), ""));
   }
 
   // ---- Approvals
