@@ -97,6 +97,11 @@ final class Api {
     this.approvals = new ApprovalsApi(sessions, store);
   }
 
+  /** The approvals inbox, which the dashboard's Approvals page shares with {@code /v1/approvals}. */
+  ApprovalsApi approvals() {
+    return approvals;
+  }
+
   List<Route> routes() {
     return List.of(
         new Route("POST", "/v1/apply", "Apply descriptors (multi-document YAML); each changed descriptor becomes a new revision. Needs admin for the owner of every descriptor in the file and of every descriptor it replaces; otherwise nothing is applied.", Access.listed(Role.ADMIN), this::apply,

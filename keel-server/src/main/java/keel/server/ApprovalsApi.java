@@ -74,7 +74,7 @@ final class ApprovalsApi {
     }
     Optional<String> agent = Optional.ofNullable(ctx.queryParam("agent")).filter(s -> !s.isBlank());
     int limit = limit(ctx);
-    List<Approval> found = store.approvals().list(new ApprovalStore.Query(status, agent, visibleOwners(caller), limit));
+    List<Approval> found = list(caller, status, agent, limit);
     ObjectNode o = Views.JSON.createObjectNode();
     o.set("approvals", Views.array(found.stream().map(Views::approval).toList()));
     json(ctx, 200, o);
@@ -97,14 +97,7 @@ final class ApprovalsApi {
   }
 
   private Approval visible(Context ctx) {
-    String id = ctx.pathParam("id");
-    Approval a = store.approvals().find(id).orElseThrow(() -> new KeelException.NotFound("there is no approval \"" + id + "\""));
-    Caller caller = Api.caller(ctx);
-    if (!caller.may(Role.VIEWER, a.owner())) {
-      throw new KeelException.Forbidden(caller.principal() + " may not view approval " + id + ": it needs the role viewer for owner \""
-          + a.owner() + "\"");
-    }
-    return a;
+    return visible(Api.caller(ctx), ctx.pathParam("id"));
   }
 
   void get(Context ctx) {
@@ -122,26 +115,62 @@ final class ApprovalsApi {
   private void decide(Context ctx, boolean approve) {
     Approval a = visible(ctx);
     ObjectNode body = body(ctx);
-    JsonNode reason = body.get("reason");
-    if (!approve && (reason == null || !reason.isString() || reason.asString().isBlank())) {
+    Approval decided = decide(Api.caller(ctx), a, approve, Optional.ofNullable(body.get("reason")), Optional.ofNullable(body.get("arguments")));
+    json(ctx, 200, Views.approval(decided));
+  }
+
+  /**
+   * Decides {@code a} as {@code caller}, after checking the reason and the edited arguments and that
+   * the caller may decide it: the one path of the API and the dashboard's forms.
+   *
+   * @param reason the reason as a JSON value (a string; required to deny)
+   * @param args the edited arguments (a JSON object; only on approve)
+   * @throws KeelException.Invalid naming the field that is wrong
+   * @throws KeelException.Forbidden saying which rule refuses the caller
+   * @throws KeelException.Conflict when the approval is no longer pending
+   */
+  Approval decide(Caller caller, Approval a, boolean approve, Optional<JsonNode> reason, Optional<JsonNode> args) {
+    if (!approve && (reason.isEmpty() || !reason.get().isString() || reason.get().asString().isBlank())) {
       throw new KeelException.Invalid("reason: required: a string saying why approval " + a.id() + " is denied"
-          + (reason == null ? "" : ", got " + reason));
+          + reason.map(r -> ", got " + r).orElse(""));
     }
-    if (reason != null && !reason.isString()) {
-      throw new KeelException.Invalid("reason: expected a string, got " + reason);
+    if (reason.isPresent() && !reason.get().isString()) {
+      throw new KeelException.Invalid("reason: expected a string, got " + reason.get());
     }
-    JsonNode args = body.get("arguments");
-    if (!approve && args != null) {
+    if (!approve && args.isPresent()) {
       throw new KeelException.Invalid("arguments: only an approval may edit the call's arguments");
     }
-    if (args != null && !args.isObject()) {
-      throw new KeelException.Invalid("arguments: expected a JSON object of the call's arguments, got " + args);
+    if (args.isPresent() && !args.get().isObject()) {
+      throw new KeelException.Invalid("arguments: expected a JSON object of the call's arguments, got " + args.get());
     }
-    Caller caller = Api.caller(ctx);
     ApprovalAuthority.check(caller, a.id(), a.owner(), a.requester(), approvers(a));
-    Approval decided = sessions.decideApproval(a.id(), approve, caller.principal(),
-        reason == null ? "" : reason.asString(), args == null ? "" : Views.JSON.writeValueAsString(args));
-    json(ctx, 200, Views.approval(decided));
+    return sessions.decideApproval(a.id(), approve, caller.principal(),
+        reason.map(JsonNode::asString).orElse(""), args.map(Views.JSON::writeValueAsString).orElse(""));
+  }
+
+  /** Why {@code caller} may not decide {@code a}, or empty when it may (the rules of {@link ApprovalAuthority}). */
+  Optional<String> refusal(Caller caller, Approval a) {
+    try {
+      ApprovalAuthority.check(caller, a.id(), a.owner(), a.requester(), approvers(a));
+      return Optional.empty();
+    } catch (KeelException.Forbidden | KeelException.NotFound e) {
+      return Optional.of(e.getMessage());
+    }
+  }
+
+  /** The approvals {@code caller} may view, as the API lists them. */
+  List<Approval> list(Caller caller, Optional<Approval.Status> status, Optional<String> agent, int limit) {
+    return store.approvals().list(new ApprovalStore.Query(status, agent, visibleOwners(caller), limit));
+  }
+
+  /** The approval {@code id}, when {@code caller} may view it. */
+  Approval visible(Caller caller, String id) {
+    Approval a = store.approvals().find(id).orElseThrow(() -> new KeelException.NotFound("there is no approval \"" + id + "\""));
+    if (!caller.may(Role.VIEWER, a.owner())) {
+      throw new KeelException.Forbidden(caller.principal() + " may not view approval " + id + ": it needs the role viewer for owner \""
+          + a.owner() + "\"");
+    }
+    return a;
   }
 
   /** The approvers the session's agent revision lists. */

@@ -40,6 +40,7 @@ import keel.core.BudgetKind;
 import keel.core.KeelException;
 import keel.core.Message;
 import keel.core.SessionStatus;
+import keel.data.Approval;
 import keel.data.CostLedger;
 import keel.data.InventoryStore;
 import keel.data.SessionQuery;
@@ -49,8 +50,10 @@ import keel.execution.SessionFrame;
 import keel.execution.SessionService;
 import keel.execution.SessionView;
 import keel.execution.Trace;
+import tools.jackson.databind.JsonNode;
 import tools.jackson.databind.node.ArrayNode;
 import tools.jackson.databind.node.ObjectNode;
+import tools.jackson.databind.node.StringNode;
 
 /**
  * The web dashboard at {@code /}: server-side pages rendered with jte templates (compiled into this
@@ -68,7 +71,13 @@ import tools.jackson.databind.node.ObjectNode;
  *
  * <p>Live pages: the session page listens to {@code /sessions/{id}/live}, a server-sent event
  * stream that says "changed" after each stored event; htmx then fetches the page's body fragment
- * again.
+ * again. The Approvals page listens to {@code /approvals/live}, the API's approvals stream read
+ * with the browser's session, and fetches its list again on each notice.
+ *
+ * <p>Approvals are decided from forms posted to {@code /approvals/{id}/approve|deny}: checked like
+ * the sign-out form (the session's CSRF token, the origin), then decided through {@link
+ * ApprovalsApi#decide}, the same checks and store path as the API, so a refusal carries the API's
+ * reason.
  *
  * <p>Thread-safe: handlers share only thread-safe collaborators.
  */
@@ -79,6 +88,9 @@ final class Dashboard {
   private static final int SSE_QUEUE = 1024;
   private static final long SSE_HEARTBEAT_SECONDS = 15;
   private static final int COST_DAYS = 30;
+  /** The most approvals one listing shows (the store's limit); older ones are reached with the filters or the API. */
+  private static final int MAX_APPROVALS = 1000;
+  private static final int APPROVALS_SHOWN = 200;
   private static final DateTimeFormatter SHOWN = DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm:ss 'UTC'").withZone(ZoneOffset.UTC);
 
   // ---- what the templates render (records of strings and numbers, formatted here)
@@ -90,7 +102,7 @@ final class Dashboard {
 
   record AgentRow(
       String name, String owner, String mode, int revision, int pending, String model, String pin,
-      List<Count> sessions, String spendToday, String limitPerDay, int percent, String lastActivity) {}
+      List<Count> sessions, String spendToday, String limitPerDay, int percent, String lastActivity, long approvals) {}
 
   record AgentsPage(Frame frame, List<AgentRow> agents) {}
 
@@ -104,12 +116,18 @@ final class Dashboard {
 
   /** One span of the waterfall: its nesting depth, and where its bar starts and how wide it is in percent. */
   record SpanRow(String id, String name, String kind, int depth, double left, double width, String duration, boolean error, boolean open,
-      List<Attr> attributes) {}
+      List<Attr> attributes, String note) {}
+
+  /**
+   * A point where a human or a rule decided about an action, drawn from the trace: an approval wait
+   * ({@code human}), a denial ({@code denied}) or a shadow-mode proposal ({@code proposed}).
+   */
+  record DecisionRow(String kind, String label, String spanId, String span, String note, String approvalId) {}
 
   record MessageRow(String role, String text) {}
 
   record SessionBody(SessionRow session, String cost, long modelCalls, String tokens, String failure, List<MessageRow> conversation,
-      List<SpanRow> spans, String traceDuration) {}
+      List<SpanRow> spans, String traceDuration, List<DecisionRow> decisions) {}
 
   record SessionPage(Frame frame, SessionBody body, long lastSeq) {}
 
@@ -119,6 +137,24 @@ final class Dashboard {
       List<CostRow> byAgent, List<CostRow> byOwner) {}
 
   record ErrorPage(Frame frame, int status, String message) {}
+
+  record ReasonRow(String rule, String reason) {}
+
+  /**
+   * One approval as the inbox shows it. {@code mayDecide} is whether the signed-in operator may
+   * decide it now; otherwise {@code refusal} says why not (empty once it is decided). {@code error}
+   * is the reason the API gave for refusing this browser's last decision.
+   */
+  record ApprovalRow(String id, String status, String sessionId, String agent, String owner, String tool, String arguments,
+      String value, List<ReasonRow> reasons, String reasoning, String requester, String requested, String expires,
+      String decidedBy, String decidedAt, String decisionReason, String editedArguments, boolean mayDecide, String refusal,
+      String error, String csrf) {}
+
+  record Filter(String status, String href, boolean active) {}
+
+  record ApprovalsBody(String status, String agent, List<ApprovalRow> approvals) {}
+
+  record ApprovalsPage(Frame frame, List<Filter> filters, ApprovalsBody body, String notice) {}
 
   record LoginPage(String csrf, String error) {}
 
@@ -150,6 +186,10 @@ final class Dashboard {
     p.put("/sessions/{id}/body", new Page(Access.session(Role.VIEWER), this::sessionBody));
     p.put("/sessions/{id}/live", new Page(Access.session(Role.VIEWER), this::live));
     p.put("/costs", new Page(Access.listed(Role.VIEWER), this::costs));
+    p.put("/approvals", new Page(Access.listed(Role.VIEWER), this::approvals));
+    p.put("/approvals/list", new Page(Access.listed(Role.VIEWER), this::approvalsList));
+    // the API's stream, read with the browser's session: notices only of owners the caller may view
+    p.put("/approvals/live", new Page(Access.listed(Role.VIEWER), (ctx, caller, w) -> api.approvals().stream(ctx)));
     return p;
   }
 
@@ -172,6 +212,8 @@ final class Dashboard {
     cfg.routes.post("/login", this::login);
     cfg.routes.post("/logout", this::logout);
     pages().forEach((path, page) -> cfg.routes.get(path, guarded(page)));
+    cfg.routes.post("/approvals/{id}/approve", decision(true));
+    cfg.routes.post("/approvals/{id}/deny", decision(false));
   }
 
   private Handler guarded(Page page) {
@@ -308,16 +350,19 @@ final class Dashboard {
     Predicate<String> visible = caller.owners(Role.VIEWER);
     Map<String, InventoryStore.Revision> pending = new HashMap<>();
     store.inventory().pendingOfKind("Agent").forEach(p -> pending.put(p.name(), p));
+    Map<String, Long> waiting = new HashMap<>();
+    api.approvals().list(caller, Optional.of(Approval.Status.PENDING), Optional.empty(), MAX_APPROVALS)
+        .forEach(a -> waiting.merge(a.agent(), 1L, Long::sum));
     List<AgentRow> rows = new ArrayList<>();
     for (InventoryStore.Revision r : store.inventory().latestOfKind("Agent")) {
       if (visible.test(r.owner())) {
-        rows.add(agentRow(r, Optional.ofNullable(pending.get(r.name()))));
+        rows.add(agentRow(r, Optional.ofNullable(pending.get(r.name())), waiting.getOrDefault(r.name(), 0L)));
       }
     }
     render(ctx, 200, "agents.jte", new AgentsPage(frame(caller, w, "Agents", "agents"), rows));
   }
 
-  private AgentRow agentRow(InventoryStore.Revision r, Optional<InventoryStore.Revision> pending) {
+  private AgentRow agentRow(InventoryStore.Revision r, Optional<InventoryStore.Revision> pending, long approvals) {
     AgentDescriptor a = sessions.catalog().revision(r.name(), r.number());
     List<Count> counts = new ArrayList<>();
     new TreeMap<>(store.events().countByStatus(r.name())).forEach((k, v) -> counts.add(new Count(k.wireName(), v)));
@@ -341,7 +386,7 @@ final class Dashboard {
     return new AgentRow(r.name(), r.owner(), a.spec().mode().name().toLowerCase(java.util.Locale.ROOT), r.number(),
         pending.map(InventoryStore.Revision::number).orElse(0),
         a.spec().model().provider() + "/" + a.spec().model().name(), a.spec().model().pinnedRevision().orElse(""),
-        counts, spend, limit, percent, last);
+        counts, spend, limit, percent, last, approvals);
   }
 
   // ---- Agent
@@ -350,7 +395,8 @@ final class Dashboard {
     String name = ctx.pathParam("name");
     InventoryStore.Revision latest = store.inventory().latest("Agent", name)
         .orElseThrow(() -> new KeelException.NotFound("there is no agent named \"" + name + "\""));
-    AgentRow row = agentRow(latest, store.inventory().pending("Agent", name));
+    AgentRow row = agentRow(latest, store.inventory().pending("Agent", name),
+        api.approvals().list(caller, Optional.of(Approval.Status.PENDING), Optional.of(name), MAX_APPROVALS).size());
     List<InventoryStore.Revision> history = inventory.revisions().history(name);
     List<RevisionRow> revisions = new ArrayList<>();
     for (InventoryStore.Revision r : history) {
@@ -432,9 +478,13 @@ final class Dashboard {
     Instant end = latestEnd(root, start);
     double total = Math.max(1, Duration.between(start, end).toMillis());
     flatten(root, 0, start, end, total, spans);
+    List<DecisionRow> decisions = new ArrayList<>();
+    for (SpanRow s : spans) {
+      decision(s).ifPresent(decisions::add);
+    }
     return new SessionBody(sessionRow(v.record(), v.status()), Views.usd(v.costUsd()), v.modelCalls(),
         v.usage().inputTokens() + " in / " + v.usage().outputTokens() + " out", v.failure(), conversation, spans,
-        Duration.between(start, end).toMillis() + " ms");
+        Duration.between(start, end).toMillis() + " ms", decisions);
   }
 
   private Instant latestEnd(Trace.Span s, Instant max) {
@@ -452,7 +502,7 @@ final class Dashboard {
     double width = Math.max(0.5, Duration.between(s.start(), se).toMillis() / total * 100);
     List<Attr> attrs = new TreeMap<>(s.attributes()).entrySet().stream().map(e -> new Attr(e.getKey(), e.getValue())).toList();
     out.add(new SpanRow(s.id(), s.name(), s.kind(), depth, Math.min(99.5, left), Math.min(width, 100 - Math.min(99.5, left)),
-        s.duration().map(d -> d.toMillis() + " ms").orElse("running"), s.error(), s.end().isEmpty(), attrs));
+        s.duration().map(d -> d.toMillis() + " ms").orElse("running"), s.error(), s.end().isEmpty(), attrs, note(s)));
     for (Trace.Span c : s.children()) {
       flatten(c, depth + 1, start, end, total, out);
     }
@@ -507,6 +557,214 @@ final class Dashboard {
   private static void write(OutputStream out, String s) throws IOException {
     out.write(s.getBytes(StandardCharsets.UTF_8));
     out.flush();
+  }
+
+
+  /**
+   * What a span says about a decision, in one line for its row in the waterfall: who decided an
+   * approval, the decision and the reason; the rule that denied a call; a shadow-mode proposal.
+   * Empty for every other span. Read from the trace's attributes, so it is as durable as the events.
+   */
+  static String note(Trace.Span s) {
+    Map<String, String> a = s.attributes();
+    if (s.kind().equals("approval")) {
+      String decision = a.getOrDefault("keel.human.decision", "");
+      if (!decision.isEmpty()) {
+        String reason = a.getOrDefault("keel.human.reason", "");
+        String edited = a.getOrDefault("keel.approval.edited_arguments", "");
+        return decision + (reason.isEmpty() ? "" : ": " + reason) + (edited.isEmpty() ? "" : " (arguments edited to " + edited + ")");
+      }
+      if (s.end().isPresent()) {
+        return "ended without a decision: the session stopped waiting";
+      }
+      return "waiting for a human ($" + a.getOrDefault("keel.approval.value_usd", "0") + "; " + a.getOrDefault("keel.approval.reasons", "")
+          + "); expires " + a.getOrDefault("keel.approval.expires_at", "");
+    }
+    if (s.kind().equals("tool")) {
+      String decision = a.getOrDefault("keel.decision", "");
+      if (decision.startsWith("denied: ")) {
+        return decision.substring("denied: ".length());
+      }
+      if (decision.startsWith("proposed")) {
+        return "proposed in shadow mode, not executed (value $" + a.getOrDefault("keel.shadow.value_usd", "0") + ")";
+      }
+    }
+    return "";
+  }
+
+  private static Optional<DecisionRow> decision(SpanRow s) {
+    if (s.note().isEmpty()) {
+      return Optional.empty();
+    }
+    String approvalId = s.attributes().stream().filter(a -> a.key().equals("keel.approval.id")).map(Attr::value).findFirst().orElse("");
+    if (s.kind().equals("approval")) {
+      return Optional.of(new DecisionRow("human", "human decision", s.id(), s.name(), s.note(), approvalId));
+    }
+    boolean proposed = s.note().startsWith("proposed");
+    String call = s.name() + s.attributes().stream().filter(a -> a.key().equals("keel.tool.arguments")).map(a -> " " + a.value()).findFirst().orElse("");
+    return Optional.of(new DecisionRow(proposed ? "proposed" : "denied", proposed ? "shadow proposal" : "denied", s.id(), call, s.note(), ""));
+  }
+
+  // ---- Approvals
+
+  private static final List<String> FILTERS = List.of("pending", "approved", "denied", "expired", "withdrawn", "all");
+
+  private void approvals(Context ctx, Caller caller, WebSessions.Web w) {
+    showApprovals(ctx, caller, w, 200, Optional.empty(), "");
+  }
+
+  /** The inbox page; {@code refused} replaces its approval's row with one that shows the API's reason. */
+  private void showApprovals(Context ctx, Caller caller, WebSessions.Web w, int status, Optional<ApprovalRow> refused, String notice) {
+    ApprovalsBody body = approvalsBody(ctx, caller, w);
+    if (refused.isPresent()) {
+      List<ApprovalRow> rows = new ArrayList<>(body.approvals().stream().map(r -> r.id().equals(refused.get().id()) ? refused.get() : r).toList());
+      if (rows.stream().noneMatch(r -> r.id().equals(refused.get().id()))) {
+        rows.addFirst(refused.get());
+      }
+      body = new ApprovalsBody(body.status(), body.agent(), rows);
+    }
+    String agent = body.agent();
+    String active = body.status();
+    List<Filter> filters = FILTERS.stream()
+        .map(f -> new Filter(f, "/approvals?status=" + f + (agent.isEmpty() ? "" : "&agent=" + urlEncode(agent)), f.equals(active))).toList();
+    render(ctx, status, "approvals.jte", new ApprovalsPage(frame(caller, w, "Approvals", "approvals"), filters, body, notice));
+  }
+
+  private void approvalsList(Context ctx, Caller caller, WebSessions.Web w) {
+    render(ctx, 200, "approvals_list.jte", approvalsBody(ctx, caller, w));
+  }
+
+  private ApprovalsBody approvalsBody(Context ctx, Caller caller, WebSessions.Web w) {
+    String status = Optional.ofNullable(ctx.queryParam("status")).filter(v -> !v.isBlank()).orElse("pending");
+    Optional<Approval.Status> wanted = status.equals("all") ? Optional.empty() : Optional.of(Approval.Status.fromWire(status));
+    String agent = Optional.ofNullable(ctx.queryParam("agent")).map(String::strip).orElse("");
+    List<ApprovalRow> rows = api.approvals().list(caller, wanted, Optional.of(agent).filter(x -> !x.isEmpty()), APPROVALS_SHOWN).stream()
+        .map(a -> approvalRow(a, caller, w, "")).toList();
+    return new ApprovalsBody(status, agent, rows);
+  }
+
+  private ApprovalRow approvalRow(Approval a, Caller caller, WebSessions.Web w, String error) {
+    boolean pending = a.status() == Approval.Status.PENDING;
+    Optional<String> refusal = pending ? api.approvals().refusal(caller, a) : Optional.empty();
+    Optional<Approval.Decision> d = a.decision();
+    Instant now = clock.instant();
+    String expires = SHOWN.format(a.expiresAt()) + (pending && a.expiresAt().isAfter(now) ? " (in " + shortDuration(Duration.between(now, a.expiresAt())) + ")" : "");
+    return new ApprovalRow(a.id(), a.status().wireName(), a.sessionId(), a.agent(), a.owner(), a.tool(), prettyJson(a.arguments()),
+        Views.usd(a.valueUsd()), a.reasons().stream().map(r -> new ReasonRow(r.rule(), r.reason())).toList(), a.reasoning(), a.requester(),
+        SHOWN.format(a.requestedAt()), expires, d.map(Approval.Decision::by).orElse(""), d.map(x -> SHOWN.format(x.at())).orElse(""),
+        d.map(Approval.Decision::reason).orElse(""), d.map(x -> x.arguments().isEmpty() ? "" : prettyJson(x.arguments())).orElse(""),
+        pending && refusal.isEmpty(), refusal.orElse(""), error, w.csrf());
+  }
+
+  /** {@code 23 h 59 min}, {@code 4 min}, {@code 12 s}: how long until an approval expires. */
+  static String shortDuration(Duration d) {
+    long s = Math.max(0, d.toSeconds());
+    if (s >= 3600) {
+      return (s / 3600) + " h " + (s % 3600 / 60) + " min";
+    }
+    return s >= 60 ? (s / 60) + " min" : s + " s";
+  }
+
+  private static String prettyJson(String json) {
+    try {
+      return Views.JSON.writerWithDefaultPrettyPrinter().writeValueAsString(Views.JSON.readTree(json));
+    } catch (RuntimeException e) {
+      return json;
+    }
+  }
+
+  /**
+   * A decision posted from an approval's form: the same checks and the same store path as {@code
+   * POST /v1/approvals/{id}/approve|deny} (through {@link ApprovalsApi#decide}), after the browser's
+   * session, its CSRF token and the form's origin. From htmx it answers the approval's card, decided
+   * or with the API's reason for refusing; from a plain form post, the inbox page.
+   */
+  private Handler decision(boolean approve) {
+    return ctx -> {
+      secureHeaders(ctx);
+      Optional<WebSessions.Web> w = web.find(ctx.cookie(SESSION_COOKIE));
+      Optional<Caller> signedIn = w.flatMap(s -> operators.authenticate(s.token()));
+      if (signedIn.isEmpty()) {
+        w.ifPresent(s -> web.close(s.id()));
+        toLogin(ctx);
+        return;
+      }
+      if (!sameOrigin(ctx) || !WebSessions.same(w.get().csrf(), ctx.formParam("csrf"))) {
+        ctx.status(403).contentType("text/plain; charset=utf-8")
+            .result("decision refused: the form's CSRF token does not match this browser's session, or it came from another site; reload the page");
+        return;
+      }
+      Caller caller = signedIn.get();
+      Api.attachCaller(ctx, caller);
+      boolean htmx = ctx.header("HX-Request") != null;
+      String id = ctx.pathParam("id");
+      Approval a;
+      try {
+        api.authorize(ctx, Access.listed(Role.VIEWER));
+        a = api.approvals().visible(caller, id);
+      } catch (KeelException e) {
+        int status = Problems.status(e);
+        if (htmx) {
+          ctx.status(status).contentType("text/html; charset=utf-8").result("<p class=\"error\">" + escape(e.getMessage()) + "</p>");
+        } else {
+          render(ctx, status, "error.jte", new ErrorPage(frame(caller, w.get(), "Error", "approvals"), status, e.getMessage()));
+        }
+        return;
+      }
+      int status = 200;
+      String error = "";
+      try {
+        Optional<JsonNode> reason = Optional.ofNullable(ctx.formParam("reason")).map(String::strip).filter(r -> !r.isEmpty()).map(StringNode::valueOf);
+        Optional<JsonNode> args = approve ? editedArguments(a, ctx.formParam("arguments")) : Optional.empty();
+        a = api.approvals().decide(caller, a, approve, reason, args);
+      } catch (KeelException e) {
+        status = Problems.status(e);
+        error = e.getMessage();
+        a = api.approvals().visible(caller, id);
+      }
+      ApprovalRow row = approvalRow(a, caller, w.get(), error);
+      if (htmx) {
+        render(ctx, status, "approval_card.jte", row);
+      } else if (error.isEmpty()) {
+        ctx.status(303).header("Location", "/approvals?status=" + a.status().wireName());
+      } else {
+        showApprovals(ctx, caller, w.get(), status, Optional.of(row), "");
+      }
+    };
+  }
+
+  /**
+   * The arguments the approver set in the form, when they differ from the model's: the form shows
+   * the model's arguments, so an untouched or emptied field approves the call as the model wrote it.
+   */
+  private static Optional<JsonNode> editedArguments(Approval a, String text) {
+    if (text == null || text.isBlank()) {
+      return Optional.empty();
+    }
+    JsonNode edited;
+    try {
+      edited = Views.JSON.readTree(text);
+    } catch (RuntimeException e) {
+      throw new KeelException.Invalid("arguments: not valid JSON (" + firstLine(e.getMessage()) + "); write a JSON object such as {\"amount\": 900}, or leave the field as it was");
+    }
+    try {
+      if (edited.equals(Views.JSON.readTree(a.arguments()))) {
+        return Optional.empty();
+      }
+    } catch (RuntimeException e) {
+      // the model's arguments are not JSON: anything the approver wrote is an edit
+    }
+    return Optional.of(edited);
+  }
+
+  private static String firstLine(String s) {
+    String m = s == null ? "" : s.strip();
+    int nl = m.indexOf('\n');
+    return nl < 0 ? m : m.substring(0, nl);
+  }
+
+  private static String urlEncode(String s) {
+    return java.net.URLEncoder.encode(s, StandardCharsets.UTF_8);
   }
 
   // ---- Costs

@@ -48,13 +48,69 @@
     }
   }, true);
 
+  // what the reader typed into an approval's form survives the live refresh of the inbox: the
+  // values, which argument editors are open, and where the cursor was
+  var typed = new Map();
+  var focused = null;
+  function fieldKey(el) {
+    var card = el.closest && el.closest("[data-approval-id]");
+    return card && el.name ? card.dataset.approvalId + "/" + el.name : null;
+  }
+  document.addEventListener("input", function (e) {
+    var key = fieldKey(e.target);
+    if (key) {
+      typed.set(key, e.target.value);
+    }
+  }, true);
+  document.addEventListener("toggle", function (e) {
+    var el = e.target;
+    var card = el.matches && el.matches("details.edit-args") && el.closest("[data-approval-id]");
+    if (card) {
+      typed.set(card.dataset.approvalId + "/#edit-open", el.open);
+    }
+  }, true);
+
+  // a refused decision comes back as the approval's card with the server's reason: show it
+  document.addEventListener("htmx:beforeSwap", function (e) {
+    var elt = e.detail.requestConfig && e.detail.requestConfig.elt;
+    if (e.detail.xhr.status >= 400 && elt && elt.closest && elt.closest("[data-swap-errors]")) {
+      e.detail.shouldSwap = true;
+      e.detail.isError = false;
+    }
+    var active = document.activeElement;
+    var key = active ? fieldKey(active) : null;
+    focused = key ? { key: key, start: active.selectionStart, end: active.selectionEnd } : null;
+  });
+
   document.addEventListener("htmx:afterSwap", function (e) {
-    e.detail.target.querySelectorAll("details[data-span-id]").forEach(function (d) {
+    var root = e.detail.target.isConnected ? e.detail.target : document;
+    root.querySelectorAll("details[data-span-id]").forEach(function (d) {
       if (opened.has(d.dataset.spanId)) {
         d.open = true;
       }
     });
-    drawCharts(e.detail.target);
+    document.querySelectorAll("[data-approval-id]").forEach(function (card) {
+      var id = card.dataset.approvalId;
+      card.querySelectorAll("textarea[name], input[name]:not([type=hidden])").forEach(function (f) {
+        var key = id + "/" + f.name;
+        if (typed.has(key) && f.value !== typed.get(key)) {
+          f.value = typed.get(key);
+        }
+        if (focused && focused.key === key && document.activeElement !== f) {
+          f.focus();
+          try {
+            f.setSelectionRange(focused.start, focused.end);
+          } catch (ignored) {
+            // not a text field
+          }
+        }
+      });
+      var edit = card.querySelector("details.edit-args");
+      if (edit && typed.get(id + "/#edit-open")) {
+        edit.open = true;
+      }
+    });
+    drawCharts(root);
   });
 
   function connectLive(root) {
@@ -65,8 +121,10 @@
       el.dataset.connected = "true";
       // EventSource reconnects by itself; a reconnect at worst fetches the body once more
       var source = new EventSource(el.dataset.live);
-      source.addEventListener("changed", function () {
-        htmx.trigger(el, "keel-changed");
+      (el.dataset.liveEvents || "changed").split(" ").forEach(function (name) {
+        source.addEventListener(name, function () {
+          htmx.trigger(el, "keel-changed");
+        });
       });
       window.addEventListener("pagehide", function () {
         source.close();

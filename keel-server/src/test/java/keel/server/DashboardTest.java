@@ -18,6 +18,7 @@ import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import tools.jackson.databind.JsonNode;
 
 /**
  * The dashboard's sign-in, cookies and CSRF checks over real HTTP (no browser): what the browser
@@ -91,7 +92,7 @@ class DashboardTest {
 
   @Test
   void pages_withoutASession_redirectToTheSignInForm() throws Exception {
-    for (String path : List.of("/", "/agents", "/costs", "/agents/x", "/sessions/x")) {
+    for (String path : List.of("/", "/agents", "/costs", "/agents/x", "/sessions/x", "/approvals", "/approvals/list", "/approvals/live")) {
       HttpResponse<String> r = get(path, null);
       assertThat(r.statusCode()).as(path).isEqualTo(302);
       assertThat(r.headers().firstValue("Location").orElseThrow()).as(path).endsWith(path.equals("/") ? "/agents" : "/login");
@@ -164,6 +165,76 @@ class DashboardTest {
     HttpResponse<String> after = get("/agents", session);
     assertThat(after.statusCode()).isEqualTo(302);
     assertThat(after.headers().firstValue("Location")).hasValue("/login");
+  }
+
+  /** Starts a session of an agent that waits for approval; returns the approval's id. */
+  String pendingApproval(String agent) throws Exception {
+    HttpResponse<String> s = api.call("POST", "/v1/sessions", "{\"agent\":\"" + agent + "\",\"message\":\"pay\"}");
+    assertThat(s.statusCode()).as(s.body()).isEqualTo(201);
+    String session = TestServer.json(s).get("id").asString();
+    for (int i = 0; i < 200; i++) {
+      for (var a : TestServer.json(api.call("GET", "/v1/approvals?agent=" + agent, null)).get("approvals")) {
+        if (a.get("session_id").asString().equals(session)) {
+          return a.get("id").asString();
+        }
+      }
+      Thread.sleep(50);
+    }
+    throw new AssertionError("no approval for session " + session);
+  }
+
+  String approvalStatus(String id) throws Exception {
+    return TestServer.json(api.call("GET", "/v1/approvals/" + id, null)).get("status").asString();
+  }
+
+  @Test
+  void approvalDecisions_needTheSessionsCsrfToken_andTheSameOrigin_andFollowTheApisRules() throws Exception {
+    HttpResponse<String> applied = api.call("POST", "/v1/apply", TestServer.applyBody(ApprovalsApiTest.agent("payer", "finance", "")));
+    assertThat(applied.statusCode()).as(applied.body()).isEqualTo(200);
+    String id = pendingApproval("payer");
+    HttpResponse<String> created = api.call("POST", "/v1/operators",
+        EventCodec.mapper().createObjectNode().put("name", "ann").set("roles", EventCodec.mapper().createArrayNode().add("approver@finance")).toString());
+    String session = signIn(TestServer.json(created).get("token").asString());
+    HttpResponse<String> inbox = get("/approvals", session);
+    assertThat(inbox.statusCode()).isEqualTo(200);
+    assertThat(inbox.body()).contains("data-approval-id=\"" + id + "\"").contains("/approvals/" + id + "/approve");
+    String csrf = csrfOf(inbox.body());
+
+    // forged: no token, a wrong token, another origin, no session; nothing is decided
+    assertThat(post("/approvals/" + id + "/approve", session, "reason=x").statusCode()).isEqualTo(403);
+    assertThat(post("/approvals/" + id + "/approve", session, "csrf=wrong&reason=x").statusCode()).isEqualTo(403);
+    assertThat(post("/approvals/" + id + "/approve", session, "csrf=" + enc(csrf) + "&reason=x", "Origin", "https://evil.example").statusCode())
+        .isEqualTo(403);
+    HttpResponse<String> anonymous = post("/approvals/" + id + "/approve", null, "csrf=" + enc(csrf));
+    assertThat(anonymous.statusCode()).isEqualTo(302);
+    assertThat(anonymous.headers().firstValue("Location")).hasValue("/login");
+    assertThat(approvalStatus(id)).isEqualTo("pending");
+
+    // the API's rules: a deny needs a reason (400 with the API's message, on the page); unknown ids are 404
+    HttpResponse<String> noReason = post("/approvals/" + id + "/deny", session, "csrf=" + enc(csrf) + "&reason=+");
+    assertThat(noReason.statusCode()).isEqualTo(400);
+    assertThat(noReason.body()).contains("reason: required: a string saying why approval " + id + " is denied");
+    assertThat(post("/approvals/apr_nope/deny", session, "csrf=" + enc(csrf) + "&reason=no").statusCode()).isEqualTo(404);
+    assertThat(approvalStatus(id)).isEqualTo("pending");
+
+    // a plain form post (no JavaScript) decides and goes back to the inbox; edited arguments are kept
+    HttpResponse<String> ok = post("/approvals/" + id + "/approve", session,
+        "csrf=" + enc(csrf) + "&reason=" + enc("half now") + "&arguments=" + enc("{\"amount\": 1000}"));
+    assertThat(ok.statusCode()).as(ok.body()).isEqualTo(303);
+    assertThat(ok.headers().firstValue("Location")).hasValue("/approvals?status=approved");
+    JsonNode decided = TestServer.json(api.call("GET", "/v1/approvals/" + id, null));
+    assertThat(decided.get("status").asString()).isEqualTo("approved");
+    assertThat(decided.get("decision").get("by").asString()).isEqualTo("operator:ann");
+    assertThat(decided.get("decision").get("reason").asString()).isEqualTo("half now");
+    assertThat(decided.get("decision").get("arguments").get("amount").asInt()).isEqualTo(1000);
+
+    // a second decision is a conflict, shown on the card that htmx swaps in
+    HttpResponse<String> again = post("/approvals/" + id + "/deny", session, "csrf=" + enc(csrf) + "&reason=late", "HX-Request", "true");
+    assertThat(again.statusCode()).isEqualTo(409);
+    assertThat(again.body()).contains("data-status=\"approved\"").contains("class=\"error decision-error\"");
+    HttpResponse<String> approved = get("/approvals?status=approved", session);
+    assertThat(approved.body()).contains("operator:ann").contains("half now");
+    assertThat(get("/approvals?status=maybe", session).statusCode()).isEqualTo(400);
   }
 
   @Test
