@@ -203,7 +203,7 @@ public final class OutsideCalls {
     CatalogEntry entry = found.get();
     Optional<McpCallStore.McpCall> existing = store.mcpCalls().find(who, key);
     if (existing.isPresent()) {
-      return again(principal, agent, entry, existing.get(), progress);
+      return again(principal, agent, entry, existing.get(), trace, progress);
     }
     List<String> problems = ToolArguments.of(spec(entry)).problems(arguments);
     if (!problems.isEmpty()) {
@@ -225,7 +225,7 @@ public final class OutsideCalls {
             new McpCallStore.McpCall(who, key, entry.catalogName(), arguments, "", McpCallStore.Status.COMPLETED, text, false, "",
                 now, now),
             Optional.empty(), List.of(record("action_proposed", who, owner, agentName, entry.catalogName(), detail)));
-        return inserted ? new Result(text, false, Optional.empty()) : repeat(principal, agent, entry, key, progress);
+        return inserted ? new Result(text, false, Optional.empty()) : repeat(principal, agent, entry, key, trace, progress);
       }
       case Policies.Decision.RequireApproval ra -> {
         String id = approvalId(who, key);
@@ -249,14 +249,14 @@ public final class OutsideCalls {
             List.of(record("policy_decision", who, owner, agentName, entry.catalogName(), asked),
                 record("approval_requested", who, owner, agentName, entry.catalogName(), request)));
         if (!inserted) {
-          return repeat(principal, agent, entry, key, progress);
+          return repeat(principal, agent, entry, key, trace, progress);
         }
         try {
           requested.accept(approval);
         } catch (RuntimeException e) {
           LOG.warn("approval {}: a listener failed: {}", id, e.toString());
         }
-        return await(principal, agent, entry, store.mcpCalls().find(who, key).orElseThrow(), progress);
+        return await(principal, agent, entry, store.mcpCalls().find(who, key).orElseThrow(), trace, progress);
       }
       case Policies.Decision.Allow a -> {
         Map<String, Object> allowed = detail(key, Map.of("decision", "allow", "capability", entry.capability()));
@@ -268,7 +268,7 @@ public final class OutsideCalls {
                 record("tool_call", who, owner, agentName, entry.catalogName(),
                     detail(key, Map.of("arguments", json(arguments), "attempt", 1)))));
         if (!inserted) {
-          return repeat(principal, agent, entry, key, progress);
+          return repeat(principal, agent, entry, key, trace, progress);
         }
         return run(principal, agent, entry, key, arguments, trace);
       }
@@ -277,15 +277,16 @@ public final class OutsideCalls {
 
   /** Another request inserted the key between our read and our insert: answer as for a repeat. */
   private Result repeat(
-      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, String key, Consumer<String> progress) {
+      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, String key, String trace,
+      Consumer<String> progress) {
     return store.mcpCalls().find(principal.name(), key)
-        .map(c -> again(principal, agent, entry, c, progress))
+        .map(c -> again(principal, agent, entry, c, trace, progress))
         .orElseGet(() -> Result.error("the call with idempotency key " + key + " could not be recorded; try again"));
   }
 
   /** A key the principal used before. */
   private Result again(
-      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, McpCallStore.McpCall call,
+      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, McpCallStore.McpCall call, String trace,
       Consumer<String> progress) {
     if (!call.tool().equals(entry.catalogName())) {
       return Result.error("the idempotency key " + call.idempotencyKey() + " was already used for a call of " + call.tool()
@@ -297,13 +298,13 @@ public final class OutsideCalls {
       case STARTED -> Result.error("the call of " + call.tool() + " with idempotency key " + call.idempotencyKey()
           + " started at " + call.updatedAt() + " and has not completed: it is running, or it was interrupted and its outcome"
           + " is unknown; it is not run again");
-      case AWAITING_APPROVAL -> await(principal, agent, entry, call, progress);
+      case AWAITING_APPROVAL -> await(principal, agent, entry, call, trace, progress);
     };
   }
 
   /** Waits for a call's approval, then runs or refuses it; past the wait, tells the client to call again. */
   private Result await(
-      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, McpCallStore.McpCall call,
+      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, McpCallStore.McpCall call, String trace,
       Consumer<String> progress) {
     String id = call.approvalId();
     long deadline = System.nanoTime() + approvalWait.toNanos();
@@ -338,7 +339,7 @@ public final class OutsideCalls {
           }
         }
         case APPROVED -> {
-          return runApproved(principal, agent, entry, call, a);
+          return runApproved(principal, agent, entry, call, a, trace);
         }
         case DENIED, EXPIRED, WITHDRAWN -> {
           Approval.Decision d = a.decision().orElseThrow();
@@ -358,7 +359,8 @@ public final class OutsideCalls {
    * rules) so an edit never bypasses a rule, then run by whichever request moves it to started.
    */
   private Result runApproved(
-      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, McpCallStore.McpCall call, Approval a) {
+      Principal principal, Optional<AgentDescriptor> agent, CatalogEntry entry, McpCallStore.McpCall call, Approval a,
+      String trace) {
     String who = principal.name();
     String key = call.idempotencyKey();
     Approval.Decision d = a.decision().orElseThrow();
@@ -381,7 +383,7 @@ public final class OutsideCalls {
       store.mcpCalls().complete(who, key, refusal.get(), true, "", now,
           List.of(record("policy_decision", who, owner, agentName, entry.catalogName(),
               detail(key, Map.of("decision", "deny", "reason", refusal.get(), "approval_id", a.id())))));
-      return again(principal, agent, entry, store.mcpCalls().find(who, key).orElseThrow(), s -> {});
+      return again(principal, agent, entry, store.mcpCalls().find(who, key).orElseThrow(), trace, s -> {});
     }
     boolean started = store.mcpCalls().start(who, key, arguments, now,
         List.of(record("policy_decision", who, owner, agentName, entry.catalogName(),
@@ -391,9 +393,9 @@ public final class OutsideCalls {
                 detail(key, Map.of("arguments", json(arguments), "attempt", 1, "approval_id", a.id())))));
     if (!started) {
       // another request of this key took it: answer what it got, or that it runs
-      return again(principal, agent, entry, store.mcpCalls().find(who, key).orElseThrow(), s -> {});
+      return again(principal, agent, entry, store.mcpCalls().find(who, key).orElseThrow(), trace, s -> {});
     }
-    return run(principal, agent, entry, key, arguments, "");
+    return run(principal, agent, entry, key, arguments, trace);
   }
 
   private Result run(
