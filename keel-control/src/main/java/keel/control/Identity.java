@@ -197,6 +197,15 @@ public final class Identity {
     return check(compact, sessionId);
   }
 
+  /**
+   * Checks a token presented from outside a session (an MCP client of the gateway holding an agent's
+   * token): its signature, issuer and expiry, whatever session it was issued for.
+   */
+  public Verdict verifyBearer(String compact) {
+    Objects.requireNonNull(compact, "compact");
+    return check(compact, null);
+  }
+
   /** Checks a presented token as {@link #verify} does, and that one of its grants covers the capability. */
   public Verdict authorize(String compact, String sessionId, String capability) {
     Objects.requireNonNull(capability, "capability");
@@ -351,6 +360,7 @@ public final class Identity {
 
   // ---- verification ----------------------------------------------------------------------------
 
+  /** {@code sessionId} null: any session. */
   private Verdict check(String compact, String sessionId) {
     Instant now = clock.instant();
     SessionToken token = known(compact, now);
@@ -368,7 +378,7 @@ public final class Identity {
     if (token.issuedAt().isAfter(now.plus(settings.clockSkew()))) {
       return refused("the token was issued in the future (" + token.issuedAt() + ", now " + now + ")");
     }
-    if (!sessionId.equals(token.sessionId())) {
+    if (sessionId != null && !sessionId.equals(token.sessionId())) {
       return refused("the token is for session " + token.sessionId() + ", not for session " + sessionId);
     }
     return new Verdict.Verified(token);

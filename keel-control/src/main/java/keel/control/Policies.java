@@ -171,13 +171,83 @@ public final class Policies {
     return decide(call, true);
   }
 
+  /**
+   * A call an operator makes directly, through the gateway's MCP server ({@code /mcp}), outside any
+   * agent and session. Rules see {@code agent} as {@code {name: "", owner: <the MCP server's
+   * owner>, labels: {}, mode: "autonomous"}} and {@code session} as {@code {id: "", root_id: "",
+   * parent_id: "", principal: <the operator>, steps: 0}}; policies that name agents in {@code
+   * applies_to.agents} do not apply, and no agent approval settings exist, so only policies ask
+   * for approval.
+   *
+   * @param principal {@code operator:<name>}
+   * @param owner the MCP server's owner
+   */
+  public record OperatorCall(
+      String principal,
+      String owner,
+      String tool,
+      boolean readOnly,
+      String arguments,
+      Optional<String> valueExpression,
+      Instant now,
+      List<PolicyDescriptor> policies) {
+    public OperatorCall {
+      Objects.requireNonNull(principal, "principal");
+      Objects.requireNonNull(owner, "owner");
+      Objects.requireNonNull(tool, "tool");
+      Objects.requireNonNull(arguments, "arguments");
+      Objects.requireNonNull(valueExpression, "valueExpression");
+      Objects.requireNonNull(now, "now");
+      policies = List.copyOf(policies);
+    }
+  }
+
+  /** Decides an operator's call as {@link #decide(Call)} does an agent's. */
+  public Decision decide(OperatorCall call) {
+    return decide(operatorSubject(call), call.tool(), call.readOnly(), call.arguments(), call.valueExpression(),
+        operatorSession(call), call.now(), call.policies(), false);
+  }
+
+  /** Checks only the deny rules for an operator's call a human approved, as {@link #recheck(Call)} does. */
+  public Decision recheck(OperatorCall call) {
+    return decide(operatorSubject(call), call.tool(), call.readOnly(), call.arguments(), call.valueExpression(),
+        operatorSession(call), call.now(), call.policies(), true);
+  }
+
+  private static Subject operatorSubject(OperatorCall call) {
+    return new Subject(Optional.empty(),
+        Map.of("name", "", "owner", call.owner(), "labels", Map.of(), "mode", "autonomous"),
+        AgentDescriptor.Mode.AUTONOMOUS, Optional.empty());
+  }
+
+  private static Map<String, Object> operatorSession(OperatorCall call) {
+    return Map.of("id", "", "root_id", "", "parent_id", "", "principal", call.principal(), "steps", 0L);
+  }
+
+  /** Who makes a call, as rules see it: an agent, or (no agent name) an operator. */
+  private record Subject(
+      Optional<String> agentName, Map<String, Object> var, AgentDescriptor.Mode mode,
+      Optional<AgentDescriptor.ApprovalSpec> approval) {}
+
   private Decision decide(Call call, boolean denyOnly) {
+    SessionInfo s = call.session();
+    Subject subject = new Subject(Optional.of(call.agent().metadata().name()), agentVar(call.agent()),
+        call.agent().spec().mode(), call.agent().spec().approval());
+    return decide(subject, call.tool(), call.readOnly(), call.arguments(), call.valueExpression(),
+        Map.of("id", s.id(), "root_id", s.rootId(), "parent_id", s.parentId(), "principal", s.principal(),
+            "steps", (long) s.steps()),
+        call.now(), call.policies(), denyOnly);
+  }
+
+  private Decision decide(
+      Subject subject, String tool, boolean readOnly, String arguments, Optional<String> valueExpression,
+      Map<String, Object> session, Instant now, List<PolicyDescriptor> policies, boolean denyOnly) {
     Map<String, Object> vars = new LinkedHashMap<>();
-    vars.put("agent", agentVar(call.agent()));
-    vars.put("tool", call.tool());
+    vars.put("agent", subject.var());
+    vars.put("tool", tool);
     Object args;
     try {
-      args = toCel(EventCodec.mapper().readTree(call.arguments()));
+      args = toCel(EventCodec.mapper().readTree(arguments));
     } catch (RuntimeException e) {
       return new Decision.Deny(new PolicyReason("arguments", "the arguments are not a JSON object"), BigDecimal.ZERO);
     }
@@ -185,23 +255,21 @@ public final class Policies {
       return new Decision.Deny(new PolicyReason("arguments", "the arguments are not a JSON object"), BigDecimal.ZERO);
     }
     vars.put("args", args);
-    SessionInfo s = call.session();
-    vars.put("session", Map.of("id", s.id(), "root_id", s.rootId(), "parent_id", s.parentId(), "principal", s.principal(),
-        "steps", (long) s.steps()));
-    vars.put("now", Timestamp.newBuilder().setSeconds(call.now().getEpochSecond()).setNanos(call.now().getNano()).build());
+    vars.put("session", session);
+    vars.put("now", Timestamp.newBuilder().setSeconds(now.getEpochSecond()).setNanos(now.getNano()).build());
     BigDecimal value = BigDecimal.ZERO;
-    if (call.valueExpression().isPresent()) {
-      String rule = "value_usd of " + call.tool();
+    if (valueExpression.isPresent()) {
+      String rule = "value_usd of " + tool;
       try {
-        value = number(evaluate(VALUES, call.valueExpression().get(), withValue(vars, 0)), rule);
+        value = number(evaluate(VALUES, valueExpression.get(), withValue(vars, 0)), rule);
       } catch (RuleFailed f) {
         return new Decision.Deny(new PolicyReason(rule, f.getMessage()), BigDecimal.ZERO);
       }
     }
     vars = withValue(vars, value.doubleValue());
     List<PolicyReason> approvals = new ArrayList<>();
-    for (PolicyDescriptor p : call.policies()) {
-      if (!applies(p, call)) {
+    for (PolicyDescriptor p : policies) {
+      if (!applies(p, tool, subject.agentName())) {
         continue;
       }
       String rule = "policy/" + p.metadata().name();
@@ -221,11 +289,11 @@ public final class Policies {
     if (denyOnly) {
       return new Decision.Allow(value);
     }
-    AgentDescriptor.Mode mode = call.agent().spec().mode();
-    if (mode == AgentDescriptor.Mode.SHADOW && !call.readOnly()) {
+    AgentDescriptor.Mode mode = subject.mode();
+    if (mode == AgentDescriptor.Mode.SHADOW && !readOnly) {
       return new Decision.Propose(value);
     }
-    Optional<AgentDescriptor.ApprovalSpec> spec = call.agent().spec().approval();
+    Optional<AgentDescriptor.ApprovalSpec> spec = subject.approval();
     if (spec.isPresent()) {
       Optional<BigDecimal> threshold = spec.get().onActionValueUsdGt();
       if (threshold.isPresent() && value.compareTo(threshold.get()) > 0) {
@@ -245,15 +313,15 @@ public final class Policies {
         }
       }
     }
-    if (mode == AgentDescriptor.Mode.SUPERVISED && !call.readOnly()) {
+    if (mode == AgentDescriptor.Mode.SUPERVISED && !readOnly) {
       approvals.add(new PolicyReason(MODE_RULE, "the agent is supervised: every external action that changes something is approved by a human"));
     }
     return approvals.isEmpty() ? new Decision.Allow(value) : new Decision.RequireApproval(approvals, value);
   }
 
-  private static boolean applies(PolicyDescriptor p, Call call) {
-    return (p.spec().tools().isEmpty() || p.spec().tools().stream().anyMatch(t -> toolMatches(t, call.tool())))
-        && (p.spec().agents().isEmpty() || p.spec().agents().contains(call.agent().metadata().name()));
+  private static boolean applies(PolicyDescriptor p, String tool, Optional<String> agent) {
+    return (p.spec().tools().isEmpty() || p.spec().tools().stream().anyMatch(t -> toolMatches(t, tool)))
+        && (p.spec().agents().isEmpty() || agent.filter(a -> p.spec().agents().contains(a)).isPresent());
   }
 
   /** {@code server/tool} matches itself; {@code server} or {@code server/*} matches every tool of the server. */

@@ -43,7 +43,9 @@ public interface ApprovalStore {
   /**
    * Decides a pending approval, and in the same transaction puts the decision into its session's
    * inbox (an input of kind {@link #DECISION_KIND}, id {@code approval-<id>}, from {@code by}) unless
-   * the session has ended.
+   * the session has ended. An approval without a session (a call of an outside MCP client, whose
+   * request waits for the decision itself) gets an {@code approval_decided} audit record instead,
+   * in the same transaction.
    *
    * @param decision {@link Approval.Status#APPROVED}, {@link Approval.Status#DENIED} or {@link
    *     Approval.Status#EXPIRED}

@@ -38,10 +38,15 @@ final class JdbcApprovalStore implements ApprovalStore {
 
   private final JdbcBudgetStore.Transactions transactions;
   private final Inbox inbox;
+  private final boolean lockHead;
 
-  JdbcApprovalStore(JdbcBudgetStore.Transactions transactions, Inbox inbox) {
+  /**
+   * @param lockHead whether an audit append locks the chain head (PostgreSQL; see {@link JdbcAuditStore})
+   */
+  JdbcApprovalStore(JdbcBudgetStore.Transactions transactions, Inbox inbox, boolean lockHead) {
     this.transactions = transactions;
     this.inbox = inbox;
+    this.lockHead = lockHead;
   }
 
   /** Inserts new approvals inside an append's transaction. */
@@ -113,7 +118,16 @@ final class JdbcApprovalStore implements ApprovalStore {
       String body = EventCodec.mapper().writeValueAsString(Map.of(
           "approval_id", id, "call_id", a.callId(), "decision", decision.wireName(), "reason", reason,
           "arguments", arguments));
-      inbox.deliver(tx, new Input(a.sessionId(), "approval-" + id, DECISION_KIND, body, by, at));
+      if (a.sessionId().isEmpty()) {
+        // no session records the decision (a call of an outside MCP client): the audit log does, here
+        String detail = EventCodec.mapper().writeValueAsString(Map.of(
+            "approval_id", id, "call_id", a.callId(), "decision", decision.wireName(), "reason", reason,
+            "arguments", arguments, "principal", a.principal()));
+        JdbcAuditStore.append(tx, JdbcAuditStore.canonical(List.of(
+            new AuditRecord("approval_decided", by, a.owner(), a.agent(), "", a.tool(), detail))), at.toEpochMilli(), lockHead);
+      } else {
+        inbox.deliver(tx, new Input(a.sessionId(), "approval-" + id, DECISION_KIND, body, by, at));
+      }
       return a;
     });
   }

@@ -35,6 +35,7 @@ final class PostgresStore implements Store {
   private final JdbcBudgetStore budgets;
   private final JdbcAuditStore audit;
   private final JdbcApprovalStore approvals;
+  private final JdbcMcpCallStore mcpCalls;
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
   private final PostgresLeaseStore leases;
@@ -64,7 +65,8 @@ final class PostgresStore implements Store {
     // nodes share the rows: a reservation locks its windows, an audit append the chain head
     this.budgets = new JdbcBudgetStore(transactions, " FOR UPDATE");
     this.audit = new JdbcAuditStore(transactions, true, clock);
-    this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in));
+    this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in), true);
+    this.mcpCalls = new JdbcMcpCallStore(transactions, true);
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
     this.leases = new PostgresLeaseStore(tx, clock);
@@ -179,6 +181,11 @@ final class PostgresStore implements Store {
   @Override
   public ApprovalStore approvals() {
     return approvals;
+  }
+
+  @Override
+  public McpCallStore mcpCalls() {
+    return mcpCalls;
   }
 
   @Override

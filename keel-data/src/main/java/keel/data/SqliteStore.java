@@ -39,6 +39,7 @@ final class SqliteStore implements Store {
   private final JdbcBudgetStore budgets;
   private final JdbcAuditStore audit;
   private final JdbcApprovalStore approvals;
+  private final JdbcMcpCallStore mcpCalls;
   private final SqliteCostLedger ledger;
   private final SqliteTraceExportStore traceExports;
   private final SqliteLeaseStore leases;
@@ -68,7 +69,8 @@ final class SqliteStore implements Store {
     // the single writer makes each reservation and each audit append atomic: no row locks needed
     this.budgets = new JdbcBudgetStore(transactions, "");
     this.audit = new JdbcAuditStore(transactions, false, clock);
-    this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver);
+    this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver, false);
+    this.mcpCalls = new JdbcMcpCallStore(transactions, false);
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
     this.leases = new SqliteLeaseStore(readers, writer, clock);
@@ -184,6 +186,11 @@ final class SqliteStore implements Store {
   @Override
   public ApprovalStore approvals() {
     return approvals;
+  }
+
+  @Override
+  public McpCallStore mcpCalls() {
+    return mcpCalls;
   }
 
   @Override

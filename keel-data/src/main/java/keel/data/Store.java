@@ -30,6 +30,8 @@ public interface Store extends AutoCloseable {
   ToolCatalogStore toolCatalog();
   /** The approvals inbox: external calls that wait for a human, and their decisions. */
   ApprovalStore approvals();
+  /** The calls outside MCP clients make through the gateway's MCP server, by caller and idempotency key. */
+  McpCallStore mcpCalls();
 
   /** Agents' budgets: what each has spent and reserved per budget window. */
   BudgetStore budgets();

@@ -238,6 +238,14 @@ public final class SessionService implements AutoCloseable {
     approvalListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
   }
 
+  /**
+   * Tells the approval listeners (the approvals stream, the webhook) of an approval requested
+   * outside a session: a call of an outside MCP client through the gateway's MCP server.
+   */
+  public void approvalRequested(keel.data.Approval approval) {
+    notifyApprovalRequested(approvalListeners, approval);
+  }
+
   /** Told about approvals as they change. */
   @FunctionalInterface
   public interface ApprovalListener {
@@ -269,7 +277,9 @@ public final class SessionService implements AutoCloseable {
     }
     keel.data.Approval decided = store.approvals().decide(approvalId,
         approve ? keel.data.Approval.Status.APPROVED : keel.data.Approval.Status.DENIED, by, reason, arguments, clock.instant());
-    scheduler.wake(decided.sessionId());
+    if (!decided.sessionId().isEmpty()) {
+      scheduler.wake(decided.sessionId());
+    }
     notifyApproval(approvalListeners, "decided", store.approvals().find(approvalId).orElse(decided));
     return store.approvals().find(approvalId).orElse(decided);
   }
@@ -287,7 +297,9 @@ public final class SessionService implements AutoCloseable {
         keel.data.Approval expired = store.approvals().decide(a.id(), keel.data.Approval.Status.EXPIRED, "keel:expiry",
             "nobody decided it by " + a.expiresAt(), "", clock.instant());
         n++;
-        scheduler.wake(expired.sessionId());
+        if (!expired.sessionId().isEmpty()) {
+          scheduler.wake(expired.sessionId());
+        }
         notifyApproval(approvalListeners, "expired", store.approvals().find(a.id()).orElse(expired));
       } catch (KeelException.Conflict decidedMeanwhile) {
         // decided by a human, or expired by another node, between the read and the update

@@ -173,8 +173,19 @@ final class ApprovalsApi {
     return a;
   }
 
-  /** The approvers the session's agent revision lists. */
+  /**
+   * The approvers the session's agent revision lists; for an approval without a session (a call of
+   * an outside MCP client), those of the agent's current revision when an agent's token made the
+   * call, and none (any approver of the owner) when an operator made it.
+   */
   private List<String> approvers(Approval a) {
+    if (a.sessionId().isEmpty()) {
+      if (a.agent().isEmpty()) {
+        return List.of();
+      }
+      return sessions.catalog().find(a.agent())
+          .flatMap(v -> v.agent().spec().approval()).map(AgentDescriptor.ApprovalSpec::approvers).orElse(List.of());
+    }
     SessionRecord r = store.events().session(a.sessionId())
         .orElseThrow(() -> new KeelException.NotFound("the session " + a.sessionId() + " of approval " + a.id() + " is gone"));
     AgentDescriptor agent = sessions.catalog().revision(r.agent(), r.revision());

@@ -12,7 +12,9 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import keel.control.Operators;
+import keel.control.Policies;
 import keel.execution.ModelProviders;
+import keel.execution.OutsideCalls;
 import keel.execution.PriceTable;
 import keel.execution.SessionService;
 import keel.execution.ToolEnvironment;
@@ -53,6 +55,8 @@ public final class KeelServer implements AutoCloseable {
   /** The approval webhook, when {@value ApprovalWebhook#URL_VARIABLE} names one; closed with the server. */
   private volatile Optional<ApprovalWebhook> webhook = Optional.empty();
   private volatile boolean ready;
+  /** The MCP endpoint at {@code /mcp}; closed with the server. */
+  private volatile McpEndpoint mcp;
 
   private KeelServer(
       ServerConfig config, DataDirLock lock, Store store, SessionService sessions, AdminToken token, Operators operators, Api api,
@@ -137,6 +141,11 @@ public final class KeelServer implements AutoCloseable {
         }
       }, clock, Optional.of(gateway));
       Dashboard dashboard = new Dashboard(api, sessions, store, inventory, operators, clock);
+      // the gateway as an MCP server for outside clients, under the same policies, approvals and audit
+      OutsideCalls outside = new OutsideCalls(gateway, store, sessions.catalog(), new Policies(), clock,
+          approvalWait(environment), sessions::approvalRequested);
+      McpEndpoint mcp = new McpEndpoint(outside, operators, identity, KeelServer.class.getPackage().getImplementationVersion() == null
+          ? "dev" : KeelServer.class.getPackage().getImplementationVersion());
       Javalin app = Javalin.create(cfg -> {
         cfg.concurrency.useVirtualThreads = true;
         cfg.startup.showJavalinBanner = false;
@@ -145,9 +154,11 @@ public final class KeelServer implements AutoCloseable {
         cfg.jetty.port = config.port();
         api.install(cfg);
         dashboard.install(cfg);
+        cfg.jetty.modifyServletContextHandler(mcp::mount);
       });
       app.start();
       KeelServer server = new KeelServer(config, lock, store, sessions, token, operators, api, app, metrics, traceExport, gateway);
+      server.mcp = mcp;
       self[0] = server;
       server.webhook = webhook;
       sessions.recover();
@@ -223,6 +234,25 @@ public final class KeelServer implements AutoCloseable {
     };
   }
 
+  /** How long an MCP call waits for its approval: {@value McpEndpoint#APPROVAL_WAIT_VARIABLE}, else 30 s. */
+  private static java.time.Duration approvalWait(Map<String, String> environment) {
+    String v = environment.get(McpEndpoint.APPROVAL_WAIT_VARIABLE);
+    if (v == null || v.isBlank()) {
+      return McpEndpoint.DEFAULT_APPROVAL_WAIT;
+    }
+    java.util.regex.Matcher m = java.util.regex.Pattern.compile("(\\d{1,6})(ms|s|m)").matcher(v.strip());
+    if (!m.matches()) {
+      throw new keel.core.KeelException.Invalid(McpEndpoint.APPROVAL_WAIT_VARIABLE + ": expected a duration such as 500ms,"
+          + " 30s or 2m, got \"" + v + "\"");
+    }
+    long n = Long.parseLong(m.group(1));
+    return switch (m.group(2)) {
+      case "ms" -> java.time.Duration.ofMillis(n);
+      case "s" -> java.time.Duration.ofSeconds(n);
+      default -> java.time.Duration.ofMinutes(n);
+    };
+  }
+
   /** Environment variable naming the OTLP endpoint (its base URL; {@code /v1/traces} is added). */
   public static final String OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT";
 
@@ -288,6 +318,9 @@ public final class KeelServer implements AutoCloseable {
   @Override
   public void close() {
     ready = false;
+    if (mcp != null) {
+      mcp.close();
+    }
     sessions.close();
     app.stop();
     gateway.close();
