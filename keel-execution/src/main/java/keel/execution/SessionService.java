@@ -174,13 +174,23 @@ public final class SessionService implements AutoCloseable {
                       .orElseThrow(() -> new KeelException.NotFound("session " + sessionId + " does not exist"));
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
-            });
+            },
+            settings.leaseTtl().map(ttl -> new LeaseKeeper(store.leases(), settings.node(), ttl, clock)).orElse(null));
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
     SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners,
         approvalListeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
+    settings.leaseTtl().ifPresent(ttl -> scheduler.every(claimPeriod(ttl), scheduler::claimRunnable));
     return service;
+  }
+
+  /**
+   * How often a node looks for sessions with work that no node holds: often enough that a dead
+   * node's sessions are taken over well within a second of their leases' expiry.
+   */
+  static java.time.Duration claimPeriod(java.time.Duration ttl) {
+    return java.time.Duration.ofMillis(Math.max(50, Math.min(500, ttl.toMillis() / 4)));
   }
 
   /** The budgets of the agent's current revision ({@link AgentCatalog#latest}); none if it is gone. */
@@ -305,8 +315,9 @@ public final class SessionService implements AutoCloseable {
     } catch (KeelException e) {
       LOG.warn("sweep: could not expire approvals: {}", e.getMessage());
     }
-    // a budget-blocked session with a message waiting is woken by its own timer, not every sweep
-    int woken = scheduler.sweep(
+    // a budget-blocked session with a message waiting is woken by its own timer, not every sweep;
+    // under leases, sessions with work are claimed (scheduler.claimRunnable), not woken here
+    int woken = scheduler.leased() ? 0 : scheduler.sweep(
         store.events().sessionsWithWork(RECOVERY_BATCH).stream().filter(id -> !budgetWaits.registered(id)).toList());
     if (woken > 0) {
       LOG.info("sweep: resumed {} sessions that had work and no run", woken);
@@ -576,8 +587,13 @@ public final class SessionService implements AutoCloseable {
    */
   public int recover() {
     List<String> ids = store.events().sessionsWithWork(RECOVERY_BATCH);
-    for (String id : ids) {
-      scheduler.wake(id);
+    if (scheduler.leased()) {
+      // other nodes may be running some of them: claim those that nobody holds
+      scheduler.claimRunnable();
+    } else {
+      for (String id : ids) {
+        scheduler.wake(id);
+      }
     }
     if (!ids.isEmpty()) {
       LOG.info("resuming {} sessions that had work when the node stopped", ids.size());
