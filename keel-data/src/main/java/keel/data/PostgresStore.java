@@ -202,6 +202,11 @@ final class PostgresStore implements Store {
   }
 
   @Override
+  public AutoCloseable listenForInputs(java.util.function.Consumer<String> sessionIds) {
+    return PostgresInputListener.start(config, sessionIds);
+  }
+
+  @Override
   public LeaseStore leases() {
     return leases;
   }

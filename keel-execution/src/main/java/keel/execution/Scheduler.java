@@ -267,6 +267,9 @@ public final class Scheduler implements AutoCloseable {
     java.util.Optional<LeaseKeeper.Held> h;
     try {
       h = leasing.claim(sessionId);
+    } catch (KeelException.NotFound gone) {
+      // a notification about a session of another schema sharing the database, or one deleted
+      return new SessionRunner.Outcome.Suspended();
     } catch (KeelException e) {
       LOG.warn("session {}: cannot claim its lease; retrying shortly: {}", sessionId, e.getMessage());
       return new SessionRunner.Outcome.RetryAfter(Duration.ofSeconds(1), e.getMessage());

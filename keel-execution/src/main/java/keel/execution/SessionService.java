@@ -53,6 +53,8 @@ public final class SessionService implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
   private final List<RunListener> runListeners;
   private final List<ApprovalListener> approvalListeners;
+  /** Wakes sessions for inputs other nodes wrote (PostgreSQL {@code LISTEN}); set once by create. */
+  private volatile AutoCloseable inputListener = () -> {};
 
   private SessionService(
       Store store,
@@ -182,6 +184,8 @@ public final class SessionService implements AutoCloseable {
         approvalListeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     settings.leaseTtl().ifPresent(ttl -> scheduler.every(claimPeriod(ttl), scheduler::claimRunnable));
+    // an input written through any node wakes the session here too; its lease decides who runs it
+    service.inputListener = store.listenForInputs(scheduler::wake);
     return service;
   }
 
@@ -659,6 +663,11 @@ public final class SessionService implements AutoCloseable {
 
   @Override
   public void close() {
+    try {
+      inputListener.close();
+    } catch (Exception e) {
+      LOG.warn("could not stop listening for inputs: {}", e.toString());
+    }
     scheduler.close();
     budgetWaits.close();
   }
