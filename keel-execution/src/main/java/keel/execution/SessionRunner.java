@@ -944,6 +944,9 @@ final class SessionRunner implements Scheduler.Runner {
     }
 
     private void execute(Tool tool, ToolCall call, String span, String key, SessionToken verified) {
+      // checked before the start is recorded too: a run that stops here leaves the call to the next
+      // owner to run, rather than a started call whose outcome nobody knows
+      signals.checkLease();
       flush();
       // a node paused past its lease must not call the tool: the new owner treats the call as started
       signals.checkLease();

@@ -574,10 +574,64 @@ public final class SessionService implements AutoCloseable {
     return store.events().events(sessionId, afterSeq, limit);
   }
 
-  /** Follows a session's frames on this node; close the handle to stop. */
+  /**
+   * Follows a session's frames; close the handle to stop. Frames of runs on this node come as they
+   * happen; when sessions run under leases, the session may run on another node, so its new events
+   * are also read from the store (every {@value #TAIL_PERIOD_MILLIS} ms while no run of it is on
+   * this node). Each event is passed on once, in order of sequence numbers.
+   */
   public AutoCloseable subscribe(String sessionId, Consumer<SessionFrame> listener) {
-    return bus.subscribe(sessionId, listener);
+    if (!scheduler.leased()) {
+      return bus.subscribe(sessionId, listener);
+    }
+    java.util.concurrent.atomic.AtomicLong delivered =
+        new java.util.concurrent.atomic.AtomicLong(store.events().session(sessionId).map(SessionRecord::lastSeq).orElse(0L));
+    java.util.concurrent.locks.ReentrantLock order = new java.util.concurrent.locks.ReentrantLock();
+    Consumer<SessionFrame> once = f -> {
+      order.lock();
+      try {
+        if (f instanceof SessionFrame.Event e) {
+          if (e.event().seq() <= delivered.get()) {
+            return;
+          }
+          if (e.event().seq() > delivered.get() + 1) {
+            // events another node wrote since the last tail: passed on first, from the store
+            for (StoredEvent missed : store.events().events(sessionId, delivered.get(), (int) (e.event().seq() - delivered.get() - 1))) {
+              listener.accept(new SessionFrame.Event(missed));
+              delivered.set(missed.seq());
+            }
+          }
+          delivered.set(e.event().seq());
+        }
+        listener.accept(f);
+      } finally {
+        order.unlock();
+      }
+    };
+    AutoCloseable local = bus.subscribe(sessionId, once);
+    Thread tail = Thread.ofVirtual().name("keel-tail-" + sessionId).start(() -> {
+      while (!Thread.currentThread().isInterrupted()) {
+        try {
+          Thread.sleep(TAIL_PERIOD_MILLIS);
+          if (!scheduler.busy(sessionId)) {
+            for (StoredEvent e : store.events().events(sessionId, delivered.get(), 1000)) {
+              once.accept(new SessionFrame.Event(e));
+            }
+          }
+        } catch (InterruptedException stop) {
+          return;
+        } catch (RuntimeException e) {
+          LOG.debug("session {}: tailing the store failed; trying again: {}", sessionId, e.toString());
+        }
+      }
+    });
+    return () -> {
+      tail.interrupt();
+      local.close();
+    };
   }
+
+  private static final long TAIL_PERIOD_MILLIS = 250;
 
   /** Follows every session on this node. */
   public AutoCloseable subscribeAll(Consumer<SessionFrame> listener) {

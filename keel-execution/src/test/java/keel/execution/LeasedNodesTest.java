@@ -139,6 +139,36 @@ class LeasedNodesTest {
     assertThat(sorted.get(sorted.size() / 2)).as("median latency in ms, all: %s", millis).isLessThan(120);
   }
 
+  @Test
+  void aSessionsEvents_canBeFollowedFromEitherNode_eachOnceInOrder() throws Exception {
+    SessionRecord r = nodeA.start(new SessionService.Start("hello", "hi", "operator:test", false, Optional.empty(), Optional.empty()));
+    await().atMost(Duration.ofSeconds(20)).until(() -> idleWithAnswers(r.id(), 1));
+    List<Long> seenOnA = java.util.Collections.synchronizedList(new ArrayList<>());
+    List<Long> seenOnB = java.util.Collections.synchronizedList(new ArrayList<>());
+    try (AutoCloseable a = nodeA.subscribe(r.id(), f -> {
+          if (f instanceof SessionFrame.Event e) {
+            seenOnA.add(e.event().seq());
+          }
+        });
+        AutoCloseable b = nodeB.subscribe(r.id(), f -> {
+          if (f instanceof SessionFrame.Event e) {
+            seenOnB.add(e.event().seq());
+          }
+        })) {
+      long before = nodeA.record(r.id()).lastSeq();
+      for (int i = 0; i < 3; i++) {
+        (i % 2 == 0 ? nodeA : nodeB).send(r.id(), "more " + i, "operator:test", Optional.empty());
+        int answers = i + 2;
+        await().atMost(Duration.ofSeconds(20)).until(() -> idleWithAnswers(r.id(), answers));
+      }
+      long last = nodeA.record(r.id()).lastSeq();
+      List<Long> expected = java.util.stream.LongStream.rangeClosed(before + 1, last).boxed().toList();
+      await().atMost(Duration.ofSeconds(5)).until(() -> seenOnA.size() >= expected.size() && seenOnB.size() >= expected.size());
+      assertThat(seenOnA).containsExactlyElementsOf(expected);
+      assertThat(seenOnB).containsExactlyElementsOf(expected);
+    }
+  }
+
   private boolean idleWithAnswers(String id, int answers) {
     SessionRecord rec = nodeA.record(id);
     if (rec.effectiveStatus() != SessionStatus.IDLE) {
