@@ -67,6 +67,15 @@ final class ServeCommand implements Callable<Integer> {
   @Option(names = "--admission-capacity", paramLabel = "N", description = "The most sessions waiting for a slot before new work is refused with 429 (default ${DEFAULT-VALUE}).")
   int admissionCapacity = ExecutionSettings.defaults("x").admissionCapacity();
 
+  @Option(
+      names = "--lease-ttl",
+      paramLabel = "DURATION",
+      description =
+          "With --store postgresql: how long this node's lease on a session it runs lasts without a heartbeat,"
+              + " e.g. 10s (default 10s; 1s to 1h). A node that dies is replaced on its sessions this long after"
+              + " its last heartbeat; the heartbeat renews every lease of the node three times per period (env KEEL_LEASE_TTL).")
+  String leaseTtl;
+
   @Option(names = "--token-lifetime", paramLabel = "DURATION", description = "How long a session token is valid, e.g. 10m or 90s (default 10m; 30s to 1h). Sessions renew theirs when a third of it is left.")
   String tokenLifetime;
 
@@ -120,6 +129,14 @@ final class ServeCommand implements Callable<Integer> {
           h, p, io.dataDir(dataDir), !noFsync,
           new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars()),
           io.env());
+      String ttl = leaseTtl != null ? leaseTtl : io.env("KEEL_LEASE_TTL").orElse(null);
+      if (ttl != null) {
+        Duration d = duration("--lease-ttl", ttl);
+        if (d.compareTo(Duration.ofSeconds(1)) < 0 || d.compareTo(Duration.ofHours(1)) > 0) {
+          throw new IllegalArgumentException("--lease-ttl: expected 1s to 1h, got \"" + ttl + "\"");
+        }
+        config = config.withExecution(config.execution().withLeaseTtl(d));
+      }
       if (computeUsdPerSecond.signum() < 0) {
         throw new CliException(ExitCodes.USAGE, "--compute-usd-per-second: expected a number zero or greater, got " + computeUsdPerSecond.toPlainString());
       }

@@ -11,6 +11,7 @@ class PostgresCrashRecoveryTest extends CrashRecoveryTest {
 
   @Override
   protected Map<String, String> storeEnvironment() {
-    return Map.of("KEEL_STORE", TestPostgres.url(TestPostgres.newDatabase("crash")));
+    // a restarted server is a new node: it takes the killed one's sessions over when their leases expire
+    return Map.of("KEEL_STORE", TestPostgres.url(TestPostgres.newDatabase("crash")), "KEEL_LEASE_TTL", "2s");
   }
 }

@@ -84,6 +84,19 @@ final class ServerProcess implements AutoCloseable {
     process.waitFor(20, TimeUnit.SECONDS);
   }
 
+  /** The running server's process id (its node name ends with it). */
+  long pid() {
+    return process.pid();
+  }
+
+  /** Sends a signal such as {@code STOP} or {@code CONT} to the server. */
+  void signal(String name) throws Exception {
+    Process p = new ProcessBuilder("kill", "-" + name, Long.toString(process.pid())).inheritIO().start();
+    if (p.waitFor() != 0) {
+      throw new AssertionError("kill -" + name + " " + process.pid() + " failed");
+    }
+  }
+
   String base() {
     return "http://127.0.0.1:" + port;
   }

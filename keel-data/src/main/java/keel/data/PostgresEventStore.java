@@ -147,6 +147,11 @@ final class PostgresEventStore implements EventStore {
       up.setString(1, in.sessionId());
       up.executeUpdate();
     }
+    // delivered to every listening node when (and only if) this transaction commits
+    try (PreparedStatement notify = c.prepareStatement("SELECT pg_notify('" + PostgresInputListener.CHANNEL + "', ?)")) {
+      notify.setString(1, in.sessionId());
+      notify.execute();
+    }
     return true;
   }
 

@@ -96,6 +96,9 @@ final class PostgresStore implements Store {
     }
   }
 
+  /** How long a transaction may sit idle (its node paused or cut off) before the server ends it. */
+  static final long IDLE_IN_TRANSACTION_MILLIS = 2000;
+
   private static HikariConfig hikari(PostgresConfig config) {
     HikariConfig h = new HikariConfig();
     h.setPoolName("keel-postgresql");
@@ -119,11 +122,15 @@ final class PostgresStore implements Store {
       driver.setProperty("ApplicationName", "keel");
     }
     h.setDataSourceProperties(driver);
+    // a node paused or cut off inside a transaction (SIGSTOP, a partition) must not keep the row
+    // locks it holds, which would stall every other node: the server ends such a transaction
+    String init = "SELECT set_config('idle_in_transaction_session_timeout', '" + IDLE_IN_TRANSACTION_MILLIS + "', false)";
     if (!config.durable()) {
       // commits are acknowledged before their WAL flush: a server crash may lose the last ones,
       // never corrupt anything
-      h.setConnectionInitSql("SET synchronous_commit = off");
+      init += ", set_config('synchronous_commit', 'off', false)";
     }
+    h.setConnectionInitSql(init);
     return h;
   }
 
@@ -206,6 +213,11 @@ final class PostgresStore implements Store {
   @Override
   public TraceExportStore traceExports() {
     return traceExports;
+  }
+
+  @Override
+  public AutoCloseable listenForInputs(java.util.function.Consumer<String> sessionIds) {
+    return PostgresInputListener.start(config, sessionIds);
   }
 
   @Override

@@ -55,6 +55,18 @@ public interface Store extends AutoCloseable {
    */
   void timeAppends(java.util.function.LongConsumer nanos);
 
+  /**
+   * Tells {@code sessionIds} the id of each session an input was written for (a message, a
+   * decision, a sub-agent's result, a delivery), by any node sharing this store, soon after the
+   * write commits: how the node that should run the session learns of it without polling. A
+   * notification may be lost (a dropped connection), so this is a hint; polling stays the
+   * fallback. The SQLite store, with one node, tells nothing. The listener must be fast and must
+   * not throw; close the handle to stop.
+   */
+  default AutoCloseable listenForInputs(java.util.function.Consumer<String> sessionIds) {
+    return () -> {};
+  }
+
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();
 

@@ -9,12 +9,28 @@ import java.util.Objects;
  * @param maxConcurrentSteps the most sessions running a step at once on this node
  * @param admissionCapacity the most sessions waiting for a slot before new work gets 429
  * @param maxInputChars the longest message accepted
+ * @param leaseTtl when present, each session runs under a lease with this time to live, so that
+ *     several nodes can share one store (see {@link keel.data.LeaseStore}); empty: this node is the
+ *     store's only one and runs sessions without leases
  */
 public record ExecutionSettings(
-    String node, int maxConcurrentSteps, int admissionCapacity, int maxInputChars) {
+    String node, int maxConcurrentSteps, int admissionCapacity, int maxInputChars, java.util.Optional<java.time.Duration> leaseTtl) {
+
+  /** The lease time to live {@code keel serve} uses on a shared store unless told otherwise. */
+  public static final java.time.Duration DEFAULT_LEASE_TTL = java.time.Duration.ofSeconds(10);
+
+  /** Settings of a node that runs sessions without leases. */
+  public ExecutionSettings(String node, int maxConcurrentSteps, int admissionCapacity, int maxInputChars) {
+    this(node, maxConcurrentSteps, admissionCapacity, maxInputChars, java.util.Optional.empty());
+  }
 
   public ExecutionSettings {
     Objects.requireNonNull(node, "node");
+    Objects.requireNonNull(leaseTtl, "leaseTtl");
+    if (leaseTtl.isPresent()
+        && (leaseTtl.get().compareTo(java.time.Duration.ofMillis(300)) < 0 || leaseTtl.get().compareTo(java.time.Duration.ofHours(1)) > 0)) {
+      throw new IllegalArgumentException("the lease time to live must be between 300 ms and 1 hour, got " + leaseTtl.get());
+    }
     if (maxConcurrentSteps < 1) {
       throw new IllegalArgumentException("maxConcurrentSteps must be at least 1, got " + maxConcurrentSteps);
     }
@@ -24,6 +40,11 @@ public record ExecutionSettings(
     if (maxInputChars < 1) {
       throw new IllegalArgumentException("maxInputChars must be at least 1, got " + maxInputChars);
     }
+  }
+
+  /** The same settings, running sessions under leases with time to live {@code ttl}. */
+  public ExecutionSettings withLeaseTtl(java.time.Duration ttl) {
+    return new ExecutionSettings(node, maxConcurrentSteps, admissionCapacity, maxInputChars, java.util.Optional.of(ttl));
   }
 
   /** Defaults for one node: 4,096 running sessions, 20,000 waiting, messages up to 256 KiB. */

@@ -31,15 +31,32 @@ public final class Scheduler implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(Scheduler.class);
 
-  private static final class Slot implements SessionRunner.Signals {
+  private final class Slot implements SessionRunner.Signals {
     /** Set by a wake during a run; cleared when the run re-reads the inbox (it reads it at start). */
     final AtomicBoolean inboxChanged = new AtomicBoolean(false);
     /** Set by a wake; decides whether the run goes round once more before it ends. */
     final AtomicBoolean dirty = new AtomicBoolean(false);
 
+    /** The lease the current run writes under; null without leases or between runs. */
+    volatile LeaseKeeper.Held held;
+
     @Override
     public boolean takeInboxChanged() {
       return inboxChanged.getAndSet(false);
+    }
+
+    @Override
+    public java.util.Optional<keel.data.LeaseStore.Lease> lease() {
+      LeaseKeeper.Held h = held;
+      return h == null ? java.util.Optional.empty() : java.util.Optional.of(h.lease);
+    }
+
+    @Override
+    public void checkLease() {
+      LeaseKeeper.Held h = held;
+      if (h != null) {
+        leasing.check(h);
+      }
     }
   }
 
@@ -61,6 +78,8 @@ public final class Scheduler implements AutoCloseable {
   private final AtomicInteger waiting = new AtomicInteger();
   private final AtomicInteger running = new AtomicInteger();
   private final ScheduledExecutorService timer;
+  /** Claims, renews and releases session leases; null when this node runs sessions without them. */
+  private final LeaseKeeper leasing;
   private volatile boolean closed;
 
   /**
@@ -75,6 +94,21 @@ public final class Scheduler implements AutoCloseable {
       int maxConcurrentSteps,
       int admissionCapacity,
       java.util.function.Function<String, AgentLimit> limits) {
+    this(runner, maxConcurrentSteps, admissionCapacity, limits, null);
+  }
+
+  /**
+   * A scheduler that runs each session under a lease from {@code leasing} (null: without leases):
+   * it claims the session before a run, the run's appends carry the lease, and it releases the
+   * lease when the run ends.
+   */
+  Scheduler(
+      Runner runner,
+      int maxConcurrentSteps,
+      int admissionCapacity,
+      java.util.function.Function<String, AgentLimit> limits,
+      LeaseKeeper leasing) {
+    this.leasing = leasing;
     this.runner = runner;
     this.maxConcurrentSteps = maxConcurrentSteps;
     this.nodePermits = new Semaphore(maxConcurrentSteps, true);
@@ -203,7 +237,7 @@ public final class Scheduler implements AutoCloseable {
       boolean again = true;
       while (again) {
         slot.dirty.set(false);
-        outcome = runGuarded(sessionId, slot);
+        outcome = leasing == null ? runGuarded(sessionId, slot) : runLeased(sessionId, slot);
         again =
             active.compute(sessionId, (id, s) -> s == slot && s.dirty.get() ? s : null) != null;
       }
@@ -223,6 +257,75 @@ public final class Scheduler implements AutoCloseable {
       }, r.delay().toMillis(), TimeUnit.MILLISECONDS);
     }
   }
+
+  /**
+   * Claims the session's lease, runs it under the lease and releases the lease. When another node
+   * holds the session this node does not run it: that node sees the work (it is woken, or it finds
+   * the work when its run ends), or the session is claimed by a sweep once that lease is gone.
+   */
+  private SessionRunner.Outcome runLeased(String sessionId, Slot slot) {
+    java.util.Optional<LeaseKeeper.Held> h;
+    try {
+      h = leasing.claim(sessionId);
+    } catch (KeelException.NotFound gone) {
+      // a notification about a session of another schema sharing the database, or one deleted
+      return new SessionRunner.Outcome.Suspended();
+    } catch (KeelException e) {
+      LOG.warn("session {}: cannot claim its lease; retrying shortly: {}", sessionId, e.getMessage());
+      return new SessionRunner.Outcome.RetryAfter(Duration.ofSeconds(1), e.getMessage());
+    }
+    if (h.isEmpty()) {
+      return new SessionRunner.Outcome.Suspended();
+    }
+    slot.held = h.get();
+    SessionRunner.Outcome outcome = new SessionRunner.Outcome.Suspended();
+    try {
+      outcome = runGuarded(sessionId, slot);
+      return outcome;
+    } finally {
+      slot.held = null;
+      // a session that will be retried stays this node's (the heartbeat keeps the lease) so that
+      // no other node runs it before its retry is due; a suspended one is free for any node
+      leasing.forget(h.get());
+      if (outcome instanceof SessionRunner.Outcome.Suspended || closed) {
+        leasing.release(h.get());
+      }
+    }
+  }
+
+  /**
+   * Claims sessions with work that no node holds, as many as this node has room for, and runs
+   * them: how sessions of a node that died (or that released them with work left) are taken over.
+   * Without leases it does nothing.
+   *
+   * @return how many sessions were claimed
+   */
+  int claimRunnable() {
+    if (leasing == null || closed) {
+      return 0;
+    }
+    int room = Math.min(CLAIM_BATCH, maxConcurrentSteps - running.get() - waiting.get());
+    if (room < 1) {
+      return 0;
+    }
+    java.util.List<String> claimed = leasing.claimRunnable(room);
+    for (String id : claimed) {
+      wake(id);
+    }
+    return claimed.size();
+  }
+
+  /** Whether sessions run under leases here (several nodes on one store). */
+  boolean leased() {
+    return leasing != null;
+  }
+
+  /** Whether this node's lease heartbeat is current; always true without leases. */
+  public boolean heartbeating() {
+    return leasing == null || leasing.heartbeating();
+  }
+
+  private static final int CLAIM_BATCH = 256;
 
   private SessionRunner.Outcome runGuarded(String sessionId, Slot slot) {
     try {
@@ -263,5 +366,8 @@ public final class Scheduler implements AutoCloseable {
   public void close() {
     closed = true;
     timer.shutdownNow();
+    if (leasing != null) {
+      leasing.close();
+    }
   }
 }

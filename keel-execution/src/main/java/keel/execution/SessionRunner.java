@@ -98,6 +98,20 @@ final class SessionRunner implements Scheduler.Runner {
   interface Signals {
     /** True once after new input arrived for the session; the run re-reads the inbox. */
     boolean takeInboxChanged();
+
+    /**
+     * The lease this run writes under, when sessions run under leases: every append carries it, so
+     * the store refuses the run's writes once another node took the session over.
+     */
+    default Optional<keel.data.LeaseStore.Lease> lease() {
+      return Optional.empty();
+    }
+
+    /**
+     * Called before the run does something an append's fencing cannot undo (a tool call, a model
+     * call): throws {@link KeelException.Conflict} when this node may no longer hold the lease.
+     */
+    default void checkLease() {}
   }
 
   private final Store store;
@@ -788,6 +802,8 @@ final class SessionRunner implements Scheduler.Runner {
           };
       ModelFailure last = null;
       for (int attempt = 1; attempt <= MODEL_ATTEMPTS; attempt++) {
+        // no model call for a session another node has taken over
+        signals.checkLease();
         long started = System.nanoTime();
         try {
           ModelGateway.Call call =
@@ -933,7 +949,12 @@ final class SessionRunner implements Scheduler.Runner {
     }
 
     private void execute(Tool tool, ToolCall call, String span, String key, SessionToken verified) {
+      // checked before the start is recorded too: a run that stops here leaves the call to the next
+      // owner to run, rather than a started call whose outcome nobody knows
+      signals.checkLease();
       flush();
+      // a node paused past its lease must not call the tool: the new owner treats the call as started
+      signals.checkLease();
       long started = System.nanoTime();
       ToolOutput out;
       try {
@@ -1111,8 +1132,7 @@ final class SessionRunner implements Scheduler.Runner {
       List<String> consumedNow = List.copyOf(consumed);
       List<Input> deliveredNow = List.copyOf(deliveries);
       List<keel.data.Approval> requestedNow = List.copyOf(approvals);
-      store.events()
-          .append(
+      Append append =
               new Append(
                   record.id(),
                   flushedSeq,
@@ -1124,7 +1144,9 @@ final class SessionRunner implements Scheduler.Runner {
 
                   meter.costs(state.lastSeq()),
                   meter.settlements(),
-                  requestedNow).withAudit(List.copyOf(audit)));
+                  requestedNow).withAudit(List.copyOf(audit));
+      Optional<keel.data.LeaseStore.Lease> lease = signals.lease();
+      store.events().append(lease.isPresent() ? append.withLease(lease.get()) : append);
       meter.flushed();
       flushedSeq = state.lastSeq();
       if (snapshotDue) {

@@ -53,6 +53,8 @@ public final class SessionService implements AutoCloseable {
   private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
   private final List<RunListener> runListeners;
   private final List<ApprovalListener> approvalListeners;
+  /** Wakes sessions for inputs other nodes wrote (PostgreSQL {@code LISTEN}); set once by create. */
+  private volatile AutoCloseable inputListener = () -> {};
 
   private SessionService(
       Store store,
@@ -174,13 +176,25 @@ public final class SessionService implements AutoCloseable {
                       .orElseThrow(() -> new KeelException.NotFound("session " + sessionId + " does not exist"));
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
               return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
-            });
+            },
+            settings.leaseTtl().map(ttl -> new LeaseKeeper(store.leases(), settings.node(), ttl, clock)).orElse(null));
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
     SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners,
         approvalListeners);
     scheduler.every(SWEEP_PERIOD, service::sweep);
+    settings.leaseTtl().ifPresent(ttl -> scheduler.every(claimPeriod(ttl), scheduler::claimRunnable));
+    // an input written through any node wakes the session here too; its lease decides who runs it
+    service.inputListener = store.listenForInputs(scheduler::wake);
     return service;
+  }
+
+  /**
+   * How often a node looks for sessions with work that no node holds: often enough that a dead
+   * node's sessions are taken over well within a second of their leases' expiry.
+   */
+  static java.time.Duration claimPeriod(java.time.Duration ttl) {
+    return java.time.Duration.ofMillis(Math.max(50, Math.min(500, ttl.toMillis() / 4)));
   }
 
   /** The budgets of the agent's current revision ({@link AgentCatalog#latest}); none if it is gone. */
@@ -317,8 +331,9 @@ public final class SessionService implements AutoCloseable {
     } catch (KeelException e) {
       LOG.warn("sweep: could not expire approvals: {}", e.getMessage());
     }
-    // a budget-blocked session with a message waiting is woken by its own timer, not every sweep
-    int woken = scheduler.sweep(
+    // a budget-blocked session with a message waiting is woken by its own timer, not every sweep;
+    // under leases, sessions with work are claimed (scheduler.claimRunnable), not woken here
+    int woken = scheduler.leased() ? 0 : scheduler.sweep(
         store.events().sessionsWithWork(RECOVERY_BATCH).stream().filter(id -> !budgetWaits.registered(id)).toList());
     if (woken > 0) {
       LOG.info("sweep: resumed {} sessions that had work and no run", woken);
@@ -571,10 +586,64 @@ public final class SessionService implements AutoCloseable {
     return store.events().events(sessionId, afterSeq, limit);
   }
 
-  /** Follows a session's frames on this node; close the handle to stop. */
+  /**
+   * Follows a session's frames; close the handle to stop. Frames of runs on this node come as they
+   * happen; when sessions run under leases, the session may run on another node, so its new events
+   * are also read from the store (every {@value #TAIL_PERIOD_MILLIS} ms while no run of it is on
+   * this node). Each event is passed on once, in order of sequence numbers.
+   */
   public AutoCloseable subscribe(String sessionId, Consumer<SessionFrame> listener) {
-    return bus.subscribe(sessionId, listener);
+    if (!scheduler.leased()) {
+      return bus.subscribe(sessionId, listener);
+    }
+    java.util.concurrent.atomic.AtomicLong delivered =
+        new java.util.concurrent.atomic.AtomicLong(store.events().session(sessionId).map(SessionRecord::lastSeq).orElse(0L));
+    java.util.concurrent.locks.ReentrantLock order = new java.util.concurrent.locks.ReentrantLock();
+    Consumer<SessionFrame> once = f -> {
+      order.lock();
+      try {
+        if (f instanceof SessionFrame.Event e) {
+          if (e.event().seq() <= delivered.get()) {
+            return;
+          }
+          if (e.event().seq() > delivered.get() + 1) {
+            // events another node wrote since the last tail: passed on first, from the store
+            for (StoredEvent missed : store.events().events(sessionId, delivered.get(), (int) (e.event().seq() - delivered.get() - 1))) {
+              listener.accept(new SessionFrame.Event(missed));
+              delivered.set(missed.seq());
+            }
+          }
+          delivered.set(e.event().seq());
+        }
+        listener.accept(f);
+      } finally {
+        order.unlock();
+      }
+    };
+    AutoCloseable local = bus.subscribe(sessionId, once);
+    Thread tail = Thread.ofVirtual().name("keel-tail-" + sessionId).start(() -> {
+      while (!Thread.currentThread().isInterrupted()) {
+        try {
+          Thread.sleep(TAIL_PERIOD_MILLIS);
+          if (!scheduler.busy(sessionId)) {
+            for (StoredEvent e : store.events().events(sessionId, delivered.get(), 1000)) {
+              once.accept(new SessionFrame.Event(e));
+            }
+          }
+        } catch (InterruptedException stop) {
+          return;
+        } catch (RuntimeException e) {
+          LOG.debug("session {}: tailing the store failed; trying again: {}", sessionId, e.toString());
+        }
+      }
+    });
+    return () -> {
+      tail.interrupt();
+      local.close();
+    };
   }
+
+  private static final long TAIL_PERIOD_MILLIS = 250;
 
   /** Follows every session on this node. */
   public AutoCloseable subscribeAll(Consumer<SessionFrame> listener) {
@@ -588,8 +657,13 @@ public final class SessionService implements AutoCloseable {
    */
   public int recover() {
     List<String> ids = store.events().sessionsWithWork(RECOVERY_BATCH);
-    for (String id : ids) {
-      scheduler.wake(id);
+    if (scheduler.leased()) {
+      // other nodes may be running some of them: claim those that nobody holds
+      scheduler.claimRunnable();
+    } else {
+      for (String id : ids) {
+        scheduler.wake(id);
+      }
     }
     if (!ids.isEmpty()) {
       LOG.info("resuming {} sessions that had work when the node stopped", ids.size());
@@ -655,6 +729,11 @@ public final class SessionService implements AutoCloseable {
 
   @Override
   public void close() {
+    try {
+      inputListener.close();
+    } catch (Exception e) {
+      LOG.warn("could not stop listening for inputs: {}", e.toString());
+    }
     scheduler.close();
     budgetWaits.close();
   }

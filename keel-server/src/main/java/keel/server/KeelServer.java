@@ -16,6 +16,7 @@ import keel.control.Policies;
 import keel.execution.ModelProviders;
 import keel.execution.OutsideCalls;
 import keel.execution.PriceTable;
+import keel.execution.ExecutionSettings;
 import keel.execution.SessionService;
 import keel.execution.ToolEnvironment;
 import keel.execution.ToolRegistry;
@@ -100,7 +101,11 @@ public final class KeelServer implements AutoCloseable {
       Identity identity = new Identity(store.signingKeys(), clock, config.identity());
       // a signing key exists before the first token is asked for, so the JWKS document is never empty
       identity.activeKeyId();
-      SessionService sessions = SessionService.create(store, models, tools, clock, config.execution(), prices, identity, config.costs());
+      // on a shared store (PostgreSQL) sessions run under leases, so several nodes can serve it
+      ExecutionSettings execution = config.postgres().isPresent() && config.execution().leaseTtl().isEmpty()
+          ? config.execution().withLeaseTtl(ExecutionSettings.DEFAULT_LEASE_TTL)
+          : config.execution();
+      SessionService sessions = SessionService.create(store, models, tools, clock, execution, prices, identity, config.costs());
       // a revision that becomes active (applied, approved, rolled back) may raise a budget: the
       // agent's budget-blocked sessions check again
       Inventory inventory = new Inventory(store.inventory(), tools, models, sessions::agentChanged, r -> {
@@ -132,7 +137,8 @@ public final class KeelServer implements AutoCloseable {
       Api api = new Api(sessions, store, inventory, operators, metrics::scrape, new Api.Health() {
         @Override
         public boolean ready() {
-          return self[0] != null && self[0].ready && opened.healthy();
+          // ready: migrated and started, the store answers, and (under leases) the heartbeat is current
+          return self[0] != null && self[0].ready && opened.healthy() && sessions.scheduler().heartbeating();
         }
 
         @Override

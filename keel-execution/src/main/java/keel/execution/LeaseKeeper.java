@@ -1,0 +1,166 @@
+package keel.execution;
+
+import java.time.Clock;
+import java.time.Duration;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.ConcurrentHashMap;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import keel.core.KeelException;
+import keel.data.LeaseStore;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * This node's side of session leases: claims a session before a run, remembers until when each
+ * lease it runs under is known to be valid, renews them all with one heartbeat statement, and
+ * releases a lease when its run ends.
+ *
+ * <p>Design: the store judges a lease by its own clock and fences every append by the epoch, so a
+ * node that lost a lease can never write; what this class adds is the node's own, conservative view
+ * of whether it still holds a lease, checked before a run does something the store cannot undo (a
+ * tool call). A lease is taken as valid until its expiry as granted; a heartbeat that starts at
+ * {@code t0} and returns at {@code t1} extends it to {@code t0 + ttl} only if it was still valid at
+ * {@code t1} (the store extended it then), otherwise the lease is taken as lost. A node that was
+ * paused past its leases therefore finds them lost when it resumes, whatever the store says.
+ *
+ * <p>The heartbeat runs on its own platform thread, so a slow sweep or a busy scheduler timer
+ * cannot delay it. Thread-safe.
+ */
+final class LeaseKeeper implements AutoCloseable {
+
+  private static final Logger LOG = LoggerFactory.getLogger(LeaseKeeper.class);
+
+  /** A lease this node runs a session under, and until when it is known to hold. */
+  static final class Held {
+    final LeaseStore.Lease lease;
+    /** Epoch milliseconds of the node's clock. */
+    final AtomicLong validUntil;
+
+    Held(LeaseStore.Lease lease) {
+      this.lease = lease;
+      this.validUntil = new AtomicLong(lease.expiresAt().toEpochMilli());
+    }
+  }
+
+  private final LeaseStore leases;
+  private final String node;
+  private final Duration ttl;
+  private final Clock clock;
+  /** Leases of runs in progress on this node, by session id. */
+  private final Map<String, Held> held = new ConcurrentHashMap<>();
+  private final ScheduledExecutorService heartbeat;
+  private final AtomicLong lastHeartbeat = new AtomicLong();
+  private volatile boolean closed;
+
+  LeaseKeeper(LeaseStore leases, String node, Duration ttl, Clock clock) {
+    this.leases = leases;
+    this.node = node;
+    this.ttl = ttl;
+    this.clock = clock;
+    this.lastHeartbeat.set(clock.millis());
+    this.heartbeat =
+        Executors.newSingleThreadScheduledExecutor(
+            Thread.ofPlatform().name("keel-lease-heartbeat").daemon(true).factory());
+    long period = Math.max(1, ttl.toMillis() / 3);
+    heartbeat.scheduleWithFixedDelay(this::beat, period, period, TimeUnit.MILLISECONDS);
+  }
+
+  Duration ttl() {
+    return ttl;
+  }
+
+  String node() {
+    return node;
+  }
+
+  /**
+   * Claims a session for a run on this node.
+   *
+   * @return the lease, or empty when another node holds it
+   */
+  Optional<Held> claim(String sessionId) {
+    Optional<LeaseStore.Lease> lease = leases.claim(sessionId, node, ttl);
+    if (lease.isEmpty()) {
+      return Optional.empty();
+    }
+    Held h = new Held(lease.get());
+    held.put(sessionId, h);
+    return Optional.of(h);
+  }
+
+  /** Claims up to {@code limit} sessions with work that no node holds; returns their ids. */
+  List<String> claimRunnable(int limit) {
+    if (limit < 1 || closed) {
+      return List.of();
+    }
+    return leases.claimRunnable(node, limit, ttl).stream().map(LeaseStore.Lease::sessionId).toList();
+  }
+
+  /**
+   * Throws unless this node still holds the lease with at least a third of its time to live left:
+   * called before a run does something that the fencing of appends cannot undo.
+   *
+   * @throws KeelException.Conflict if the lease is lost or about to be
+   */
+  void check(Held h) {
+    long left = h.validUntil.get() - clock.millis();
+    if (left < ttl.toMillis() / 3) {
+      throw new KeelException.Conflict(
+          "this node (" + node + ") may have lost its lease on session " + h.lease.sessionId() + " (epoch "
+              + h.lease.epoch() + "): " + (left <= 0 ? "it expired " + -left + " ms ago" : "only " + left + " ms left")
+              + "; another node takes the session over");
+    }
+  }
+
+  /** Stops tracking a run's lease (its run ended); the store still renews it until released. */
+  void forget(Held h) {
+    held.remove(h.lease.sessionId(), h);
+  }
+
+  /** Gives a run's lease up; a failure is logged (the lease then expires by itself). */
+  void release(Held h) {
+    held.remove(h.lease.sessionId(), h);
+    try {
+      leases.release(h.lease);
+    } catch (KeelException e) {
+      LOG.warn("session {}: could not release its lease (it expires in {}): {}", h.lease.sessionId(), ttl, e.getMessage());
+    }
+  }
+
+  /** When the last heartbeat succeeded, in epoch milliseconds of the node's clock. */
+  long lastHeartbeat() {
+    return lastHeartbeat.get();
+  }
+
+  /** Whether the heartbeat succeeded within the last time to live. */
+  boolean heartbeating() {
+    return !closed && clock.millis() - lastHeartbeat.get() < ttl.toMillis();
+  }
+
+  private void beat() {
+    long t0 = clock.millis();
+    try {
+      leases.renew(node, ttl);
+    } catch (RuntimeException e) {
+      LOG.warn("lease heartbeat of node {} failed; its runs stop if their leases run out: {}", node, e.toString());
+      return;
+    }
+    long t1 = clock.millis();
+    lastHeartbeat.set(t1);
+    for (Held h : held.values()) {
+      // extended only when the store still had it unexpired when the statement ran
+      h.validUntil.updateAndGet(v -> v > t1 ? Math.max(v, t0 + ttl.toMillis()) : v);
+    }
+  }
+
+  @Override
+  public void close() {
+    closed = true;
+    heartbeat.shutdownNow();
+  }
+}
