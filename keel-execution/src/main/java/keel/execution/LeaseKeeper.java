@@ -53,6 +53,15 @@ final class LeaseKeeper implements AutoCloseable {
   private final Clock clock;
   /** Leases of runs in progress on this node, by session id. */
   private final Map<String, Held> held = new ConcurrentHashMap<>();
+  /**
+   * Leases this node holds for a session it does not run right now: claimed by a sweep and not yet
+   * started, or kept for a retry. The heartbeat renews every lease of the node, so each of these
+   * must end in a run or a release ({@link #abandon}); otherwise the session would stay this
+   * node's, with nobody running it.
+   */
+  private final Map<String, LeaseStore.Lease> idle = new ConcurrentHashMap<>();
+  /** Releases that failed (the store was unreachable), tried again on each heartbeat. */
+  private final java.util.Queue<LeaseStore.Lease> releaseLater = new java.util.concurrent.ConcurrentLinkedQueue<>();
   private final ScheduledExecutorService heartbeat;
   private final AtomicLong lastHeartbeat = new AtomicLong();
   private volatile boolean closed;
@@ -90,6 +99,7 @@ final class LeaseKeeper implements AutoCloseable {
     }
     Held h = new Held(lease.get());
     held.put(sessionId, h);
+    idle.remove(sessionId);
     return Optional.of(h);
   }
 
@@ -98,7 +108,28 @@ final class LeaseKeeper implements AutoCloseable {
     if (limit < 1 || closed) {
       return List.of();
     }
-    return leases.claimRunnable(node, limit, ttl).stream().map(LeaseStore.Lease::sessionId).toList();
+    List<LeaseStore.Lease> claimed = leases.claimRunnable(node, limit, ttl);
+    for (LeaseStore.Lease l : claimed) {
+      idle.put(l.sessionId(), l);
+    }
+    return claimed.stream().map(LeaseStore.Lease::sessionId).toList();
+  }
+
+  /** Keeps a run's lease after the run ended (a retry is due): the session stays this node's. */
+  void keep(Held h) {
+    held.remove(h.lease.sessionId(), h);
+    idle.put(h.lease.sessionId(), h.lease);
+  }
+
+  /**
+   * Gives up the lease this node holds on a session it will not run after all (its run could not
+   * start); nothing when it holds none.
+   */
+  void abandon(String sessionId) {
+    LeaseStore.Lease l = idle.remove(sessionId);
+    if (l != null) {
+      release(l);
+    }
   }
 
   /**
@@ -117,18 +148,20 @@ final class LeaseKeeper implements AutoCloseable {
     }
   }
 
-  /** Stops tracking a run's lease (its run ended); the store still renews it until released. */
-  void forget(Held h) {
-    held.remove(h.lease.sessionId(), h);
-  }
-
-  /** Gives a run's lease up; a failure is logged (the lease then expires by itself). */
+  /** Gives a run's lease up; a release that fails is tried again with each heartbeat. */
   void release(Held h) {
     held.remove(h.lease.sessionId(), h);
+    release(h.lease);
+  }
+
+  private void release(LeaseStore.Lease lease) {
     try {
-      leases.release(h.lease);
+      leases.release(lease);
     } catch (KeelException e) {
-      LOG.warn("session {}: could not release its lease (it expires in {}): {}", h.lease.sessionId(), ttl, e.getMessage());
+      // the heartbeat renews every lease of this node: without a later release the session would
+      // stay this node's for good, with no run
+      LOG.warn("session {}: could not release its lease; trying again with the next heartbeat: {}", lease.sessionId(), e.getMessage());
+      releaseLater.add(lease);
     }
   }
 
@@ -152,6 +185,12 @@ final class LeaseKeeper implements AutoCloseable {
     }
     long t1 = clock.millis();
     lastHeartbeat.set(t1);
+    for (int n = releaseLater.size(); n > 0; n--) {
+      LeaseStore.Lease l = releaseLater.poll();
+      if (l != null && !held.containsKey(l.sessionId()) && !idle.containsKey(l.sessionId())) {
+        release(l);
+      }
+    }
     for (Held h : held.values()) {
       // extended only when the store still had it unexpired when the statement ran
       h.validUntil.updateAndGet(v -> v > t1 ? Math.max(v, t0 + ttl.toMillis()) : v);

@@ -206,6 +206,9 @@ public final class Scheduler implements AutoCloseable {
     } catch (RuntimeException e) {
       LOG.warn("session {}: cannot tell its agent, not running it: {}", sessionId, e.toString());
       active.remove(sessionId, slot);
+      if (leasing != null) {
+        leasing.abandon(sessionId);
+      }
       return;
     }
     Semaphore perAgent = agentSemaphore(limit);
@@ -229,6 +232,9 @@ public final class Scheduler implements AutoCloseable {
         perAgent.release();
       }
       active.remove(sessionId, slot);
+      if (leasing != null) {
+        leasing.abandon(sessionId);
+      }
       return;
     }
     running.incrementAndGet();
@@ -286,9 +292,10 @@ public final class Scheduler implements AutoCloseable {
       slot.held = null;
       // a session that will be retried stays this node's (the heartbeat keeps the lease) so that
       // no other node runs it before its retry is due; a suspended one is free for any node
-      leasing.forget(h.get());
       if (outcome instanceof SessionRunner.Outcome.Suspended || closed) {
         leasing.release(h.get());
+      } else {
+        leasing.keep(h.get());
       }
     }
   }

@@ -132,6 +132,22 @@ final class Metrics implements AutoCloseable {
       case SessionEvent.ToolCallCompleted e -> tool(stored.sessionId(), e.error());
       case SessionEvent.ToolCallDenied e -> tool(stored.sessionId(), true);
       case SessionEvent.SubagentCompleted e -> tool(stored.sessionId(), e.error());
+      case SessionEvent.ApprovalRequested e -> Counter.builder("keel.approvals.requested")
+          .description("External calls that waited for a human, by agent").tag("agent", agentOf(stored.sessionId()))
+          .register(registry).increment();
+      case SessionEvent.ApprovalDecided e -> {
+        String agent = agentOf(stored.sessionId());
+        Counter.builder("keel.approvals.decided").description("Approvals decided, by agent and decision (approved, denied, expired)")
+            .tags("agent", agent, "decision", e.decision()).register(registry).increment();
+        // how long the call waited for its human: from the request to the decision's event
+        store.approvals().find(e.approvalId()).ifPresent(a -> Timer.builder("keel.approval.wait")
+            .description("How long an external call waited for a human decision, by agent")
+            .tag("agent", agent).publishPercentileHistogram().register(registry)
+            .record(Duration.between(a.requestedAt(), stored.at()).isNegative() ? Duration.ZERO : Duration.between(a.requestedAt(), stored.at())));
+      }
+      case SessionEvent.ActionProposed e -> Counter.builder("keel.actions.proposed")
+          .description("Shadow-mode external calls recorded as proposals and never executed, by agent")
+          .tag("agent", agentOf(stored.sessionId())).register(registry).increment();
       default -> {
         // other events are not counted
       }

@@ -117,6 +117,12 @@ class FinanceScenarioTest {
     assertThat(decided.get("actor").asString()).isEqualTo("operator:bea");
     assertThat(decided.get("detail").get("reason").asString()).isEqualTo("matches the ledger");
     assertThat(TestServer.json(api.call("GET", "/v1/audit/verify", null)).get("ok").asBoolean()).isTrue();
+
+    // the human decision is in the metrics: requested, decided, and how long it waited
+    String metrics = api.call("GET", "/metrics", null).body();
+    assertThat(metrics).contains("keel_approvals_requested_total{agent=\"payer\"} 1.0")
+        .contains("keel_approvals_decided_total{agent=\"payer\",decision=\"approved\"} 1.0")
+        .contains("keel_approval_wait_seconds_count{agent=\"payer\"} 1");
   }
 
   @Test
