@@ -31,7 +31,12 @@ class McpGatewayBenchTest {
     // warm-up 20 + 2 × 20 sequential, then per level and repetition at least 16 calls: all audited, chain intact
     assertThat(((Number) r.get("audit_records_written")).longValue()).isGreaterThanOrEqualTo(3L * (60 + 2 * 2 * 16));
     assertThat(r.get("audit_chain_verified")).isEqualTo(true);
-    assertThat(Bench.markdown(new java.util.LinkedHashMap<>(Map.of("machine", Bench.machine(), "mcp_gateway", r))))
-        .contains("### MCP gateway", "added by the gateway at p50");
+    Path out = work.resolve("out");
+    Bench.write(new java.util.LinkedHashMap<>(Map.of("machine", Bench.machine(), "mcp_gateway", r)), out, "keel bench mcp-gateway");
+    assertThat(java.nio.file.Files.readString(out.resolve("report.md")))
+        .contains("### MCP gateway", "added by the gateway at p50", "](charts/mcp-gateway-latency.png)");
+    for (String chart : List.of("mcp-gateway-latency.png", "mcp-gateway-throughput.png")) {
+      assertThat(BenchSmokeTest.png(out.resolve("charts").resolve(chart))).as(chart).isTrue();
+    }
   }
 }

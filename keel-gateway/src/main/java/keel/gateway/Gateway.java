@@ -46,7 +46,9 @@ import tools.jackson.databind.node.ObjectNode;
  * notifications/tools/list_changed}) and whenever it is started again.
  *
  * <p>Thread-safe. {@link #catalogLock} guards the upstream set and the catalog; calls run
- * concurrently, each on its caller's thread; listener calls happen outside the lock.
+ * concurrently, each on its caller's thread; listener calls happen outside the lock. Lock order: an
+ * upstream's own lock may be held while taking {@link #catalogLock} (a starting upstream hands its
+ * tool list to the catalog), never the other way round.
  */
 public final class Gateway implements AutoCloseable {
 
@@ -194,17 +196,20 @@ public final class Gateway implements AutoCloseable {
 
   /** The catalog of these servers, or of all when {@code servers} is null. */
   private List<CatalogEntry> catalogOf(java.util.Set<String> servers) {
-    List<Upstream> toList = new ArrayList<>();
+    List<Upstream> unlisted = new ArrayList<>();
     catalogLock.lock();
     try {
       for (Upstream u : upstreams.values()) {
-        if ((servers == null || servers.contains(u.name())) && !listed.getOrDefault(u.name(), false) && u.startable()) {
-          toList.add(u);
+        if ((servers == null || servers.contains(u.name())) && !listed.getOrDefault(u.name(), false)) {
+          unlisted.add(u);
         }
       }
     } finally {
       catalogLock.unlock();
     }
+    // Lock order: an upstream's lock is never taken under catalogLock, because a starting upstream
+    // holds its own lock while it hands its tool list to listed(), which takes catalogLock.
+    List<Upstream> toList = unlisted.stream().filter(Upstream::startable).toList();
     listAll(toList);
     List<CatalogEntry> all = current();
     return servers == null ? all : all.stream().filter(e -> servers.contains(e.server())).toList();
@@ -286,12 +291,17 @@ public final class Gateway implements AutoCloseable {
 
   /** How each server is doing, by name. */
   public List<ServerStatus> servers() {
+    List<Upstream> all;
+    Map<String, List<String>> problemsNow;
     catalogLock.lock();
     try {
-      return upstreams.values().stream().map(u -> u.status(problems.getOrDefault(u.name(), List.of()))).toList();
+      all = List.copyOf(upstreams.values());
+      problemsNow = Map.copyOf(problems);
     } finally {
       catalogLock.unlock();
     }
+    // outside catalogLock: see catalogOf for the lock order
+    return all.stream().map(u -> u.status(problemsNow.getOrDefault(u.name(), List.of()))).toList();
   }
 
   /** A server's tool list was read: the catalog takes it in. */
