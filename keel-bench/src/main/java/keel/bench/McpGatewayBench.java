@@ -85,7 +85,7 @@ final class McpGatewayBench {
   static final String SERVER = "ledger";
   static final String TOOL = "read-entries";
   static final String ARGUMENTS = "{\"supplier_id\":\"sup-acme\"}";
-  private static final String SESSION = "s_benchgateway";
+  static final String SESSION = "s_benchgateway";
 
   private final Options options;
   private final Progress progress;
@@ -136,7 +136,8 @@ final class McpGatewayBench {
     }
   }
 
-  private static String descriptors(String url) {
+  /** The ledger server, a Policy with CEL rules over its tools, and an agent with approval rules. */
+  static String descriptors(String url) {
     return """
         apiVersion: agent.os/v1
         kind: McpServer

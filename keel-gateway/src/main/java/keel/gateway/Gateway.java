@@ -74,6 +74,9 @@ public final class Gateway implements AutoCloseable {
   /** What each server's descriptor or tool list could not honour. */
   private final Map<String, List<String>> problems = new HashMap<>();
   private final Map<String, Boolean> listed = new HashMap<>();
+  /** First listings in flight, by server name (see {@link #firstListings}). */
+  private final Map<String, java.util.concurrent.CompletableFuture<Void>> firstListing =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   /**
    * @param store where tool versions are kept
@@ -210,7 +213,7 @@ public final class Gateway implements AutoCloseable {
     // Lock order: an upstream's lock is never taken under catalogLock, because a starting upstream
     // holds its own lock while it hands its tool list to listed(), which takes catalogLock.
     List<Upstream> toList = unlisted.stream().filter(Upstream::startable).toList();
-    listAll(toList);
+    firstListings(toList);
     List<CatalogEntry> all = current();
     return servers == null ? all : all.stream().filter(e -> servers.contains(e.server())).toList();
   }
@@ -225,6 +228,43 @@ public final class Gateway implements AutoCloseable {
           .toList();
     } finally {
       catalogLock.unlock();
+    }
+  }
+
+  /**
+   * Lists servers not listed yet, joining a first listing already in flight instead of sending
+   * another: when many sessions start at once, each asks for the catalog before the first listing
+   * is in, and without this every one of them sent its own {@code tools/list} to the server (a
+   * thousand at once in the approval-storm benchmark, which the server answered with resets).
+   */
+  private void firstListings(List<Upstream> servers) {
+    List<java.util.concurrent.CompletableFuture<Void>> waits = new ArrayList<>();
+    for (Upstream u : servers) {
+      java.util.concurrent.CompletableFuture<Void> mine = new java.util.concurrent.CompletableFuture<>();
+      java.util.concurrent.CompletableFuture<Void> running = firstListing.putIfAbsent(u.name(), mine);
+      if (running != null) {
+        waits.add(running);
+        continue;
+      }
+      waits.add(mine);
+      Thread.ofVirtual().name("mcp-list-" + u.name()).start(() -> {
+        try {
+          listAll(List.of(u));
+        } finally {
+          firstListing.remove(u.name(), mine);
+          mine.complete(null);
+        }
+      });
+    }
+    for (var w : waits) {
+      try {
+        w.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      } catch (java.util.concurrent.ExecutionException e) {
+        // listAll logs its own failures and never completes exceptionally
+      }
     }
   }
 
