@@ -38,6 +38,8 @@ public final class Bench {
       int turns,
       int tasks,
       int budgetSessions,
+      int mcpCalls,
+      int stormSessions,
       Path out,
       Path workDir) {
 
@@ -60,12 +62,14 @@ public final class Bench {
       Integer turns = null;
       Integer tasks = null;
       Integer budgetSessions = null;
+      Integer mcpCalls = null;
+      Integer stormSessions = null;
       Path out = Path.of("bench-results");
       Path work = Path.of(System.getProperty("java.io.tmpdir"));
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "all" -> {
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "all" -> {
             if (!scenarios.contains(a)) {
               scenarios.add(a);
             }
@@ -78,6 +82,8 @@ public final class Bench {
           case "--turns" -> turns = positive(a, args, ++i);
           case "--tasks" -> tasks = positive(a, args, ++i);
           case "--budget-sessions" -> budgetSessions = positive(a, args, ++i);
+          case "--mcp-calls" -> mcpCalls = positive(a, args, ++i);
+          case "--storm-sessions" -> stormSessions = positive(a, args, ++i);
           case "--out" -> out = Path.of(value(a, args, ++i));
           case "--work-dir" -> work = Path.of(value(a, args, ++i));
           default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
@@ -94,6 +100,8 @@ public final class Bench {
           turns != null ? turns : quick ? 100 : 1_000,
           tasks != null ? tasks : quick ? 40 : 300,
           budgetSessions != null ? budgetSessions : quick ? 50 : 500,
+          mcpCalls != null ? mcpCalls : quick ? 200 : 2_000,
+          stormSessions != null ? stormSessions : quick ? 50 : 1_000,
           out,
           work);
     }
@@ -120,8 +128,9 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|all]... [--quick] [--sessions N] [--steps K] [--reps R]"
-          + " [--suspended S] [--turns T] [--tasks T] [--budget-sessions B] [--out DIR] [--work-dir DIR]\n"
+      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|all]... [--quick]"
+          + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
+          + " [--mcp-calls C] [--storm-sessions S] [--out DIR] [--work-dir DIR]\n"
           + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
 
   public static void main(String[] args) throws Exception {
@@ -196,6 +205,14 @@ public final class Bench {
           s.budgetSessions(), 2, new java.math.BigDecimal("0.25"), s.quick() ? 1 : 3, s.quick() ? 200 : 1_000, s.quick() ? 200 : 2_000, s.workDir());
       results.put("budget", new BudgetBench(o, progress).run());
     }
+    if (s.runs("mcp-gateway")) {
+      McpGatewayBench.Options o = new McpGatewayBench.Options(s.mcpCalls(), s.quick() ? 2 : 5,
+          s.quick() ? List.of(1, 8) : List.of(1, 4, 16, 64), s.mcpCalls(), s.workDir());
+      results.put("mcp_gateway", new McpGatewayBench(o, progress).run());
+    }
+    if (s.runs("approval-storm")) {
+      results.put("approval_storm", new ApprovalStorm(new ApprovalStorm.Options(s.stormSessions(), 5, 64, s.workDir()), progress).run());
+    }
     if (s.runs("durable-steps")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
       DurableSteps.Options o =
@@ -226,6 +243,8 @@ public final class Bench {
     m.put("turns", s.turns());
     m.put("tasks", s.tasks());
     m.put("budget_sessions", s.budgetSessions());
+    m.put("mcp_calls", s.mcpCalls());
+    m.put("storm_sessions", s.stormSessions());
     return m;
   }
 
@@ -299,6 +318,14 @@ public final class Bench {
           .append("| check of a token verified before (expiry, session, grant) | ")
           .append(String.format("%.1f | %.1f | %.1f", (Double) rc.get("p50"), (Double) rc.get("p90"), (Double) rc.get("p99")))
           .append(" |\n\n");
+    }
+    Map<String, Object> mg = (Map<String, Object>) r.get("mcp_gateway");
+    if (mg != null) {
+      mcpGatewayMarkdown(b, mg);
+    }
+    Map<String, Object> st = (Map<String, Object>) r.get("approval_storm");
+    if (st != null) {
+      stormMarkdown(b, st);
     }
     Map<String, Object> c = (Map<String, Object>) r.get("cost");
     if (c != null) {
@@ -417,6 +444,63 @@ public final class Bench {
         .append(tr.get("trace_events")).append(" events), round trip including the client's JSON parse: p50 ")
         .append(num(get.get("p50"), 2)).append(" ms, p99 ").append(num(get.get("p99"), 2)).append(" ms over ")
         .append(get.get("n")).append(" requests.\n\n");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void mcpGatewayMarkdown(StringBuilder b, Map<String, Object> g) {
+    Map<String, Object> d = (Map<String, Object>) g.get("direct_us");
+    Map<String, Object> gw = (Map<String, Object>) g.get("gateway_us");
+    b.append("### MCP gateway: added latency per call (").append(g.get("reps")).append(" × ").append(g.get("calls_per_rep"))
+        .append(" sequential calls, direct and gateway alternating, after a warm-up; ").append(g.get("server")).append(")\n\n")
+        .append("| path | p50 (µs) | p90 (µs) | p99 (µs) |\n| --- | --- | --- | --- |\n");
+    latencyRow(b, "direct: MCP SDK client → server", d);
+    latencyRow(b, "Keel: token check + policy (CEL) + gateway call + audit records", gw);
+    Map<String, Object> stages = (Map<String, Object>) g.get("gateway_stages_us");
+    latencyRow(b, "&nbsp;&nbsp;of which the session token check", (Map<String, Object>) stages.get("token_check"));
+    latencyRow(b, "&nbsp;&nbsp;of which the policy check", (Map<String, Object>) stages.get("policy_check"));
+    latencyRow(b, "&nbsp;&nbsp;of which the gateway's call to the server", (Map<String, Object>) stages.get("gateway_call"));
+    latencyRow(b, "&nbsp;&nbsp;of which the audit append (3 chained records, no fsync of its own)",
+        (Map<String, Object>) stages.get("audit_append"));
+    b.append("\nLatency added by the gateway at p50: **").append(num(g.get("added_p50_us"), 0)).append(" µs** per call (per repetition: ")
+        .append(spread(g.get("added_p50_us_per_rep"), 0)).append(" µs; at p99: ").append(num(g.get("added_p99_us"), 0))
+        .append(" µs); the gateway's call alone adds ").append(num(g.get("added_p50_call_only_us"), 0))
+        .append(" µs at p50. Target: under 1 ms at p50. ").append(g.get("audit_records_written"))
+        .append(" audit records written, chain verified: ").append(g.get("audit_chain_verified")).append(".\n\n");
+    b.append("Calls per second against concurrency (median (min–max)):\n\n| concurrent callers | direct | through the gateway | gateway / direct |\n| --- | --- | --- | --- |\n");
+    for (Map<String, Object> row : (List<Map<String, Object>>) g.get("concurrency")) {
+      double dm = ((Number) ((Map<String, Object>) row.get("direct_calls_per_second")).get("median")).doubleValue();
+      double gm = ((Number) ((Map<String, Object>) row.get("gateway_calls_per_second")).get("median")).doubleValue();
+      b.append("| ").append(row.get("concurrency")).append(" | ").append(spread(row.get("direct_calls_per_second"), 0)).append(" | ")
+          .append(spread(row.get("gateway_calls_per_second"), 0)).append(" | ").append(String.format(Locale.ROOT, "%.2f", gm / dm))
+          .append(" |\n");
+    }
+    b.append("\n");
+  }
+
+  private static void latencyRow(StringBuilder b, String label, Map<String, Object> p) {
+    b.append("| ").append(label).append(" | ").append(num(p.get("p50"), 0)).append(" | ").append(num(p.get("p90"), 0))
+        .append(" | ").append(num(p.get("p99"), 0)).append(" |\n");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void stormMarkdown(StringBuilder b, Map<String, Object> s) {
+    Map<String, Object> lat = (Map<String, Object>) s.get("approve_latency_ms");
+    b.append("### Approval storm: ").append(s.get("sessions")).append(" sessions suspended at ").append(s.get("calls_per_session"))
+        .append(" approvals each, then all ").append(s.get("approvals")).append(" approvals sent through the REST API by ")
+        .append(s.get("clients")).append(" concurrent clients\n\n")
+        .append("| figure | value |\n| --- | --- |\n")
+        .append("| time to suspend every session at its approvals | ").append(num(s.get("suspend_seconds"), 1)).append(" s |\n")
+        .append("| time until every approval was acknowledged (stored) | ").append(num(s.get("approvals_acknowledged_seconds"), 1)).append(" s |\n")
+        .append("| approvals acknowledged per second | **").append(num(s.get("approvals_per_second"), 0)).append("** |\n")
+        .append("| time from the first approval until every session had resumed and completed | **")
+        .append(num(s.get("all_completed_seconds"), 1)).append(" s** |\n")
+        .append("| approved calls executed per second (end to end) | ").append(num(s.get("calls_executed_per_second"), 0)).append(" |\n")
+        .append("| approve request latency p50 / p99 / max | ").append(num(lat.get("p50"), 1)).append(" / ").append(num(lat.get("p99"), 1))
+        .append(" / ").append(num(lat.get("max"), 1)).append(" ms |\n")
+        .append("| approvals retried after a 429 | ").append(s.get("approve_retries_after_429")).append(" |\n")
+        .append("| calls executed on the tool's side (distinct idempotency keys) | ").append(s.get("executed_calls")).append(" (")
+        .append(s.get("distinct_idempotency_keys")).append(") of ").append(s.get("approvals")).append(" |\n")
+        .append("| sessions completed | ").append(s.get("sessions_completed")).append(" of ").append(s.get("sessions")).append(" |\n\n");
   }
 
   @SuppressWarnings("unchecked")

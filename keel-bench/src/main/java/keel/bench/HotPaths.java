@@ -10,6 +10,7 @@ import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import keel.control.Identity;
 import keel.control.IdentitySettings;
+import keel.control.Policies;
 import keel.core.EventCodec;
 import keel.core.SessionEvent;
 import keel.core.SessionState;
@@ -35,7 +36,9 @@ import org.openjdk.jmh.infra.Blackhole;
  * JMH micro-benchmarks of Keel's hot paths, run by {@code keel bench jmh} ({@link Micro}): event
  * encoding and decoding ({@link EventCodec}), folding a session's log ({@link SessionState#apply}),
  * the durable group-committed append on SQLite, and the session-token check ({@link
- * Identity#authorize}) of a token verified before and of one never seen. The events are real: the
+ * Identity#authorize}) of a token verified before and of one never seen, and the policy check of an
+ * external call ({@link Policies#decide}: a {@code Policy}'s CEL deny and approval rules, a value
+ * expression, the agent's threshold and CEL approval rule). The events are real: the
  * setup runs a scripted session of 20 tool steps through an in-process server. Average time per
  * operation.
  *
@@ -117,6 +120,46 @@ public class HotPaths {
       store.close();
       Bench.deleteTree(dir);
     }
+  }
+
+  /** An external call as the policy decision point sees it (the mcp-gateway scenario's descriptors). */
+  @State(Scope.Benchmark)
+  public static class PolicyCall {
+    Policies policies;
+    Policies.Call allowed;
+    Policies.Call needsApproval;
+
+    @Setup(Level.Trial)
+    public void setUp() {
+      List<keel.core.Descriptor> ds = keel.core.Descriptors.parse(McpGatewayBench.descriptors("http://127.0.0.1:9/mcp"), "jmh");
+      keel.core.AgentDescriptor agent = ds.stream().filter(d -> d instanceof keel.core.AgentDescriptor)
+          .map(d -> (keel.core.AgentDescriptor) d).findFirst().orElseThrow();
+      List<keel.core.PolicyDescriptor> rules = ds.stream().filter(d -> d instanceof keel.core.PolicyDescriptor)
+          .map(d -> (keel.core.PolicyDescriptor) d).toList();
+      Policies.SessionInfo session = new Policies.SessionInfo(McpGatewayBench.SESSION, McpGatewayBench.SESSION, "", "operator:bench", 1);
+      policies = new Policies();
+      allowed = new Policies.Call(agent, "ledger/read-entries", true, McpGatewayBench.ARGUMENTS, Optional.empty(), session,
+          java.time.Instant.now(), rules);
+      needsApproval = new Policies.Call(agent, "ledger/post-entry", false,
+          "{\"invoice_id\":\"INV-1\",\"supplier_id\":\"sup-acme\",\"amount\":2500.00,\"currency\":\"EUR\",\"memo\":\"urgent\"}",
+          Optional.of("args.amount"), session, java.time.Instant.now(), rules);
+      if (!(policies.decide(allowed) instanceof Policies.Decision.Allow)
+          || !(policies.decide(needsApproval) instanceof Policies.Decision.RequireApproval)) {
+        throw new IllegalStateException("the policy benchmark's calls are not decided as intended");
+      }
+    }
+  }
+
+  /** The policy check of a read-only call that is allowed (one Policy's CEL rules, the agent's CEL rule). */
+  @Benchmark
+  public Policies.Decision policyCheckAllowed(PolicyCall p) {
+    return p.policies.decide(p.allowed);
+  }
+
+  /** The policy check of a valued call that needs approval (value expression, threshold, two rules firing). */
+  @Benchmark
+  public Policies.Decision policyCheckRequiresApproval(PolicyCall p) {
+    return p.policies.decide(p.needsApproval);
   }
 
   /** Encodes every event of the 20-step session to its stored JSON. */

@@ -155,6 +155,31 @@ final class Report {
         save(c, dir, "resume-latency.png", "Resume latency of a random suspended session", drawn);
       }
     }
+    Map<String, Object> mg = (Map<String, Object>) r.get("mcp_gateway");
+    if (mg != null) {
+      CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT)
+          .title("MCP tool call latency: direct SDK client vs through the Keel gateway").yAxisTitle("µs").build();
+      List<String> ps = List.of("p50", "p90", "p99");
+      for (String[] series : new String[][] {{"direct", "direct_us"}, {"via gateway", "gateway_us"}}) {
+        Map<String, Object> m = (Map<String, Object>) mg.get(series[1]);
+        c.addSeries(series[0], ps, List.of((Number) m.get("p50"), (Number) m.get("p90"), (Number) m.get("p99")));
+      }
+      save(c, dir, "mcp-gateway-latency.png", "MCP tool call latency percentiles: direct against through the gateway", drawn);
+      XYChart xy = new XYChartBuilder().width(WIDTH).height(HEIGHT).title("MCP calls per second against concurrency")
+          .xAxisTitle("concurrent callers").yAxisTitle("calls/s").build();
+      xy.getStyler().setLegendPosition(Styler.LegendPosition.InsideNW);
+      List<Number> xs = new ArrayList<>();
+      List<Number> direct = new ArrayList<>();
+      List<Number> gateway = new ArrayList<>();
+      for (Map<String, Object> row : (List<Map<String, Object>>) mg.get("concurrency")) {
+        xs.add((Number) row.get("concurrency"));
+        direct.add((Number) ((Map<String, Object>) row.get("direct_calls_per_second")).get("median"));
+        gateway.add((Number) ((Map<String, Object>) row.get("gateway_calls_per_second")).get("median"));
+      }
+      xy.addSeries("direct", xs, direct);
+      xy.addSeries("via gateway", xs, gateway);
+      save(xy, dir, "mcp-gateway-throughput.png", "MCP calls per second against concurrency: direct and through the gateway", drawn);
+    }
     Map<String, Object> cost = (Map<String, Object>) r.get("cost");
     if (cost != null) {
       CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Model cost of " + cost.get("tasks") + " tasks")

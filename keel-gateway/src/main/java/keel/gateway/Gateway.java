@@ -46,7 +46,9 @@ import tools.jackson.databind.node.ObjectNode;
  * notifications/tools/list_changed}) and whenever it is started again.
  *
  * <p>Thread-safe. {@link #catalogLock} guards the upstream set and the catalog; calls run
- * concurrently, each on its caller's thread; listener calls happen outside the lock.
+ * concurrently, each on its caller's thread; listener calls happen outside the lock. Lock order: an
+ * upstream's own lock may be held while taking {@link #catalogLock} (a starting upstream hands its
+ * tool list to the catalog), never the other way round.
  */
 public final class Gateway implements AutoCloseable {
 
@@ -72,6 +74,9 @@ public final class Gateway implements AutoCloseable {
   /** What each server's descriptor or tool list could not honour. */
   private final Map<String, List<String>> problems = new HashMap<>();
   private final Map<String, Boolean> listed = new HashMap<>();
+  /** First listings in flight, by server name (see {@link #firstListings}). */
+  private final Map<String, java.util.concurrent.CompletableFuture<Void>> firstListing =
+      new java.util.concurrent.ConcurrentHashMap<>();
 
   /**
    * @param store where tool versions are kept
@@ -194,18 +199,21 @@ public final class Gateway implements AutoCloseable {
 
   /** The catalog of these servers, or of all when {@code servers} is null. */
   private List<CatalogEntry> catalogOf(java.util.Set<String> servers) {
-    List<Upstream> toList = new ArrayList<>();
+    List<Upstream> unlisted = new ArrayList<>();
     catalogLock.lock();
     try {
       for (Upstream u : upstreams.values()) {
-        if ((servers == null || servers.contains(u.name())) && !listed.getOrDefault(u.name(), false) && u.startable()) {
-          toList.add(u);
+        if ((servers == null || servers.contains(u.name())) && !listed.getOrDefault(u.name(), false)) {
+          unlisted.add(u);
         }
       }
     } finally {
       catalogLock.unlock();
     }
-    listAll(toList);
+    // Lock order: an upstream's lock is never taken under catalogLock, because a starting upstream
+    // holds its own lock while it hands its tool list to listed(), which takes catalogLock.
+    List<Upstream> toList = unlisted.stream().filter(Upstream::startable).toList();
+    firstListings(toList);
     List<CatalogEntry> all = current();
     return servers == null ? all : all.stream().filter(e -> servers.contains(e.server())).toList();
   }
@@ -220,6 +228,43 @@ public final class Gateway implements AutoCloseable {
           .toList();
     } finally {
       catalogLock.unlock();
+    }
+  }
+
+  /**
+   * Lists servers not listed yet, joining a first listing already in flight instead of sending
+   * another: when many sessions start at once, each asks for the catalog before the first listing
+   * is in, and without this every one of them sent its own {@code tools/list} to the server (a
+   * thousand at once in the approval-storm benchmark, which the server answered with resets).
+   */
+  private void firstListings(List<Upstream> servers) {
+    List<java.util.concurrent.CompletableFuture<Void>> waits = new ArrayList<>();
+    for (Upstream u : servers) {
+      java.util.concurrent.CompletableFuture<Void> mine = new java.util.concurrent.CompletableFuture<>();
+      java.util.concurrent.CompletableFuture<Void> running = firstListing.putIfAbsent(u.name(), mine);
+      if (running != null) {
+        waits.add(running);
+        continue;
+      }
+      waits.add(mine);
+      Thread.ofVirtual().name("mcp-list-" + u.name()).start(() -> {
+        try {
+          listAll(List.of(u));
+        } finally {
+          firstListing.remove(u.name(), mine);
+          mine.complete(null);
+        }
+      });
+    }
+    for (var w : waits) {
+      try {
+        w.get();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      } catch (java.util.concurrent.ExecutionException e) {
+        // listAll logs its own failures and never completes exceptionally
+      }
     }
   }
 
@@ -286,12 +331,17 @@ public final class Gateway implements AutoCloseable {
 
   /** How each server is doing, by name. */
   public List<ServerStatus> servers() {
+    List<Upstream> all;
+    Map<String, List<String>> problemsNow;
     catalogLock.lock();
     try {
-      return upstreams.values().stream().map(u -> u.status(problems.getOrDefault(u.name(), List.of()))).toList();
+      all = List.copyOf(upstreams.values());
+      problemsNow = Map.copyOf(problems);
     } finally {
       catalogLock.unlock();
     }
+    // outside catalogLock: see catalogOf for the lock order
+    return all.stream().map(u -> u.status(problemsNow.getOrDefault(u.name(), List.of()))).toList();
   }
 
   /** A server's tool list was read: the catalog takes it in. */
