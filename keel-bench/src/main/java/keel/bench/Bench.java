@@ -40,6 +40,7 @@ public final class Bench {
       int budgetSessions,
       int mcpCalls,
       int stormSessions,
+      int traceSpans,
       Path out,
       Path workDir) {
 
@@ -64,6 +65,7 @@ public final class Bench {
       Integer budgetSessions = null;
       Integer mcpCalls = null;
       Integer stormSessions = null;
+      Integer traceSpans = null;
       Path out = Path.of("bench-results");
       Path work = Path.of(System.getProperty("java.io.tmpdir"));
       for (int i = 0; i < args.length; i++) {
@@ -84,6 +86,7 @@ public final class Bench {
           case "--budget-sessions" -> budgetSessions = positive(a, args, ++i);
           case "--mcp-calls" -> mcpCalls = positive(a, args, ++i);
           case "--storm-sessions" -> stormSessions = positive(a, args, ++i);
+          case "--trace-spans" -> traceSpans = positive(a, args, ++i);
           case "--out" -> out = Path.of(value(a, args, ++i));
           case "--work-dir" -> work = Path.of(value(a, args, ++i));
           default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
@@ -102,6 +105,7 @@ public final class Bench {
           budgetSessions != null ? budgetSessions : quick ? 50 : 500,
           mcpCalls != null ? mcpCalls : quick ? 200 : 2_000,
           stormSessions != null ? stormSessions : quick ? 50 : 1_000,
+          traceSpans != null ? traceSpans : quick ? 101 : 1_000,
           out,
           work);
     }
@@ -130,7 +134,7 @@ public final class Bench {
   static final String USAGE =
       "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|all]... [--quick]"
           + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
-          + " [--mcp-calls C] [--storm-sessions S] [--out DIR] [--work-dir DIR]\n"
+          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--out DIR] [--work-dir DIR]\n"
           + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
 
   public static void main(String[] args) throws Exception {
@@ -219,7 +223,7 @@ public final class Bench {
           new DurableSteps.Options(
               s.sessions(), s.steps(), s.warmups(), s.reps(), s.quick() ? 5 : 20, ks, s.turns(), s.quick() ? 10 : 80,
               s.quick() ? List.of(1, 5, s.sessions()) : List.of(1, 10, 50, s.sessions()), s.quick() ? 1 : 3, true,
-              s.quick() ? 101 : 1_000, s.workDir());
+              s.traceSpans(), s.workDir());
       Map<String, Object> r = new DurableSteps(o, progress).run();
       Object dir = r.remove("data_dir");
       deleteTree(Path.of(dir.toString()));
