@@ -84,7 +84,17 @@ final class LeaseKeeper implements AutoCloseable {
    * @return the lease, or empty when another node holds it
    */
   Optional<Held> claim(String sessionId) {
-    Optional<LeaseStore.Lease> lease = leases.claim(sessionId, node, ttl);
+    return claim(sessionId, LeaseStore.Limits.NONE);
+  }
+
+  /**
+   * Claims a session for a run on this node if its limits allow it cluster-wide (its partition is
+   * not active on any node, its agent is below its limit of active sessions).
+   *
+   * @return the lease, or empty when another node holds it or the limits refuse it now
+   */
+  Optional<Held> claim(String sessionId, LeaseStore.Limits limits) {
+    Optional<LeaseStore.Lease> lease = leases.claim(sessionId, node, ttl, limits);
     if (lease.isEmpty()) {
       return Optional.empty();
     }

@@ -73,6 +73,8 @@ public final class Scheduler implements AutoCloseable {
   private final java.util.function.Function<String, AgentLimit> limits;
   private final Map<String, Slot> active = new ConcurrentHashMap<>();
   private final Map<String, Semaphore> agentPermits = new ConcurrentHashMap<>();
+  /** One permit per partition with sessions queued or running here (agent and partition). */
+  private final PartitionLocks partitions = new PartitionLocks();
   /** Sessions waiting for a retry timer (a provider outage, a store failure); sweeps skip them. */
   private final java.util.Set<String> deferred = ConcurrentHashMap.newKeySet();
   private final AtomicInteger waiting = new AtomicInteger();
@@ -119,8 +121,21 @@ public final class Scheduler implements AutoCloseable {
             Thread.ofPlatform().name("keel-scheduler-timer").daemon(true).factory());
   }
 
-  /** An agent and how many of its sessions may run at once on this node. */
-  record AgentLimit(String agent, int maxActive) {}
+  /**
+   * A session's agent, how many of the agent's sessions may run at once (below 1: no limit), and
+   * the session's partition within the agent ({@code spec.concurrency: per-partition}; empty for
+   * none): sessions of one partition run one at a time. On one node these hold here; with leases
+   * they hold cluster-wide, decided by the lease store when the session is claimed.
+   */
+  record AgentLimit(String agent, int maxActive, java.util.Optional<String> partition) {
+    AgentLimit(String agent, int maxActive) {
+      this(agent, maxActive, java.util.Optional.empty());
+    }
+
+    keel.data.LeaseStore.Limits leaseLimits() {
+      return new keel.data.LeaseStore.Limits(partition, Math.max(0, maxActive));
+    }
+  }
 
   /**
    * Refuses new work when too many sessions already wait for a slot.
@@ -209,10 +224,16 @@ public final class Scheduler implements AutoCloseable {
       return;
     }
     Semaphore perAgent = agentSemaphore(limit);
+    String partitionKey = limit.partition().map(p -> limit.agent() + "\u0000" + p).orElse(null);
     waiting.incrementAndGet();
+    boolean gotPartition = false;
     boolean gotAgent = false;
     boolean gotNode = false;
     try {
+      if (partitionKey != null) {
+        partitions.acquire(partitionKey);
+        gotPartition = true;
+      }
       if (perAgent != null) {
         perAgent.acquire();
         gotAgent = true;
@@ -228,6 +249,9 @@ public final class Scheduler implements AutoCloseable {
       if (gotAgent) {
         perAgent.release();
       }
+      if (gotPartition) {
+        partitions.release(partitionKey);
+      }
       active.remove(sessionId, slot);
       return;
     }
@@ -237,7 +261,7 @@ public final class Scheduler implements AutoCloseable {
       boolean again = true;
       while (again) {
         slot.dirty.set(false);
-        outcome = leasing == null ? runGuarded(sessionId, slot) : runLeased(sessionId, slot);
+        outcome = leasing == null ? runGuarded(sessionId, slot) : runLeased(sessionId, slot, limit);
         again =
             active.compute(sessionId, (id, s) -> s == slot && s.dirty.get() ? s : null) != null;
       }
@@ -246,6 +270,9 @@ public final class Scheduler implements AutoCloseable {
       nodePermits.release();
       if (perAgent != null) {
         perAgent.release();
+      }
+      if (partitionKey != null) {
+        partitions.release(partitionKey);
       }
     }
     if (outcome instanceof SessionRunner.Outcome.RetryAfter r && !closed) {
@@ -263,10 +290,10 @@ public final class Scheduler implements AutoCloseable {
    * holds the session this node does not run it: that node sees the work (it is woken, or it finds
    * the work when its run ends), or the session is claimed by a sweep once that lease is gone.
    */
-  private SessionRunner.Outcome runLeased(String sessionId, Slot slot) {
+  private SessionRunner.Outcome runLeased(String sessionId, Slot slot, AgentLimit limit) {
     java.util.Optional<LeaseKeeper.Held> h;
     try {
-      h = leasing.claim(sessionId);
+      h = leasing.claim(sessionId, limit.leaseLimits());
     } catch (KeelException.NotFound gone) {
       // a notification about a session of another schema sharing the database, or one deleted
       return new SessionRunner.Outcome.Suspended();
@@ -348,6 +375,45 @@ public final class Scheduler implements AutoCloseable {
 
   private static int limitOf(Semaphore s) {
     return s instanceof LimitedSemaphore l ? l.limit : -1;
+  }
+
+  /**
+   * One-permit semaphores by partition, kept only while some session of the partition waits for
+   * or holds its permit (so partitions that come and go do not accumulate). Thread-safe.
+   */
+  private static final class PartitionLocks {
+    private static final class Entry {
+      final Semaphore permit = new Semaphore(1, true);
+      int users;
+    }
+
+    private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+
+    void acquire(String key) throws InterruptedException {
+      Entry e = entries.compute(key, (k, v) -> {
+        Entry x = v == null ? new Entry() : v;
+        x.users++;
+        return x;
+      });
+      try {
+        e.permit.acquire();
+      } catch (InterruptedException interrupted) {
+        leave(key);
+        throw interrupted;
+      }
+    }
+
+    void release(String key) {
+      Entry e = entries.get(key);
+      if (e != null) {
+        e.permit.release();
+        leave(key);
+      }
+    }
+
+    private void leave(String key) {
+      entries.computeIfPresent(key, (k, v) -> --v.users == 0 ? null : v);
+    }
   }
 
   /** A semaphore that remembers its limit, so a changed agent limit takes a new one. */
