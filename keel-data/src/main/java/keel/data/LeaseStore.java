@@ -147,6 +147,14 @@ public interface LeaseStore {
    */
   boolean release(Lease lease);
 
+  /**
+   * How many sessions have work (an unconsumed input, or a step in progress) and no unexpired
+   * lease: the cluster's queue, sessions that wait for a node to run them (waiting for a slot on
+   * the node that woke them, for their partition or agent limit, or orphaned by a dead node). One
+   * count over the store, for cluster-wide admission.
+   */
+  long queued();
+
   /** The lease on a session as recorded, if a node holds one (its expiry may have passed). */
   Optional<Lease> lease(String sessionId);
 

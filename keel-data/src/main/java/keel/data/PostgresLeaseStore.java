@@ -227,6 +227,23 @@ final class PostgresLeaseStore implements LeaseStore {
   }
 
   @Override
+  public long queued() {
+    return tx.read(
+        "the sessions waiting for a node",
+        c -> {
+          try (PreparedStatement ps =
+              c.prepareStatement(
+                  "SELECT count(*) FROM sessions WHERE " + Leases.HAS_WORK + " AND (lease_node IS NULL OR lease_expires <= ?)")) {
+            ps.setObject(1, time(clock.millis()));
+            try (ResultSet rs = ps.executeQuery()) {
+              rs.next();
+              return rs.getLong(1);
+            }
+          }
+        });
+  }
+
+  @Override
   public Optional<Lease> lease(String sessionId) {
     return tx.read(
         "the lease of session " + sessionId,

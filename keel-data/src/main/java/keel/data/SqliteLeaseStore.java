@@ -159,6 +159,18 @@ final class SqliteLeaseStore implements LeaseStore {
   }
 
   @Override
+  public long queued() {
+    long now = clock.millis();
+    return Jdbc.first(
+            readers,
+            "the sessions waiting for a node",
+            "SELECT count(*) FROM sessions WHERE " + Leases.HAS_WORK + " AND (lease_node IS NULL OR lease_expires <= ?)",
+            rs -> rs.getLong(1),
+            now)
+        .orElse(0L);
+  }
+
+  @Override
   public Optional<Lease> lease(String sessionId) {
     return Jdbc.first(
         readers,

@@ -573,4 +573,20 @@ public abstract class LeaseStoreContract {
     // the partition's one, and the limited ones up to 9 active sessions of the agent in all
     assertThat(active).isEqualTo(7);
   }
+
+  @Test
+  void queued_countsSessionsWithWorkThatNoNodeHolds_includingExpiredOnes() {
+    assertThat(leases.queued()).isZero();
+    create("idle");
+    create("w1", Optional.of("in-1"));
+    create("w2", Optional.of("in-1"));
+    create("w3", Optional.of("in-1"));
+    assertThat(leases.queued()).isEqualTo(3);
+    claim("w1", "node-a");
+    assertThat(leases.queued()).isEqualTo(2);
+    claim("idle", "node-b");
+    assertThat(leases.queued()).as("an idle session held is not queued either way").isEqualTo(2);
+    clock.advance(TTL);
+    assertThat(leases.queued()).as("a lapsed lease's session waits for a node again").isEqualTo(3);
+  }
 }

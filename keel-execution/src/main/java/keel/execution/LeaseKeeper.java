@@ -142,6 +142,11 @@ final class LeaseKeeper implements AutoCloseable {
     }
   }
 
+  /** How many sessions have work that no node holds, cluster-wide ({@link LeaseStore#queued}). */
+  long queued() {
+    return leases.queued();
+  }
+
   /** When the last heartbeat succeeded, in epoch milliseconds of the node's clock. */
   long lastHeartbeat() {
     return lastHeartbeat.get();

@@ -83,6 +83,15 @@ public final class Scheduler implements AutoCloseable {
   /** Claims, renews and releases session leases; null when this node runs sessions without them. */
   private final LeaseKeeper leasing;
   private volatile boolean closed;
+  private final int clusterAdmissionCapacity;
+  /** The cluster's queue as last counted in the store, when (System.nanoTime), and admitted since. */
+  private volatile long queuedCounted;
+  private volatile long queuedCountedAt = System.nanoTime() - 2 * QUEUED_REFRESH.toNanos();
+  private final java.util.concurrent.atomic.AtomicLong admittedSinceCount = new java.util.concurrent.atomic.AtomicLong();
+  private final Object queuedLock = new Object();
+
+  /** How old the count of the cluster's queue may be when admission uses it. */
+  static final Duration QUEUED_REFRESH = Duration.ofMillis(200);
 
   /**
    * @param runner runs one session until it suspends
@@ -110,7 +119,24 @@ public final class Scheduler implements AutoCloseable {
       int admissionCapacity,
       java.util.function.Function<String, AgentLimit> limits,
       LeaseKeeper leasing) {
+    this(runner, maxConcurrentSteps, admissionCapacity, limits, leasing, Integer.MAX_VALUE);
+  }
+
+  /**
+   * A scheduler under leases whose admission is also bounded cluster-wide: new work is refused
+   * while {@code clusterAdmissionCapacity} sessions or more have work that no node runs yet
+   * ({@link keel.data.LeaseStore#queued}, counted in the store at most every {@link
+   * #QUEUED_REFRESH}, plus what this node admitted since).
+   */
+  Scheduler(
+      Runner runner,
+      int maxConcurrentSteps,
+      int admissionCapacity,
+      java.util.function.Function<String, AgentLimit> limits,
+      LeaseKeeper leasing,
+      int clusterAdmissionCapacity) {
     this.leasing = leasing;
+    this.clusterAdmissionCapacity = clusterAdmissionCapacity;
     this.runner = runner;
     this.maxConcurrentSteps = maxConcurrentSteps;
     this.nodePermits = new Semaphore(maxConcurrentSteps, true);
@@ -153,6 +179,31 @@ public final class Scheduler implements AutoCloseable {
               + "); retry shortly",
           1 + queued / Math.max(1, maxConcurrentSteps));
     }
+    if (leasing != null && clusterAdmissionCapacity < Integer.MAX_VALUE) {
+      long inCluster = clusterQueued();
+      if (inCluster >= clusterAdmissionCapacity) {
+        throw new KeelException.Overloaded(
+            "the cluster has " + inCluster + " sessions waiting for a node to run them (capacity " + clusterAdmissionCapacity
+                + ", keel serve --cluster-admission-capacity); retry shortly",
+            (int) Math.min(60, 1 + inCluster / Math.max(1, maxConcurrentSteps)));
+      }
+      admittedSinceCount.incrementAndGet();
+    }
+  }
+
+  /** The cluster's queue: counted in the store when the last count is stale, plus admitted since. */
+  private long clusterQueued() {
+    if (System.nanoTime() - queuedCountedAt > QUEUED_REFRESH.toNanos()) {
+      synchronized (queuedLock) {
+        if (System.nanoTime() - queuedCountedAt > QUEUED_REFRESH.toNanos()) {
+          long counted = leasing.queued();
+          admittedSinceCount.set(0);
+          queuedCounted = counted;
+          queuedCountedAt = System.nanoTime();
+        }
+      }
+    }
+    return queuedCounted + admittedSinceCount.get();
   }
 
   /** Makes a session run soon; if it is running, tells the run that its inbox changed. */

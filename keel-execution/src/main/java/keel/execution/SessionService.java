@@ -182,7 +182,8 @@ public final class SessionService implements AutoCloseable {
                       : Optional.empty();
               return new Scheduler.AgentLimit(r.agent(), c.maxActiveSessions().orElse(0), partition);
             },
-            settings.leaseTtl().map(ttl -> new LeaseKeeper(store.leases(), settings.node(), ttl, clock)).orElse(null));
+            settings.leaseTtl().map(ttl -> new LeaseKeeper(store.leases(), settings.node(), ttl, clock)).orElse(null),
+            settings.clusterAdmissionCapacity());
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
     SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners,
