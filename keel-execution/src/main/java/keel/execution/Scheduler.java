@@ -269,9 +269,22 @@ public final class Scheduler implements AutoCloseable {
     AgentLimit limit;
     try {
       limit = limits.apply(sessionId);
-    } catch (RuntimeException e) {
-      LOG.warn("session {}: cannot tell its agent, not running it: {}", sessionId, e.toString());
+    } catch (KeelException.NotFound gone) {
+      LOG.warn("session {}: cannot tell its agent, not running it: {}", sessionId, gone.getMessage());
       active.remove(sessionId, slot);
+      return;
+    } catch (RuntimeException e) {
+      // a store that fails for a moment (a pool exhausted in a burst): try again shortly, or a
+      // session this node claimed would stay claimed (and renewed) without ever running
+      LOG.warn("session {}: cannot tell its agent; trying again in 1 s: {}", sessionId, e.toString());
+      active.remove(sessionId, slot);
+      if (!closed) {
+        deferred.add(sessionId);
+        timer.schedule(() -> {
+          deferred.remove(sessionId);
+          wake(sessionId);
+        }, 1, TimeUnit.SECONDS);
+      }
       return;
     }
     Semaphore perAgent = agentSemaphore(limit);

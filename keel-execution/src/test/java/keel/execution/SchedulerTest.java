@@ -124,6 +124,26 @@ class SchedulerTest {
   }
 
   @Test
+  void aStoreFailureTellingTheSessionsAgent_isRetried_notDropped() throws Exception {
+    AtomicInteger asked = new AtomicInteger();
+    CountDownLatch ran = new CountDownLatch(1);
+    Scheduler.Runner runner = (id, signals) -> {
+      ran.countDown();
+      return DONE;
+    };
+    try (Scheduler s = new Scheduler(runner, 4, 10, id -> {
+      if (asked.incrementAndGet() == 1) {
+        throw new KeelException.Unavailable("the pool is exhausted", null);
+      }
+      return new Scheduler.AgentLimit("a", 0);
+    })) {
+      s.wake("s1");
+      assertThat(ran.await(10, TimeUnit.SECONDS)).as("ran after the failure").isTrue();
+      assertThat(asked.get()).isEqualTo(2);
+    }
+  }
+
+  @Test
   void admit_whenTooManySessionsWait_refusesWithRetryAfter() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
     Scheduler.Runner runner = (id, signals) -> {
