@@ -68,6 +68,14 @@ final class ServeCommand implements Callable<Integer> {
   int admissionCapacity = ExecutionSettings.defaults("x").admissionCapacity();
 
   @Option(
+      names = "--cluster-admission-capacity",
+      paramLabel = "N",
+      description =
+          "With --store postgresql: the most sessions waiting for a node to run them, counted in the store over every"
+              + " node, before new work is refused with 429 on any node (default: --admission-capacity).")
+  Integer clusterAdmissionCapacity;
+
+  @Option(
       names = "--lease-ttl",
       paramLabel = "DURATION",
       description =
@@ -127,7 +135,8 @@ final class ServeCommand implements Callable<Integer> {
       ExecutionSettings defaults = ExecutionSettings.defaults(ServerConfig.nodeName());
       config = new ServerConfig(
           h, p, io.dataDir(dataDir), !noFsync,
-          new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars()),
+          new ExecutionSettings(defaults.node(), maxConcurrentSteps, admissionCapacity, defaults.maxInputChars(),
+              java.util.Optional.empty(), clusterAdmissionCapacity != null ? clusterAdmissionCapacity : admissionCapacity),
           io.env());
       String ttl = leaseTtl != null ? leaseTtl : io.env("KEEL_LEASE_TTL").orElse(null);
       if (ttl != null) {

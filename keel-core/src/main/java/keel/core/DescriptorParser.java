@@ -683,6 +683,12 @@ final class DescriptorParser {
     if (modeValid && mode == ConcurrencyMode.PER_PARTITION && f.get("partition_key") == null) {
       doc.missing(
           f.at("partition_key"), "the input field that names the partition, for per-partition");
+    } else if (partitionKey.isPresent() && !partitionKey.get().matches("input(\\.[A-Za-z_][A-Za-z0-9_-]*)+")) {
+      doc.problem(
+          f.at("partition_key"),
+          "expected the field of the first message (a JSON object) that names the partition, as"
+              + " input.<field> or input.<field>.<field>, e.g. input.customer_id; got "
+              + quote(partitionKey.get()));
     } else if (modeValid && mode == ConcurrencyMode.PER_SESSION && partitionKey.isPresent()) {
       doc.problem(
           f.at("partition_key"),

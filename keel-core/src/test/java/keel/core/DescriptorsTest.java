@@ -313,6 +313,11 @@ class DescriptorsTest {
             "spec.concurrency.partition_key: expected the input field that names the partition, for"
                 + " per-partition (required), got nothing"),
         named(
+            "concurrency partition_key not a path of the input",
+            "concurrency: {mode: per-partition, partition_key: supplier_id}",
+            "spec.concurrency.partition_key: expected the field of the first message (a JSON object) that names the"
+                + " partition, as input.<field> or input.<field>.<field>, e.g. input.customer_id; got \"supplier_id\""),
+        named(
             "concurrency max_active_sessions zero",
             "concurrency: {max_active_sessions: 0}",
             "spec.concurrency.max_active_sessions: expected a positive integer, got 0"),

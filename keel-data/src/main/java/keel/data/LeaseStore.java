@@ -64,20 +64,70 @@ public interface LeaseStore {
   record Stint(String node, long epoch, long firstSeq, long lastSeq) {}
 
   /**
+   * What else a claim of a session must respect, cluster-wide: its agent's partition and limit of
+   * active sessions. A session is <em>active</em> while some node holds an unexpired lease on it.
+   *
+   * @param partition the session's partition within its agent ({@code spec.concurrency:
+   *     per-partition}): no two sessions of the agent with the same partition are active at once;
+   *     empty for none
+   * @param maxActive the most sessions of the agent active at once; 0 for no limit
+   */
+  record Limits(Optional<String> partition, int maxActive) {
+    /** No partition and no limit: only the session's own lease decides. */
+    public static final Limits NONE = new Limits(Optional.empty(), 0);
+
+    public Limits {
+      Objects.requireNonNull(partition, "partition");
+      if (maxActive < 0) {
+        throw new IllegalArgumentException("maxActive must be 0 (no limit) or more, got " + maxActive);
+      }
+      if (partition.isPresent() && partition.get().isEmpty()) {
+        throw new IllegalArgumentException("a partition needs a non-empty name");
+      }
+    }
+
+    public boolean none() {
+      return partition.isEmpty() && maxActive == 0;
+    }
+  }
+
+  /**
    * Claims a session for {@code node}: granted when nobody holds it, when its lease expired, or
-   * when {@code node} holds it already (then it is renewed, with the same epoch).
+   * when {@code node} holds it already (then it is renewed, with the same epoch). Same as {@link
+   * #claim(String, String, Duration, Limits)} with {@link Limits#NONE}.
    *
    * @param ttl how long the lease lasts unless renewed
    * @return the lease, or empty when another node holds it unexpired
    * @throws keel.core.KeelException.NotFound if the session does not exist
    */
-  Optional<Lease> claim(String sessionId, String node, Duration ttl);
+  default Optional<Lease> claim(String sessionId, String node, Duration ttl) {
+    return claim(sessionId, node, ttl, Limits.NONE);
+  }
+
+  /**
+   * Claims a session for {@code node} as {@link #claim(String, String, Duration)} does, and only if
+   * the session's limits allow it: no other session of its agent with the same partition is active,
+   * and fewer than {@code maxActive} other sessions of its agent are active. The limits are
+   * recorded on the session (whether or not the claim is granted), so that {@link #claimRunnable}
+   * skips it while its partition is busy or its agent is at its limit. Claims of sessions of one
+   * agent with limits are decided one at a time across every node sharing the store, so two
+   * nodes never both get sessions the limits allow only one of. When the limits refuse a session
+   * that {@code node} holds already (it was claimed by {@link #claimRunnable} meanwhile), its
+   * lease is released.
+   *
+   * @return the lease, or empty when another node holds it unexpired or the limits refuse it
+   * @throws keel.core.KeelException.NotFound if the session does not exist
+   */
+  Optional<Lease> claim(String sessionId, String node, Duration ttl, Limits limits);
 
   /**
    * Claims for {@code node} up to {@code limit} sessions that have work (an unconsumed input, or a
    * step in progress) and that nobody holds unexpired, longest-waiting first. Nodes calling this at
    * once get disjoint sessions (on PostgreSQL with {@code FOR UPDATE SKIP LOCKED}, so they do not
-   * wait for each other either).
+   * wait for each other either). Sessions whose recorded {@link Limits} refuse them now (their
+   * partition is active, their agent is at its limit) are skipped; this is a filter, not the
+   * guarantee: a run claims its session with {@link #claim(String, String, Duration, Limits)}
+   * before it starts, which decides.
    */
   List<Lease> claimRunnable(String node, int limit, Duration ttl);
 
@@ -96,6 +146,14 @@ public interface LeaseStore {
    * @return whether the lease was still held and is now released
    */
   boolean release(Lease lease);
+
+  /**
+   * How many sessions have work (an unconsumed input, or a step in progress) and no unexpired
+   * lease: the cluster's queue, sessions that wait for a node to run them (waiting for a slot on
+   * the node that woke them, for their partition or agent limit, or orphaned by a dead node). One
+   * count over the store, for cluster-wide admission.
+   */
+  long queued();
 
   /** The lease on a session as recorded, if a node holds one (its expiry may have passed). */
   Optional<Lease> lease(String sessionId);

@@ -24,6 +24,17 @@ final class Leases {
       "(status IN ('runnable', 'running')"
           + " OR (pending_inputs > 0 AND status NOT IN ('completed', 'failed', 'cancelled')))";
 
+  /**
+   * Whether a session's recorded limits allow a claim now, as a SQL condition on {@code sessions s}
+   * with two parameters, both the current time: no other active session of its agent in its
+   * partition, and fewer active sessions of its agent than its limit.
+   */
+  static final String LIMITS_ALLOW =
+      "(s.partition_key IS NULL OR NOT EXISTS (SELECT 1 FROM sessions o WHERE o.agent = s.agent"
+          + " AND o.partition_key = s.partition_key AND o.id <> s.id AND o.lease_node IS NOT NULL AND o.lease_expires > ?))"
+          + " AND (s.max_active IS NULL OR (SELECT count(*) FROM sessions o WHERE o.agent = s.agent"
+          + " AND o.id <> s.id AND o.lease_node IS NOT NULL AND o.lease_expires > ?) < s.max_active)";
+
   private Leases() {}
 
   static String node(String node) {

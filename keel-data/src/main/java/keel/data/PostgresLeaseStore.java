@@ -37,13 +37,17 @@ final class PostgresLeaseStore implements LeaseStore {
   }
 
   @Override
-  public Optional<Lease> claim(String sessionId, String node, Duration ttl) {
+  public Optional<Lease> claim(String sessionId, String node, Duration ttl, Limits limits) {
     Leases.node(node);
     long ttlMillis = Leases.ttlMillis(ttl);
+    java.util.Objects.requireNonNull(limits, "limits");
     return tx.write(
         "the lease of session " + sessionId,
         c -> {
           long now = clock.millis();
+          if (!limits.none() && !allowed(c, sessionId, node, limits, now)) {
+            return Optional.empty();
+          }
           try (PreparedStatement up =
               c.prepareStatement(
                   "UPDATE sessions SET"
@@ -73,6 +77,74 @@ final class PostgresLeaseStore implements LeaseStore {
         });
   }
 
+  /**
+   * Records the session's limits and tells whether they allow a claim now. Claims of one agent's
+   * limited sessions take a transaction-scoped advisory lock on the agent first, so they are decided
+   * one at a time across nodes, each seeing the leases the previous one granted. A refused session
+   * that {@code node} holds (a sweep claimed it) is released.
+   */
+  private static boolean allowed(Connection c, String sessionId, String node, Limits limits, long now) throws SQLException {
+    String agent;
+    try (PreparedStatement ps = c.prepareStatement("SELECT agent FROM sessions WHERE id = ?")) {
+      ps.setString(1, sessionId);
+      try (ResultSet rs = ps.executeQuery()) {
+        if (!rs.next()) {
+          throw new KeelException.NotFound("session " + sessionId + " does not exist");
+        }
+        agent = rs.getString(1);
+      }
+    }
+    try (PreparedStatement lock = c.prepareStatement("SELECT pg_advisory_xact_lock(hashtextextended(?, 13))")) {
+      lock.setString(1, "keel.lease.agent:" + agent);
+      lock.execute();
+    }
+    try (PreparedStatement up =
+        c.prepareStatement("UPDATE sessions SET partition_key = ?, max_active = ? WHERE id = ?")) {
+      up.setString(1, limits.partition().orElse(null));
+      up.setObject(2, limits.maxActive() == 0 ? null : limits.maxActive(), java.sql.Types.INTEGER);
+      up.setString(3, sessionId);
+      up.executeUpdate();
+    }
+    OffsetDateTime at = time(now);
+    boolean ok = true;
+    if (limits.partition().isPresent()) {
+      try (PreparedStatement ps =
+          c.prepareStatement(
+              "SELECT 1 FROM sessions WHERE agent = ? AND partition_key = ? AND id <> ?"
+                  + " AND lease_node IS NOT NULL AND lease_expires > ? LIMIT 1")) {
+        ps.setString(1, agent);
+        ps.setString(2, limits.partition().get());
+        ps.setString(3, sessionId);
+        ps.setObject(4, at);
+        try (ResultSet rs = ps.executeQuery()) {
+          ok = !rs.next();
+        }
+      }
+    }
+    if (ok && limits.maxActive() > 0) {
+      try (PreparedStatement ps =
+          c.prepareStatement(
+              "SELECT count(*) FROM sessions WHERE agent = ? AND id <> ? AND lease_node IS NOT NULL AND lease_expires > ?")) {
+        ps.setString(1, agent);
+        ps.setString(2, sessionId);
+        ps.setObject(3, at);
+        try (ResultSet rs = ps.executeQuery()) {
+          rs.next();
+          ok = rs.getLong(1) < limits.maxActive();
+        }
+      }
+    }
+    if (!ok) {
+      try (PreparedStatement up =
+          c.prepareStatement("UPDATE sessions SET lease_node = NULL, lease_expires = NULL WHERE id = ? AND lease_node = ?")) {
+        up.setString(1, sessionId);
+        up.setString(2, node);
+        up.executeUpdate();
+      }
+    }
+    return ok;
+  }
+
   private static boolean exists(Connection c, String sessionId) throws SQLException {
     try (PreparedStatement ps = c.prepareStatement("SELECT 1 FROM sessions WHERE id = ?")) {
       ps.setString(1, sessionId);
@@ -95,16 +167,18 @@ final class PostgresLeaseStore implements LeaseStore {
           // changed since this statement's snapshot is re-checked against the condition when locked
           try (PreparedStatement up =
               c.prepareStatement(
-                  "WITH picked AS (SELECT id FROM sessions WHERE " + Leases.HAS_WORK
-                      + " AND (lease_node IS NULL OR lease_expires <= ?)"
+                  "WITH picked AS (SELECT id FROM sessions s WHERE " + Leases.HAS_WORK
+                      + " AND (lease_node IS NULL OR lease_expires <= ?) AND " + Leases.LIMITS_ALLOW
                       + " ORDER BY updated_at, id LIMIT ? FOR UPDATE SKIP LOCKED)"
                       + " UPDATE sessions s SET lease_node = ?, lease_epoch = s.lease_epoch + 1, lease_expires = ?"
                       + " FROM picked WHERE s.id = picked.id"
                       + " RETURNING s.id, s.lease_epoch, s.lease_expires")) {
             up.setObject(1, time(now));
-            up.setInt(2, limit);
-            up.setString(3, node);
-            up.setObject(4, time(now + ttlMillis));
+            up.setObject(2, time(now));
+            up.setObject(3, time(now));
+            up.setInt(4, limit);
+            up.setString(5, node);
+            up.setObject(6, time(now + ttlMillis));
             List<Lease> out = new ArrayList<>();
             try (ResultSet rs = up.executeQuery()) {
               while (rs.next()) {
@@ -148,6 +222,23 @@ final class PostgresLeaseStore implements LeaseStore {
             up.setString(2, lease.node());
             up.setLong(3, lease.epoch());
             return up.executeUpdate() == 1;
+          }
+        });
+  }
+
+  @Override
+  public long queued() {
+    return tx.read(
+        "the sessions waiting for a node",
+        c -> {
+          try (PreparedStatement ps =
+              c.prepareStatement(
+                  "SELECT count(*) FROM sessions WHERE " + Leases.HAS_WORK + " AND (lease_node IS NULL OR lease_expires <= ?)")) {
+            ps.setObject(1, time(clock.millis()));
+            try (ResultSet rs = ps.executeQuery()) {
+              rs.next();
+              return rs.getLong(1);
+            }
           }
         });
   }

@@ -43,12 +43,16 @@ final class SqliteLeaseStore implements LeaseStore {
   }
 
   @Override
-  public Optional<Lease> claim(String sessionId, String node, Duration ttl) {
+  public Optional<Lease> claim(String sessionId, String node, Duration ttl, Limits limits) {
     Leases.node(node);
     long ttlMillis = Leases.ttlMillis(ttl);
+    java.util.Objects.requireNonNull(limits, "limits");
     return writer.execute(
         tx -> {
           long now = clock.millis();
+          if (!limits.none() && !allowed(tx, sessionId, node, limits, now)) {
+            return Optional.empty();
+          }
           if (tx.update(GRANT, node, now, now + ttlMillis, sessionId) == 1) {
             return Optional.of(held(tx, sessionId, node));
           }
@@ -61,6 +65,33 @@ final class SqliteLeaseStore implements LeaseStore {
           }
           return Optional.empty();
         });
+  }
+
+  /**
+   * Records the session's limits and tells whether they allow a claim now (in the single writer's
+   * transaction, so claims are decided one at a time). A refused session {@code node} holds is
+   * released.
+   */
+  private static boolean allowed(GroupCommitWriter.Tx tx, String sessionId, String node, Limits limits, long now)
+      throws SQLException {
+    // the write first: SQLite takes the write lock before anything is read
+    if (tx.update("UPDATE sessions SET partition_key = ?, max_active = ? WHERE id = ?",
+        limits.partition().orElse(null), limits.maxActive() == 0 ? null : limits.maxActive(), sessionId) != 1) {
+      throw new KeelException.NotFound("session " + sessionId + " does not exist");
+    }
+    PreparedStatement ps =
+        tx.prepare("SELECT 1 FROM sessions s WHERE s.id = ? AND " + Leases.LIMITS_ALLOW);
+    ps.setString(1, sessionId);
+    ps.setLong(2, now);
+    ps.setLong(3, now);
+    boolean ok;
+    try (ResultSet rs = ps.executeQuery()) {
+      ok = rs.next();
+    }
+    if (!ok) {
+      tx.update("UPDATE sessions SET lease_node = NULL, lease_expires = NULL WHERE id = ? AND lease_node = ?", sessionId, node);
+    }
+    return ok;
   }
 
   private static Lease held(GroupCommitWriter.Tx tx, String sessionId, String node) throws SQLException {
@@ -85,13 +116,16 @@ final class SqliteLeaseStore implements LeaseStore {
           PreparedStatement up =
               tx.prepare(
                   "UPDATE sessions SET lease_node = ?, lease_epoch = lease_epoch + 1, lease_expires = ?"
-                      + " WHERE id IN (SELECT id FROM sessions WHERE " + Leases.HAS_WORK
-                      + " AND (lease_node IS NULL OR lease_expires <= ?) ORDER BY updated_at, id LIMIT ?)"
+                      + " WHERE id IN (SELECT id FROM sessions s WHERE " + Leases.HAS_WORK
+                      + " AND (lease_node IS NULL OR lease_expires <= ?) AND " + Leases.LIMITS_ALLOW
+                      + " ORDER BY updated_at, id LIMIT ?)"
                       + " RETURNING id, lease_epoch, lease_expires");
           up.setString(1, node);
           up.setLong(2, now + ttlMillis);
           up.setLong(3, now);
-          up.setInt(4, limit);
+          up.setLong(4, now);
+          up.setLong(5, now);
+          up.setInt(6, limit);
           List<Lease> out = new ArrayList<>();
           try (ResultSet rs = up.executeQuery()) {
             while (rs.next()) {
@@ -122,6 +156,18 @@ final class SqliteLeaseStore implements LeaseStore {
             "UPDATE sessions SET lease_node = NULL, lease_expires = NULL"
                 + " WHERE id = ? AND lease_node = ? AND lease_epoch = ?",
             lease.sessionId(), lease.node(), lease.epoch()) == 1);
+  }
+
+  @Override
+  public long queued() {
+    long now = clock.millis();
+    return Jdbc.first(
+            readers,
+            "the sessions waiting for a node",
+            "SELECT count(*) FROM sessions WHERE " + Leases.HAS_WORK + " AND (lease_node IS NULL OR lease_expires <= ?)",
+            rs -> rs.getLong(1),
+            now)
+        .orElse(0L);
   }
 
   @Override

@@ -461,4 +461,132 @@ public abstract class LeaseStoreContract {
     assertThat(stints.subList(0, stints.size() - 1)).allSatisfy(s -> assertThat(s.epoch()).isLessThan(2));
     assertThat(stints.size()).isLessThanOrEqualTo(3);
   }
+
+  // ---- limits: partitions and active sessions per agent, cluster-wide
+
+  private static LeaseStore.Limits partition(String p) {
+    return new LeaseStore.Limits(Optional.of(p), 0);
+  }
+
+  @Test
+  void claim_inAPartition_isRefusedWhileAnotherSessionOfItIsActive_andGrantedOnceThatOneIsReleasedOrExpired() {
+    create("a1", Optional.of("in-1"));
+    create("a2", Optional.of("in-1"));
+    create("b1", Optional.of("in-1"));
+    LeaseStore.Lease first = leases.claim("a1", "node-a", TTL, partition("supplier-7")).orElseThrow();
+    assertThat(leases.claim("a2", "node-b", TTL, partition("supplier-7"))).as("same partition, another node").isEmpty();
+    assertThat(leases.claim("a2", "node-a", TTL, partition("supplier-7"))).as("same partition, same node").isEmpty();
+    assertThat(leases.claim("b1", "node-b", TTL, partition("supplier-8"))).as("another partition").isPresent();
+    // the holder renews its own
+    assertThat(leases.claim("a1", "node-a", TTL, partition("supplier-7"))).map(LeaseStore.Lease::epoch).contains(first.epoch());
+
+    assertThat(leases.release(first)).isTrue();
+    LeaseStore.Lease second = leases.claim("a2", "node-b", TTL, partition("supplier-7")).orElseThrow();
+    assertThat(leases.claim("a1", "node-a", TTL, partition("supplier-7"))).isEmpty();
+
+    // node-b dies: once its lease lapses the partition is free again
+    clock.advance(TTL);
+    assertThat(leases.claim("a1", "node-a", TTL, partition("supplier-7"))).isPresent();
+    assertThat(leases.lease("a2")).map(LeaseStore.Lease::epoch).contains(second.epoch());
+  }
+
+  @Test
+  void claim_withMaxActive_grantsAtMostThatManyActiveSessionsOfTheAgent() {
+    LeaseStore.Limits two = new LeaseStore.Limits(Optional.empty(), 2);
+    for (int i = 0; i < 4; i++) {
+      create("s" + i, Optional.of("in-1"));
+    }
+    assertThat(leases.claim("s0", "node-a", TTL, two)).isPresent();
+    assertThat(leases.claim("s1", "node-b", TTL, two)).isPresent();
+    assertThat(leases.claim("s2", "node-a", TTL, two)).isEmpty();
+    assertThat(leases.claim("s3", "node-c", TTL, two)).isEmpty();
+    // a holder renewing is not a new active session
+    assertThat(leases.claim("s1", "node-b", TTL, two)).isPresent();
+    leases.release(leases.lease("s0").orElseThrow());
+    assertThat(leases.claim("s3", "node-c", TTL, two)).isPresent();
+    assertThat(leases.claim("s2", "node-a", TTL, two)).isEmpty();
+    // a bare claim (no limits) still counts as active for the limited ones
+    assertThat(leases.claim("s2", "node-a", TTL)).isPresent();
+  }
+
+  @Test
+  void claimRunnable_skipsSessionsWhoseRecordedLimitsRefuseThemNow_andTakesThemWhenFree() {
+    create("a1", Optional.of("in-1"));
+    create("a2", Optional.of("in-1"));
+    create("free", Optional.of("in-1"));
+    LeaseStore.Lease held = leases.claim("a1", "node-a", TTL, partition("p")).orElseThrow();
+    assertThat(leases.claim("a2", "node-b", TTL, partition("p"))).isEmpty(); // records a2's partition
+    assertThat(leases.claimRunnable("node-c", 10, TTL)).extracting(LeaseStore.Lease::sessionId).containsExactly("free");
+    leases.release(held);
+    assertThat(leases.claimRunnable("node-c", 10, TTL)).extracting(LeaseStore.Lease::sessionId)
+        .contains("a2");
+  }
+
+  @Test
+  void claim_refusedByTheLimits_releasesTheLeaseTheNodeHeldAlready() {
+    create("a1", Optional.of("in-1"));
+    create("a2", Optional.of("in-1"));
+    leases.claim("a1", "node-a", TTL, partition("p")).orElseThrow();
+    // a sweep (no limits known yet) gave a2 to node-b; its run's claim with the limits refuses it
+    leases.claim("a2", "node-b", TTL).orElseThrow();
+    assertThat(leases.claim("a2", "node-b", TTL, partition("p"))).isEmpty();
+    assertThat(leases.lease("a2")).isEmpty();
+  }
+
+  @Test
+  @Timeout(120)
+  void limitedClaims_fromManyThreadsOnTwoStores_neverExceedThePartitionOrTheAgentLimit() throws Exception {
+    int sessions = 12;
+    for (int i = 0; i < sessions; i++) {
+      create("s" + i, Optional.of("in-1"));
+    }
+    Store other = peer("node-x");
+    int threads = 8;
+    CyclicBarrier start = new CyclicBarrier(threads);
+    Set<String> granted = ConcurrentHashMap.newKeySet();
+    ExecutorService pool = Executors.newFixedThreadPool(threads);
+    try {
+      List<Future<?>> done = new ArrayList<>();
+      for (int t = 0; t < threads; t++) {
+        String node = "node-" + t;
+        LeaseStore via = (t % 2 == 0 ? store : other).leases();
+        done.add(pool.submit(() -> {
+          start.await();
+          for (int i = 0; i < sessions; i++) {
+            // sessions 0-5 share one partition; 6-11 are limited to three active
+            LeaseStore.Limits limits = i < 6 ? partition("p") : new LeaseStore.Limits(Optional.empty(), 9);
+            String id = "s" + i;
+            via.claim(id, node, TTL, limits).ifPresent(l -> granted.add(id));
+          }
+          return null;
+        }));
+      }
+      for (Future<?> f : done) {
+        f.get(100, TimeUnit.SECONDS);
+      }
+    } finally {
+      pool.shutdownNow();
+    }
+    long inPartition = granted.stream().filter(id -> Integer.parseInt(id.substring(1)) < 6).count();
+    assertThat(inPartition).as("sessions of one partition active at once").isEqualTo(1);
+    long active = java.util.stream.IntStream.range(0, sessions).filter(i -> leases.lease("s" + i).isPresent()).count();
+    // the partition's one, and the limited ones up to 9 active sessions of the agent in all
+    assertThat(active).isEqualTo(7);
+  }
+
+  @Test
+  void queued_countsSessionsWithWorkThatNoNodeHolds_includingExpiredOnes() {
+    assertThat(leases.queued()).isZero();
+    create("idle");
+    create("w1", Optional.of("in-1"));
+    create("w2", Optional.of("in-1"));
+    create("w3", Optional.of("in-1"));
+    assertThat(leases.queued()).isEqualTo(3);
+    claim("w1", "node-a");
+    assertThat(leases.queued()).isEqualTo(2);
+    claim("idle", "node-b");
+    assertThat(leases.queued()).as("an idle session held is not queued either way").isEqualTo(2);
+    clock.advance(TTL);
+    assertThat(leases.queued()).as("a lapsed lease's session waits for a node again").isEqualTo(3);
+  }
 }

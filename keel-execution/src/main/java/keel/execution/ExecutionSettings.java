@@ -12,9 +12,23 @@ import java.util.Objects;
  * @param leaseTtl when present, each session runs under a lease with this time to live, so that
  *     several nodes can share one store (see {@link keel.data.LeaseStore}); empty: this node is the
  *     store's only one and runs sessions without leases
+ * @param clusterAdmissionCapacity with leases (several nodes on one store): the most sessions with
+ *     work that no node runs yet, counted in the store over the whole cluster, before new work gets
+ *     429 on any node
  */
 public record ExecutionSettings(
-    String node, int maxConcurrentSteps, int admissionCapacity, int maxInputChars, java.util.Optional<java.time.Duration> leaseTtl) {
+    String node,
+    int maxConcurrentSteps,
+    int admissionCapacity,
+    int maxInputChars,
+    java.util.Optional<java.time.Duration> leaseTtl,
+    int clusterAdmissionCapacity) {
+
+  /** Settings with the cluster's admission capacity equal to this node's. */
+  public ExecutionSettings(
+      String node, int maxConcurrentSteps, int admissionCapacity, int maxInputChars, java.util.Optional<java.time.Duration> leaseTtl) {
+    this(node, maxConcurrentSteps, admissionCapacity, maxInputChars, leaseTtl, admissionCapacity);
+  }
 
   /** The lease time to live {@code keel serve} uses on a shared store unless told otherwise. */
   public static final java.time.Duration DEFAULT_LEASE_TTL = java.time.Duration.ofSeconds(10);
@@ -37,6 +51,9 @@ public record ExecutionSettings(
     if (admissionCapacity < 1) {
       throw new IllegalArgumentException("admissionCapacity must be at least 1, got " + admissionCapacity);
     }
+    if (clusterAdmissionCapacity < 1) {
+      throw new IllegalArgumentException("clusterAdmissionCapacity must be at least 1, got " + clusterAdmissionCapacity);
+    }
     if (maxInputChars < 1) {
       throw new IllegalArgumentException("maxInputChars must be at least 1, got " + maxInputChars);
     }
@@ -44,7 +61,12 @@ public record ExecutionSettings(
 
   /** The same settings, running sessions under leases with time to live {@code ttl}. */
   public ExecutionSettings withLeaseTtl(java.time.Duration ttl) {
-    return new ExecutionSettings(node, maxConcurrentSteps, admissionCapacity, maxInputChars, java.util.Optional.of(ttl));
+    return new ExecutionSettings(node, maxConcurrentSteps, admissionCapacity, maxInputChars, java.util.Optional.of(ttl), clusterAdmissionCapacity);
+  }
+
+  /** The same settings with another cluster-wide admission capacity. */
+  public ExecutionSettings withClusterAdmissionCapacity(int capacity) {
+    return new ExecutionSettings(node, maxConcurrentSteps, admissionCapacity, maxInputChars, leaseTtl, capacity);
   }
 
   /** Defaults for one node: 4,096 running sessions, 20,000 waiting, messages up to 256 KiB. */

@@ -93,7 +93,17 @@ final class LeaseKeeper implements AutoCloseable {
    * @return the lease, or empty when another node holds it
    */
   Optional<Held> claim(String sessionId) {
-    Optional<LeaseStore.Lease> lease = leases.claim(sessionId, node, ttl);
+    return claim(sessionId, LeaseStore.Limits.NONE);
+  }
+
+  /**
+   * Claims a session for a run on this node if its limits allow it cluster-wide (its partition is
+   * not active on any node, its agent is below its limit of active sessions).
+   *
+   * @return the lease, or empty when another node holds it or the limits refuse it now
+   */
+  Optional<Held> claim(String sessionId, LeaseStore.Limits limits) {
+    Optional<LeaseStore.Lease> lease = leases.claim(sessionId, node, ttl, limits);
     if (lease.isEmpty()) {
       return Optional.empty();
     }
@@ -163,6 +173,11 @@ final class LeaseKeeper implements AutoCloseable {
       LOG.warn("session {}: could not release its lease; trying again with the next heartbeat: {}", lease.sessionId(), e.getMessage());
       releaseLater.add(lease);
     }
+  }
+
+  /** How many sessions have work that no node holds, cluster-wide ({@link LeaseStore#queued}). */
+  long queued() {
+    return leases.queued();
   }
 
   /** When the last heartbeat succeeded, in epoch milliseconds of the node's clock. */

@@ -73,6 +73,8 @@ public final class Scheduler implements AutoCloseable {
   private final java.util.function.Function<String, AgentLimit> limits;
   private final Map<String, Slot> active = new ConcurrentHashMap<>();
   private final Map<String, Semaphore> agentPermits = new ConcurrentHashMap<>();
+  /** One permit per partition with sessions queued or running here (agent and partition). */
+  private final PartitionLocks partitions = new PartitionLocks();
   /** Sessions waiting for a retry timer (a provider outage, a store failure); sweeps skip them. */
   private final java.util.Set<String> deferred = ConcurrentHashMap.newKeySet();
   private final AtomicInteger waiting = new AtomicInteger();
@@ -81,6 +83,15 @@ public final class Scheduler implements AutoCloseable {
   /** Claims, renews and releases session leases; null when this node runs sessions without them. */
   private final LeaseKeeper leasing;
   private volatile boolean closed;
+  private final int clusterAdmissionCapacity;
+  /** The cluster's queue as last counted in the store, when (System.nanoTime), and admitted since. */
+  private volatile long queuedCounted;
+  private volatile long queuedCountedAt = System.nanoTime() - 2 * QUEUED_REFRESH.toNanos();
+  private final java.util.concurrent.atomic.AtomicLong admittedSinceCount = new java.util.concurrent.atomic.AtomicLong();
+  private final Object queuedLock = new Object();
+
+  /** How old the count of the cluster's queue may be when admission uses it. */
+  static final Duration QUEUED_REFRESH = Duration.ofMillis(200);
 
   /**
    * @param runner runs one session until it suspends
@@ -108,7 +119,24 @@ public final class Scheduler implements AutoCloseable {
       int admissionCapacity,
       java.util.function.Function<String, AgentLimit> limits,
       LeaseKeeper leasing) {
+    this(runner, maxConcurrentSteps, admissionCapacity, limits, leasing, Integer.MAX_VALUE);
+  }
+
+  /**
+   * A scheduler under leases whose admission is also bounded cluster-wide: new work is refused
+   * while {@code clusterAdmissionCapacity} sessions or more have work that no node runs yet
+   * ({@link keel.data.LeaseStore#queued}, counted in the store at most every {@link
+   * #QUEUED_REFRESH}, plus what this node admitted since).
+   */
+  Scheduler(
+      Runner runner,
+      int maxConcurrentSteps,
+      int admissionCapacity,
+      java.util.function.Function<String, AgentLimit> limits,
+      LeaseKeeper leasing,
+      int clusterAdmissionCapacity) {
     this.leasing = leasing;
+    this.clusterAdmissionCapacity = clusterAdmissionCapacity;
     this.runner = runner;
     this.maxConcurrentSteps = maxConcurrentSteps;
     this.nodePermits = new Semaphore(maxConcurrentSteps, true);
@@ -119,8 +147,21 @@ public final class Scheduler implements AutoCloseable {
             Thread.ofPlatform().name("keel-scheduler-timer").daemon(true).factory());
   }
 
-  /** An agent and how many of its sessions may run at once on this node. */
-  record AgentLimit(String agent, int maxActive) {}
+  /**
+   * A session's agent, how many of the agent's sessions may run at once (below 1: no limit), and
+   * the session's partition within the agent ({@code spec.concurrency: per-partition}; empty for
+   * none): sessions of one partition run one at a time. On one node these hold here; with leases
+   * they hold cluster-wide, decided by the lease store when the session is claimed.
+   */
+  record AgentLimit(String agent, int maxActive, java.util.Optional<String> partition) {
+    AgentLimit(String agent, int maxActive) {
+      this(agent, maxActive, java.util.Optional.empty());
+    }
+
+    keel.data.LeaseStore.Limits leaseLimits() {
+      return new keel.data.LeaseStore.Limits(partition, Math.max(0, maxActive));
+    }
+  }
 
   /**
    * Refuses new work when too many sessions already wait for a slot.
@@ -138,6 +179,31 @@ public final class Scheduler implements AutoCloseable {
               + "); retry shortly",
           1 + queued / Math.max(1, maxConcurrentSteps));
     }
+    if (leasing != null && clusterAdmissionCapacity < Integer.MAX_VALUE) {
+      long inCluster = clusterQueued();
+      if (inCluster >= clusterAdmissionCapacity) {
+        throw new KeelException.Overloaded(
+            "the cluster has " + inCluster + " sessions waiting for a node to run them (capacity " + clusterAdmissionCapacity
+                + ", keel serve --cluster-admission-capacity); retry shortly",
+            (int) Math.min(60, 1 + inCluster / Math.max(1, maxConcurrentSteps)));
+      }
+      admittedSinceCount.incrementAndGet();
+    }
+  }
+
+  /** The cluster's queue: counted in the store when the last count is stale, plus admitted since. */
+  private long clusterQueued() {
+    if (System.nanoTime() - queuedCountedAt > QUEUED_REFRESH.toNanos()) {
+      synchronized (queuedLock) {
+        if (System.nanoTime() - queuedCountedAt > QUEUED_REFRESH.toNanos()) {
+          long counted = leasing.queued();
+          admittedSinceCount.set(0);
+          queuedCounted = counted;
+          queuedCountedAt = System.nanoTime();
+        }
+      }
+    }
+    return queuedCounted + admittedSinceCount.get();
   }
 
   /** Makes a session run soon; if it is running, tells the run that its inbox changed. */
@@ -203,19 +269,38 @@ public final class Scheduler implements AutoCloseable {
     AgentLimit limit;
     try {
       limit = limits.apply(sessionId);
-    } catch (RuntimeException e) {
-      LOG.warn("session {}: cannot tell its agent, not running it: {}", sessionId, e.toString());
+    } catch (KeelException.NotFound gone) {
+      LOG.warn("session {}: cannot tell its agent, not running it: {}", sessionId, gone.getMessage());
       active.remove(sessionId, slot);
       if (leasing != null) {
         leasing.abandon(sessionId);
       }
       return;
+    } catch (RuntimeException e) {
+      // a store that fails for a moment (a pool exhausted in a burst): try again shortly, or a
+      // session this node claimed would stay claimed (and renewed) without ever running
+      LOG.warn("session {}: cannot tell its agent; trying again in 1 s: {}", sessionId, e.toString());
+      active.remove(sessionId, slot);
+      if (!closed) {
+        deferred.add(sessionId);
+        timer.schedule(() -> {
+          deferred.remove(sessionId);
+          wake(sessionId);
+        }, 1, TimeUnit.SECONDS);
+      }
+      return;
     }
     Semaphore perAgent = agentSemaphore(limit);
+    String partitionKey = limit.partition().map(p -> limit.agent() + "\u0000" + p).orElse(null);
     waiting.incrementAndGet();
+    boolean gotPartition = false;
     boolean gotAgent = false;
     boolean gotNode = false;
     try {
+      if (partitionKey != null) {
+        partitions.acquire(partitionKey);
+        gotPartition = true;
+      }
       if (perAgent != null) {
         perAgent.acquire();
         gotAgent = true;
@@ -231,6 +316,9 @@ public final class Scheduler implements AutoCloseable {
       if (gotAgent) {
         perAgent.release();
       }
+      if (gotPartition) {
+        partitions.release(partitionKey);
+      }
       active.remove(sessionId, slot);
       if (leasing != null) {
         leasing.abandon(sessionId);
@@ -243,7 +331,7 @@ public final class Scheduler implements AutoCloseable {
       boolean again = true;
       while (again) {
         slot.dirty.set(false);
-        outcome = leasing == null ? runGuarded(sessionId, slot) : runLeased(sessionId, slot);
+        outcome = leasing == null ? runGuarded(sessionId, slot) : runLeased(sessionId, slot, limit);
         again =
             active.compute(sessionId, (id, s) -> s == slot && s.dirty.get() ? s : null) != null;
       }
@@ -252,6 +340,9 @@ public final class Scheduler implements AutoCloseable {
       nodePermits.release();
       if (perAgent != null) {
         perAgent.release();
+      }
+      if (partitionKey != null) {
+        partitions.release(partitionKey);
       }
     }
     if (outcome instanceof SessionRunner.Outcome.RetryAfter r && !closed) {
@@ -269,10 +360,10 @@ public final class Scheduler implements AutoCloseable {
    * holds the session this node does not run it: that node sees the work (it is woken, or it finds
    * the work when its run ends), or the session is claimed by a sweep once that lease is gone.
    */
-  private SessionRunner.Outcome runLeased(String sessionId, Slot slot) {
+  private SessionRunner.Outcome runLeased(String sessionId, Slot slot, AgentLimit limit) {
     java.util.Optional<LeaseKeeper.Held> h;
     try {
-      h = leasing.claim(sessionId);
+      h = leasing.claim(sessionId, limit.leaseLimits());
     } catch (KeelException.NotFound gone) {
       // a notification about a session of another schema sharing the database, or one deleted
       return new SessionRunner.Outcome.Suspended();
@@ -355,6 +446,45 @@ public final class Scheduler implements AutoCloseable {
 
   private static int limitOf(Semaphore s) {
     return s instanceof LimitedSemaphore l ? l.limit : -1;
+  }
+
+  /**
+   * One-permit semaphores by partition, kept only while some session of the partition waits for
+   * or holds its permit (so partitions that come and go do not accumulate). Thread-safe.
+   */
+  private static final class PartitionLocks {
+    private static final class Entry {
+      final Semaphore permit = new Semaphore(1, true);
+      int users;
+    }
+
+    private final Map<String, Entry> entries = new ConcurrentHashMap<>();
+
+    void acquire(String key) throws InterruptedException {
+      Entry e = entries.compute(key, (k, v) -> {
+        Entry x = v == null ? new Entry() : v;
+        x.users++;
+        return x;
+      });
+      try {
+        e.permit.acquire();
+      } catch (InterruptedException interrupted) {
+        leave(key);
+        throw interrupted;
+      }
+    }
+
+    void release(String key) {
+      Entry e = entries.get(key);
+      if (e != null) {
+        e.permit.release();
+        leave(key);
+      }
+    }
+
+    private void leave(String key) {
+      entries.computeIfPresent(key, (k, v) -> --v.users == 0 ? null : v);
+    }
   }
 
   /** A semaphore that remembers its limit, so a changed agent limit takes a new one. */

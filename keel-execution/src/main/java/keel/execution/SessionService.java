@@ -175,9 +175,15 @@ public final class SessionService implements AutoCloseable {
                       .session(sessionId)
                       .orElseThrow(() -> new KeelException.NotFound("session " + sessionId + " does not exist"));
               AgentDescriptor a = catalog.revision(r.agent(), r.revision());
-              return new Scheduler.AgentLimit(r.agent(), a.spec().concurrency().maxActiveSessions().orElse(0));
+              AgentDescriptor.ConcurrencySpec c = a.spec().concurrency();
+              Optional<String> partition =
+                  c.mode() == AgentDescriptor.ConcurrencyMode.PER_PARTITION
+                      ? firstMessage(store, sessionId).flatMap(m -> Partitions.lenient(r.agent(), c, m))
+                      : Optional.empty();
+              return new Scheduler.AgentLimit(r.agent(), c.maxActiveSessions().orElse(0), partition);
             },
-            settings.leaseTtl().map(ttl -> new LeaseKeeper(store.leases(), settings.node(), ttl, clock)).orElse(null));
+            settings.leaseTtl().map(ttl -> new LeaseKeeper(store.leases(), settings.node(), ttl, clock)).orElse(null),
+            settings.clusterAdmissionCapacity());
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
     SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners,
@@ -187,6 +193,16 @@ public final class SessionService implements AutoCloseable {
     // an input written through any node wakes the session here too; its lease decides who runs it
     service.inputListener = store.listenForInputs(scheduler::wake);
     return service;
+  }
+
+  /** A session's first message: its first input received, or else the first still waiting. */
+  private static Optional<String> firstMessage(Store store, String sessionId) {
+    for (StoredEvent e : store.events().events(sessionId, 0, 8)) {
+      if (e.event() instanceof keel.core.SessionEvent.InputReceived in) {
+        return Optional.of(in.text());
+      }
+    }
+    return store.events().pendingInputs(sessionId).stream().filter(i -> i.kind().equals("message")).findFirst().map(Input::body);
   }
 
   /**
@@ -429,6 +445,8 @@ public final class SessionService implements AutoCloseable {
   public SessionRecord start(Start start) {
     checkMessage(start.message());
     AgentCatalog.Versioned agent = catalog.latest(start.agent());
+    // a per-partition agent's sessions are placed by their first message: refuse one that names none
+    Partitions.of(start.agent(), agent.agent().spec().concurrency(), start.message());
     String id =
         start.idempotencyKey().map(k -> "s_" + digest(start.principal() + "\n" + k, 20)).orElseGet(() -> "s_" + randomHex(20));
     if (start.idempotencyKey().isPresent()) {

@@ -93,6 +93,57 @@ class SchedulerTest {
   }
 
   @Test
+  void sessionsOfOnePartition_runOneAtATime_whileOtherPartitionsRunInParallel() throws Exception {
+    Map<String, AtomicInteger> inPartition = new ConcurrentHashMap<>();
+    Map<String, AtomicInteger> maxInPartition = new ConcurrentHashMap<>();
+    AtomicInteger concurrent = new AtomicInteger();
+    AtomicInteger maxSeen = new AtomicInteger();
+    CountDownLatch finished = new CountDownLatch(30);
+    Scheduler.Runner runner = (id, signals) -> {
+      String p = id.substring(0, 1);
+      int now = inPartition.computeIfAbsent(p, k -> new AtomicInteger()).incrementAndGet();
+      maxInPartition.computeIfAbsent(p, k -> new AtomicInteger()).accumulateAndGet(now, Math::max);
+      maxSeen.accumulateAndGet(concurrent.incrementAndGet(), Math::max);
+      sleep(15);
+      concurrent.decrementAndGet();
+      inPartition.get(p).decrementAndGet();
+      finished.countDown();
+      return DONE;
+    };
+    try (Scheduler s = new Scheduler(runner, 8, 1000,
+        id -> new Scheduler.AgentLimit("ledger", 0, java.util.Optional.of(id.substring(0, 1))))) {
+      for (int i = 0; i < 10; i++) {
+        s.wake("x" + i);
+        s.wake("y" + i);
+        s.wake("z" + i);
+      }
+      assertThat(finished.await(20, TimeUnit.SECONDS)).isTrue();
+    }
+    assertThat(maxInPartition.values()).hasSize(3).allSatisfy(m -> assertThat(m.get()).isEqualTo(1));
+    assertThat(maxSeen.get()).as("partitions in parallel").isGreaterThan(1);
+  }
+
+  @Test
+  void aStoreFailureTellingTheSessionsAgent_isRetried_notDropped() throws Exception {
+    AtomicInteger asked = new AtomicInteger();
+    CountDownLatch ran = new CountDownLatch(1);
+    Scheduler.Runner runner = (id, signals) -> {
+      ran.countDown();
+      return DONE;
+    };
+    try (Scheduler s = new Scheduler(runner, 4, 10, id -> {
+      if (asked.incrementAndGet() == 1) {
+        throw new KeelException.Unavailable("the pool is exhausted", null);
+      }
+      return new Scheduler.AgentLimit("a", 0);
+    })) {
+      s.wake("s1");
+      assertThat(ran.await(10, TimeUnit.SECONDS)).as("ran after the failure").isTrue();
+      assertThat(asked.get()).isEqualTo(2);
+    }
+  }
+
+  @Test
   void admit_whenTooManySessionsWait_refusesWithRetryAfter() throws Exception {
     CountDownLatch release = new CountDownLatch(1);
     Scheduler.Runner runner = (id, signals) -> {
