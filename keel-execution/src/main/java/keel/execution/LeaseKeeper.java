@@ -105,6 +105,8 @@ final class LeaseKeeper implements AutoCloseable {
   Optional<Held> claim(String sessionId, LeaseStore.Limits limits) {
     Optional<LeaseStore.Lease> lease = leases.claim(sessionId, node, ttl, limits);
     if (lease.isEmpty()) {
+      // a refused claim gave up any lease this node held on the session
+      idle.remove(sessionId);
       return Optional.empty();
     }
     Held h = new Held(lease.get());
