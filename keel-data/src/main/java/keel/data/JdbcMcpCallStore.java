@@ -22,10 +22,12 @@ final class JdbcMcpCallStore implements McpCallStore {
 
   private final JdbcBudgetStore.Transactions transactions;
   private final boolean lockHead;
+  private final ApprovalAnnouncer announcer;
 
-  JdbcMcpCallStore(JdbcBudgetStore.Transactions transactions, boolean lockHead) {
+  JdbcMcpCallStore(JdbcBudgetStore.Transactions transactions, boolean lockHead, ApprovalAnnouncer announcer) {
     this.transactions = transactions;
     this.lockHead = lockHead;
+    this.announcer = announcer;
   }
 
   @Override
@@ -59,7 +61,7 @@ final class JdbcMcpCallStore implements McpCallStore {
         return false;
       }
       if (approval.isPresent()) {
-        JdbcApprovalStore.insert(tx, List.of(approval.get()));
+        JdbcApprovalStore.insert(tx, List.of(approval.get()), announcer);
       }
       JdbcAuditStore.append(tx, records, call.createdAt().toEpochMilli(), lockHead);
       return true;
