@@ -39,19 +39,23 @@ final class JdbcApprovalStore implements ApprovalStore {
   private final JdbcBudgetStore.Transactions transactions;
   private final Inbox inbox;
   private final boolean lockHead;
+  private final ApprovalAnnouncer announcer;
 
   /**
    * @param lockHead whether an audit append locks the chain head (PostgreSQL; see {@link JdbcAuditStore})
+   * @param announcer tells other nodes of each change, in its transaction
    */
-  JdbcApprovalStore(JdbcBudgetStore.Transactions transactions, Inbox inbox, boolean lockHead) {
+  JdbcApprovalStore(JdbcBudgetStore.Transactions transactions, Inbox inbox, boolean lockHead, ApprovalAnnouncer announcer) {
     this.transactions = transactions;
     this.inbox = inbox;
     this.lockHead = lockHead;
+    this.announcer = announcer;
   }
 
-  /** Inserts new approvals inside an append's transaction. */
-  static void insert(GroupCommitWriter.Tx tx, List<Approval> approvals) throws SQLException {
+  /** Inserts new approvals inside an append's transaction, announcing each as requested. */
+  static void insert(GroupCommitWriter.Tx tx, List<Approval> approvals, ApprovalAnnouncer announcer) throws SQLException {
     for (Approval a : approvals) {
+      announcer.announce(tx.connection(), "requested", a.id());
       tx.update(
           "INSERT INTO approvals (" + COLUMNS + ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,NULL,NULL,NULL,NULL)",
           a.id(), a.sessionId(), a.callId(), a.agent(), a.owner(), a.tool(), a.arguments(), a.valueUsd().toPlainString(),
@@ -115,6 +119,7 @@ final class JdbcApprovalStore implements ApprovalStore {
             + a.decision().map(d -> " (by " + d.by() + " at " + d.at() + ": " + d.reason() + ")").orElse("")
             + "; it can be decided only once");
       }
+      announcer.announce(tx.connection(), decision == Approval.Status.EXPIRED ? "expired" : "decided", id);
       String body = EventCodec.mapper().writeValueAsString(Map.of(
           "approval_id", id, "call_id", a.callId(), "decision", decision.wireName(), "reason", reason,
           "arguments", arguments));
@@ -150,10 +155,14 @@ final class JdbcApprovalStore implements ApprovalStore {
     return transactions.write("the approvals of session " + sessionId, tx -> {
       int n = 0;
       for (String id : ids.stream().sorted().toList()) {
-        n += tx.update(
+        int changed = tx.update(
             "UPDATE approvals SET status = 'withdrawn', decided_by = 'keel', decided_at = ?, decision_reason = ?"
                 + " WHERE approval_id = ? AND session_id = ? AND status = 'pending'",
             at.toEpochMilli(), reason, id, sessionId);
+        if (changed > 0) {
+          announcer.announce(tx.connection(), "withdrawn", id);
+        }
+        n += changed;
       }
       return n;
     });

@@ -22,10 +22,12 @@ final class JdbcMcpCallStore implements McpCallStore {
 
   private final JdbcBudgetStore.Transactions transactions;
   private final boolean lockHead;
+  private final ApprovalAnnouncer announcer;
 
-  JdbcMcpCallStore(JdbcBudgetStore.Transactions transactions, boolean lockHead) {
+  JdbcMcpCallStore(JdbcBudgetStore.Transactions transactions, boolean lockHead, ApprovalAnnouncer announcer) {
     this.transactions = transactions;
     this.lockHead = lockHead;
+    this.announcer = announcer;
   }
 
   @Override
@@ -59,7 +61,7 @@ final class JdbcMcpCallStore implements McpCallStore {
         return false;
       }
       if (approval.isPresent()) {
-        JdbcApprovalStore.insert(tx, List.of(approval.get()));
+        JdbcApprovalStore.insert(tx, List.of(approval.get()), announcer);
       }
       JdbcAuditStore.append(tx, records, call.createdAt().toEpochMilli(), lockHead);
       return true;
@@ -96,6 +98,36 @@ final class JdbcMcpCallStore implements McpCallStore {
         JdbcAuditStore.append(tx, records, at.toEpochMilli(), lockHead);
       }
       return changed;
+    });
+  }
+
+  @Override
+  public boolean resolve(
+      String principal, String idempotencyKey, String result, boolean error, Instant at, List<AuditRecord> audit) {
+    List<AuditRecord> records = JdbcAuditStore.canonical(audit);
+    return transactions.write("the MCP call " + idempotencyKey + " of " + principal, tx -> {
+      int changed = tx.update(
+          "UPDATE mcp_calls SET status = 'completed', result = ?, is_error = ?, structured = '', updated_at = ?"
+              + " WHERE principal = ? AND idempotency_key = ? AND status = 'started'",
+          result, error ? 1 : 0, at.toEpochMilli(), principal, idempotencyKey);
+      if (changed == 0) {
+        return false;
+      }
+      JdbcAuditStore.append(tx, records, at.toEpochMilli(), lockHead);
+      return true;
+    });
+  }
+
+  @Override
+  public List<McpCall> unfinished(Instant startedBefore, int limit) {
+    if (limit < 1) {
+      throw new IllegalArgumentException("limit: expected 1 or more, got " + limit);
+    }
+    return transactions.read("the unfinished MCP calls", c -> {
+      try (PreparedStatement ps = c.prepareStatement("SELECT " + COLUMNS
+          + " FROM mcp_calls WHERE status = 'started' AND updated_at < ? ORDER BY updated_at, principal, idempotency_key LIMIT ?")) {
+        return Jdbc.list(Jdbc.bind(ps, startedBefore.toEpochMilli(), limit), JdbcMcpCallStore::row);
+      }
     });
   }
 

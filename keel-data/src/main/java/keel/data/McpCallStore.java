@@ -91,6 +91,24 @@ public interface McpCallStore {
    */
   boolean start(String principal, String idempotencyKey, String arguments, Instant at, List<AuditRecord> audit);
 
+  /**
+   * Resolves a call whose outcome is unknown (it started and its node stopped before it completed):
+   * an operator, having checked the upstream, says what happened; the text becomes the call's
+   * stored result, which a repeat of the key gets. Written with its audit records in one
+   * transaction, and only while the call is {@link Status#STARTED}: if the call completes first,
+   * nothing is written; if the resolution comes first, the late completion changes nothing.
+   *
+   * @return false, writing nothing, when the call is not started (completed, awaiting approval or absent)
+   */
+  boolean resolve(
+      String principal, String idempotencyKey, String result, boolean error, Instant at, List<AuditRecord> audit);
+
+  /**
+   * The calls that started and did not complete before {@code startedBefore}, oldest first: running
+   * for long, or interrupted with their outcome unknown.
+   */
+  List<McpCall> unfinished(Instant startedBefore, int limit);
+
   /** Completes a call with what the client gets, and writes its audit records, in one transaction. */
   void complete(
       String principal, String idempotencyKey, String result, boolean error, String structured, Instant at,

@@ -48,10 +48,13 @@ final class PostgresEventStore implements EventStore {
   /** Told how long each append took, in nanoseconds (metrics); never null. */
   private volatile LongConsumer appendTimer = nanos -> {};
 
-  PostgresEventStore(PostgresTransactions tx, String node, Clock clock) {
+  private final ApprovalAnnouncer announcer;
+
+  PostgresEventStore(PostgresTransactions tx, String node, Clock clock, ApprovalAnnouncer announcer) {
     this.tx = tx;
     this.node = node;
     this.clock = clock;
+    this.announcer = announcer;
   }
 
   static OffsetDateTime time(long epochMillis) {
@@ -220,7 +223,7 @@ final class PostgresEventStore implements EventStore {
           if (!a.approvals().isEmpty()) {
             GroupCommitWriter.Tx t = new GroupCommitWriter.Tx(c);
             try {
-              JdbcApprovalStore.insert(t, a.approvals());
+              JdbcApprovalStore.insert(t, a.approvals(), announcer);
             } finally {
               t.closeAll();
             }

@@ -12,8 +12,8 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * One node's {@code LISTEN} on the channel every input write notifies (see {@link
- * Store#listenForInputs}): a dedicated connection outside the pool, read by one platform thread
+ * One node's {@code LISTEN} on a channel: the one every input write notifies (see {@link
+ * Store#listenForInputs}), or the one approval changes notify ({@link Store#listenForApprovals}): a dedicated connection outside the pool, read by one platform thread
  * that hands each notified session id to the listener. When the connection drops, it reconnects
  * after a pause that doubles up to five seconds; notifications sent meanwhile are lost, which the
  * nodes' polling covers.
@@ -27,21 +27,38 @@ final class PostgresInputListener implements AutoCloseable {
   static final String CHANNEL = "keel_inputs";
 
   private final PostgresConfig config;
+  private final String channel;
   private final Consumer<String> sessionIds;
   private final Thread thread;
   private volatile boolean closed;
+  /** Counted down once the first {@code LISTEN} is in place. */
+  private final java.util.concurrent.CountDownLatch listening = new java.util.concurrent.CountDownLatch(1);
   /** The current connection, closed by {@link #close} to unblock the reader. */
   private volatile Connection connection;
 
-  private PostgresInputListener(PostgresConfig config, Consumer<String> sessionIds) {
+  private PostgresInputListener(PostgresConfig config, String channel, Consumer<String> sessionIds) {
     this.config = config;
+    this.channel = channel;
     this.sessionIds = sessionIds;
-    this.thread = Thread.ofPlatform().name("keel-input-listener").daemon(true).unstarted(this::loop);
+    this.thread = Thread.ofPlatform().name("keel-listener-" + channel).daemon(true).unstarted(this::loop);
   }
 
-  static PostgresInputListener start(PostgresConfig config, Consumer<String> sessionIds) {
-    PostgresInputListener l = new PostgresInputListener(config, sessionIds);
+  /**
+   * Listens on {@code channel} ({@link #CHANNEL} for inputs, {@link ApprovalAnnouncer#CHANNEL} for
+   * approvals), handing each notification's payload to {@code payloads}.
+   */
+  static PostgresInputListener start(PostgresConfig config, String channel, Consumer<String> payloads) {
+    PostgresInputListener l = new PostgresInputListener(config, channel, payloads);
     l.thread.start();
+    // what commits after this returns is heard (unless the database is unreachable now: then the
+    // listener keeps trying in the background)
+    try {
+      if (!l.listening.await(5, java.util.concurrent.TimeUnit.SECONDS)) {
+        LOG.warn("not yet listening on {} at {} after 5 s; going on, the listener keeps trying", channel, config.describe());
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
     return l;
   }
 
@@ -51,8 +68,9 @@ final class PostgresInputListener implements AutoCloseable {
       try (Connection c = connect()) {
         connection = c;
         try (Statement st = c.createStatement()) {
-          st.execute("LISTEN " + CHANNEL);
+          st.execute("LISTEN " + channel);
         }
+        listening.countDown();
         pause = 100;
         PGConnection pg = c.unwrap(PGConnection.class);
         while (!closed) {
@@ -64,7 +82,7 @@ final class PostgresInputListener implements AutoCloseable {
             try {
               sessionIds.accept(n.getParameter());
             } catch (RuntimeException e) {
-              LOG.warn("an input listener failed on session {}: {}", n.getParameter(), e.toString());
+              LOG.warn("a listener on {} failed on {}: {}", channel, n.getParameter(), e.toString());
             }
           }
         }
@@ -72,8 +90,8 @@ final class PostgresInputListener implements AutoCloseable {
         if (closed) {
           return;
         }
-        LOG.warn("listening for inputs on {} failed; reconnecting in {} ms (polling covers the gap): {}",
-            config.describe(), pause, e.getMessage());
+        LOG.warn("listening on {} at {} failed; reconnecting in {} ms (notices sent meanwhile are lost): {}",
+            channel, config.describe(), pause, e.getMessage());
         try {
           Thread.sleep(pause);
         } catch (InterruptedException ie) {

@@ -39,12 +39,16 @@ final class PostgresStore implements Store {
   private final PostgresCostLedger ledger;
   private final PostgresTraceExportStore traceExports;
   private final PostgresLeaseStore leases;
+  /** This open store's own id in approval notices, so it skips the ones it sent. */
+  private final String instance = java.util.UUID.randomUUID().toString();
+  private final ApprovalAnnouncer announcer;
 
   private PostgresStore(PostgresConfig config, HikariDataSource pool, String node, Clock clock) {
     this.config = config;
     this.pool = pool;
     this.tx = new PostgresTransactions(pool, config.describe());
-    this.events = new PostgresEventStore(tx, node, clock);
+    this.announcer = ApprovalAnnouncer.postgres(instance);
+    this.events = new PostgresEventStore(tx, node, clock, announcer);
     this.blobs = new PostgresBlobStore(tx);
     this.memory = new PostgresMemoryStore(tx, clock);
     this.inventory = new PostgresInventoryStore(tx, clock);
@@ -65,8 +69,9 @@ final class PostgresStore implements Store {
     // nodes share the rows: a reservation locks its windows, an audit append the chain head
     this.budgets = new JdbcBudgetStore(transactions, " FOR UPDATE");
     this.audit = new JdbcAuditStore(transactions, true, clock);
-    this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in), true);
-    this.mcpCalls = new JdbcMcpCallStore(transactions, true);
+    this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in), true,
+        announcer);
+    this.mcpCalls = new JdbcMcpCallStore(transactions, true, announcer);
     this.ledger = new PostgresCostLedger(tx);
     this.traceExports = new PostgresTraceExportStore(tx);
     this.leases = new PostgresLeaseStore(tx, clock);
@@ -217,7 +222,13 @@ final class PostgresStore implements Store {
 
   @Override
   public AutoCloseable listenForInputs(java.util.function.Consumer<String> sessionIds) {
-    return PostgresInputListener.start(config, sessionIds);
+    return PostgresInputListener.start(config, PostgresInputListener.CHANNEL, sessionIds);
+  }
+
+  @Override
+  public AutoCloseable listenForApprovals(java.util.function.Consumer<ApprovalChange> changes) {
+    return PostgresInputListener.start(config, ApprovalAnnouncer.CHANNEL,
+        payload -> ApprovalAnnouncer.parse(payload, instance).ifPresent(changes));
   }
 
   @Override

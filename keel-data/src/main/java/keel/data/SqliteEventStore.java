@@ -195,7 +195,7 @@ final class SqliteEventStore implements EventStore {
           for (Input d : a.deliveries()) {
             deliver(tx, d);
           }
-          JdbcApprovalStore.insert(tx, a.approvals());
+          JdbcApprovalStore.insert(tx, a.approvals(), ApprovalAnnouncer.NONE);
           if (a.snapshot().isPresent()) {
             SessionState.Snapshot snap = a.snapshot().get();
             PreparedStatement put =

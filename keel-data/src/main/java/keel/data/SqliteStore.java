@@ -69,8 +69,8 @@ final class SqliteStore implements Store {
     // the single writer makes each reservation and each audit append atomic: no row locks needed
     this.budgets = new JdbcBudgetStore(transactions, "");
     this.audit = new JdbcAuditStore(transactions, false, clock);
-    this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver, false);
-    this.mcpCalls = new JdbcMcpCallStore(transactions, false);
+    this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver, false, ApprovalAnnouncer.NONE);
+    this.mcpCalls = new JdbcMcpCallStore(transactions, false, ApprovalAnnouncer.NONE);
     this.ledger = new SqliteCostLedger(readers);
     this.traceExports = new SqliteTraceExportStore(readers, writer);
     this.leases = new SqliteLeaseStore(readers, writer, clock);

@@ -67,6 +67,18 @@ public interface Store extends AutoCloseable {
     return () -> {};
   }
 
+  /**
+   * Tells {@code changes} of each approval requested, decided, expired or withdrawn by another node
+   * sharing this store (PostgreSQL {@code NOTIFY}, sent in the transaction of the change), soon
+   * after it commits; changes this store made are not told (its node knows them). A notice may be
+   * lost while the connection is down, so the inbox ({@link #approvals()}) stays the truth. The
+   * SQLite store, with one node, tells nothing. The listener must be fast and must not throw; close
+   * the handle to stop.
+   */
+  default AutoCloseable listenForApprovals(java.util.function.Consumer<ApprovalChange> changes) {
+    return () -> {};
+  }
+
   /** A short description for logs and {@code /readyz}, e.g. {@code sqlite:/data/keel.db}. */
   String describe();
 

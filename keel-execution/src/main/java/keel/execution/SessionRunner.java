@@ -126,7 +126,8 @@ final class SessionRunner implements Scheduler.Runner {
   private final Consumer<String> wake;
   private final Metering metering;
   private final keel.control.Policies policies;
-  private final Consumer<keel.data.Approval> approvalRequested;
+  /** Told of approvals this node requested ({@code requested}) or withdrew ({@code withdrawn}). */
+  private final java.util.function.BiConsumer<String, keel.data.Approval> approvalChanged;
 
   /**
    * @param identity issues and checks the sessions' tokens
@@ -146,7 +147,7 @@ final class SessionRunner implements Scheduler.Runner {
       Consumer<String> wake,
       Metering metering,
       keel.control.Policies policies,
-      Consumer<keel.data.Approval> approvalRequested) {
+      java.util.function.BiConsumer<String, keel.data.Approval> approvalChanged) {
     this.store = store;
     this.catalog = catalog;
     this.gateway = gateway;
@@ -159,7 +160,7 @@ final class SessionRunner implements Scheduler.Runner {
     this.wake = wake;
     this.metering = metering;
     this.policies = policies;
-    this.approvalRequested = approvalRequested;
+    this.approvalChanged = approvalChanged;
   }
 
   @Override
@@ -1166,7 +1167,7 @@ final class SessionRunner implements Scheduler.Runner {
       }
       for (keel.data.Approval a : requestedNow) {
         try {
-          approvalRequested.accept(a);
+          approvalChanged.accept("requested", a);
         } catch (RuntimeException e) {
           LOG.warn("session {}: an approval listener failed: {}", record.id(), e.toString());
         }
@@ -1175,8 +1176,20 @@ final class SessionRunner implements Scheduler.Runner {
         java.util.Set<String> ids = java.util.Set.copyOf(withdrawn);
         withdrawn.clear();
         try {
-          store.approvals().withdraw(record.id(), ids, "the call no longer waits: the session is "
+          int n = store.approvals().withdraw(record.id(), ids, "the call no longer waits: the session is "
               + state.status().orElseThrow().wireName(), clock.instant());
+          if (n > 0) {
+            // the approvals inbox and the dashboard drop them from the pending list live
+            for (String id : ids.stream().sorted().toList()) {
+              store.approvals().find(id).filter(a -> a.status() == keel.data.Approval.Status.WITHDRAWN).ifPresent(a -> {
+                try {
+                  approvalChanged.accept("withdrawn", a);
+                } catch (RuntimeException e) {
+                  LOG.warn("session {}: an approval listener failed: {}", record.id(), e.toString());
+                }
+              });
+            }
+          }
         } catch (KeelException e) {
           // the calls no longer wait whatever the inbox says; a decision for them is rejected
           LOG.warn("session {}: could not withdraw approvals {}: {}", record.id(), ids, e.getMessage());

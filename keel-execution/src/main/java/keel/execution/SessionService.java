@@ -52,9 +52,11 @@ public final class SessionService implements AutoCloseable {
   /** When the sweep last purged old budget windows, in epoch milliseconds of the clock. */
   private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
   private final List<RunListener> runListeners;
-  private final List<ApprovalListener> approvalListeners;
+  private final ApprovalNotices approvalNotices;
   /** Wakes sessions for inputs other nodes wrote (PostgreSQL {@code LISTEN}); set once by create. */
   private volatile AutoCloseable inputListener = () -> {};
+  /** Feeds the cluster approval listeners with other nodes' changes (PostgreSQL {@code LISTEN}); set once by create. */
+  private volatile AutoCloseable approvalListener = () -> {};
 
   private SessionService(
       Store store,
@@ -67,9 +69,9 @@ public final class SessionService implements AutoCloseable {
       Budgets budgets,
       BudgetWaits budgetWaits,
       List<RunListener> runListeners,
-      List<ApprovalListener> approvalListeners) {
+      ApprovalNotices approvalNotices) {
     this.runListeners = runListeners;
-    this.approvalListeners = approvalListeners;
+    this.approvalNotices = approvalNotices;
     this.store = store;
     this.catalog = catalog;
     this.bus = bus;
@@ -154,10 +156,10 @@ public final class SessionService implements AutoCloseable {
     Metering metering = new Metering(budgets, prices, costs, waits, clock);
     // the runner wakes sessions through the scheduler, which is built around the runner
     java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
-    List<ApprovalListener> approvalListeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    ApprovalNotices approvalNotices = new ApprovalNotices();
     SessionRunner runner = new SessionRunner(
         store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering,
-        new keel.control.Policies(), approval -> notifyApprovalRequested(approvalListeners, approval));
+        new keel.control.Policies(), approvalNotices::here);
     List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     Scheduler scheduler =
         new Scheduler(
@@ -187,11 +189,19 @@ public final class SessionService implements AutoCloseable {
     wakes.set(scheduler);
     waits.wakeWith(scheduler::wake);
     SessionService service = new SessionService(store, catalog, bus, scheduler, clock, settings, identity, budgets, waits, listeners,
-        approvalListeners);
+        approvalNotices);
     scheduler.every(SWEEP_PERIOD, service::sweep);
     settings.leaseTtl().ifPresent(ttl -> scheduler.every(claimPeriod(ttl), scheduler::claimRunnable));
     // an input written through any node wakes the session here too; its lease decides who runs it
     service.inputListener = store.listenForInputs(scheduler::wake);
+    // an approval requested, decided, expired or withdrawn through another node reaches this node's streams
+    service.approvalListener = store.listenForApprovals(change -> {
+      try {
+        store.approvals().find(change.approvalId()).ifPresent(a -> approvalNotices.elsewhere(change.what(), a));
+      } catch (KeelException e) {
+        LOG.warn("approval {} changed on another node and could not be read: {}", change.approvalId(), e.getMessage());
+      }
+    });
     return service;
   }
 
@@ -242,30 +252,53 @@ public final class SessionService implements AutoCloseable {
   }
 
   /**
-   * Wakes sessions that have work but no run: the safety net behind every wake. Budget-blocked
-   * sessions this node does not already wait for (after a restart, or blocked by another node) are
-   * woken too; each checks its budget and waits again if it is still exhausted.
+   * The approval listeners: those told of changes made on this node (the webhook, so that it is
+   * sent once cluster-wide) and those told of changes made on any node (the approvals stream).
+   * Thread-safe.
    */
-  private static void notifyApprovalRequested(List<ApprovalListener> listeners, keel.data.Approval approval) {
-    notifyApproval(listeners, "requested", approval);
-  }
+  static final class ApprovalNotices {
+    private final List<ApprovalListener> here = new java.util.concurrent.CopyOnWriteArrayList<>();
+    private final List<ApprovalListener> anywhere = new java.util.concurrent.CopyOnWriteArrayList<>();
 
-  private static void notifyApproval(List<ApprovalListener> listeners, String what, keel.data.Approval approval) {
-    for (ApprovalListener l : listeners) {
-      try {
-        l.changed(what, approval);
-      } catch (RuntimeException e) {
-        LOG.warn("approval {}: a listener failed: {}", approval.id(), e.toString());
+    /** A change this node made: every listener. */
+    void here(String what, keel.data.Approval approval) {
+      tell(here, what, approval);
+      tell(anywhere, what, approval);
+    }
+
+    /** A change another node made (and told its own listeners of): the cluster-wide listeners. */
+    void elsewhere(String what, keel.data.Approval approval) {
+      tell(anywhere, what, approval);
+    }
+
+    private static void tell(List<ApprovalListener> listeners, String what, keel.data.Approval approval) {
+      for (ApprovalListener l : listeners) {
+        try {
+          l.changed(what, approval);
+        } catch (RuntimeException e) {
+          LOG.warn("approval {}: a listener failed: {}", approval.id(), e.toString());
+        }
       }
     }
   }
 
   /**
-   * Registers a listener told when an approval on this node is requested, decided or expires (for
-   * notifications: the approvals stream, the webhook). It must be fast and must not block.
+   * Registers a listener told when an approval is requested, decided, expires or is withdrawn by
+   * this node (for notifications sent once per change cluster-wide: the webhook). It must be fast
+   * and must not block.
    */
   public void addApprovalListener(ApprovalListener listener) {
-    approvalListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
+    approvalNotices.here.add(java.util.Objects.requireNonNull(listener, "listener"));
+  }
+
+  /**
+   * Registers a listener told when an approval is requested, decided, expires or is withdrawn by any
+   * node sharing the store: by this one as it happens, by others through the store's notices
+   * ({@link Store#listenForApprovals}, PostgreSQL; a notice lost while a connection is down is not
+   * told again). For what every node shows (the approvals stream). It must be fast and must not block.
+   */
+  public void addClusterApprovalListener(ApprovalListener listener) {
+    approvalNotices.anywhere.add(java.util.Objects.requireNonNull(listener, "listener"));
   }
 
   /**
@@ -273,14 +306,14 @@ public final class SessionService implements AutoCloseable {
    * outside a session: a call of an outside MCP client through the gateway's MCP server.
    */
   public void approvalRequested(keel.data.Approval approval) {
-    notifyApprovalRequested(approvalListeners, approval);
+    approvalNotices.here("requested", approval);
   }
 
   /** Told about approvals as they change. */
   @FunctionalInterface
   public interface ApprovalListener {
     /**
-     * @param what {@code requested}, {@code decided} or {@code expired}
+     * @param what {@code requested}, {@code decided}, {@code expired} or {@code withdrawn}
      */
     void changed(String what, keel.data.Approval approval);
   }
@@ -310,7 +343,7 @@ public final class SessionService implements AutoCloseable {
     if (!decided.sessionId().isEmpty()) {
       scheduler.wake(decided.sessionId());
     }
-    notifyApproval(approvalListeners, "decided", store.approvals().find(approvalId).orElse(decided));
+    approvalNotices.here("decided", store.approvals().find(approvalId).orElse(decided));
     return store.approvals().find(approvalId).orElse(decided);
   }
 
@@ -330,7 +363,7 @@ public final class SessionService implements AutoCloseable {
         if (!expired.sessionId().isEmpty()) {
           scheduler.wake(expired.sessionId());
         }
-        notifyApproval(approvalListeners, "expired", store.approvals().find(a.id()).orElse(expired));
+        approvalNotices.here("expired", store.approvals().find(a.id()).orElse(expired));
       } catch (KeelException.Conflict decidedMeanwhile) {
         // decided by a human, or expired by another node, between the read and the update
       }
@@ -338,6 +371,11 @@ public final class SessionService implements AutoCloseable {
     return n;
   }
 
+  /**
+   * Wakes sessions that have work but no run: the safety net behind every wake. Budget-blocked
+   * sessions this node does not already wait for (after a restart, or blocked by another node) are
+   * woken too; each checks its budget and waits again if it is still exhausted.
+   */
   private void sweep() {
     try {
       int expired = expireApprovals();
@@ -751,6 +789,11 @@ public final class SessionService implements AutoCloseable {
       inputListener.close();
     } catch (Exception e) {
       LOG.warn("could not stop listening for inputs: {}", e.toString());
+    }
+    try {
+      approvalListener.close();
+    } catch (Exception e) {
+      LOG.warn("could not stop listening for approvals: {}", e.toString());
     }
     scheduler.close();
     budgetWaits.close();

@@ -313,6 +313,8 @@ class ApprovalEnforcementTest {
     Approval a = pendingOf(s.id()).getFirst();
     sessions.cancel(s.id(), "operator:ann", "wrong invoice");
     await().atMost(Duration.ofSeconds(10)).until(() -> store.approvals().find(a.id()).orElseThrow().status() == Approval.Status.WITHDRAWN);
+    // the inbox's listeners (the stream, the webhook) are told, so the pending list updates live
+    await().atMost(Duration.ofSeconds(10)).until(() -> notices.contains("withdrawn " + a.id() + " withdrawn"));
     assertThatThrownBy(() -> sessions.decideApproval(a.id(), true, "operator:bob", "ok", ""))
         .isInstanceOf(KeelException.Conflict.class);
   }

@@ -19,8 +19,9 @@ import org.slf4j.LoggerFactory;
 /**
  * Posts approval notifications to a URL, off the step path: a bounded queue drained by one virtual
  * thread, each delivery retried with backoff. A full queue drops the notification (logged); a
- * session never waits for the webhook. Each request carries {@code Keel-Event} ({@code requested},
- * {@code decided} or {@code expired}) and {@code Keel-Signature: sha256=<hex>}, the HMAC-SHA256 of
+ * session never waits for the webhook. Each node posts only the changes it made, so each change is
+ * posted once cluster-wide. Each request carries {@code Keel-Event} ({@code requested},
+ * {@code decided}, {@code expired} or {@code withdrawn}) and {@code Keel-Signature: sha256=<hex>}, the HMAC-SHA256 of
  * the body under the shared secret, so the receiver can check it came from this server.
  *
  * <p>Thread-safe.

@@ -27,9 +27,9 @@ import tools.jackson.databind.node.ObjectNode;
 
 /**
  * The approvals inbox over HTTP: listing, one approval, approve and deny, and a stream of
- * notifications (requested, decided, expired) for the owners the caller may view. Notifications are
- * of this node's approvals (each node streams what its sessions request and what is decided
- * through it).
+ * notifications (requested, decided, expired, withdrawn) for the owners the caller may view. Every
+ * node streams the changes of every node sharing the store: its own as they happen, others' through
+ * the store's notices (PostgreSQL {@code LISTEN/NOTIFY}).
  *
  * <p>Thread-safe.
  */
@@ -47,7 +47,8 @@ final class ApprovalsApi {
   ApprovalsApi(SessionService sessions, Store store) {
     this.sessions = sessions;
     this.store = store;
-    sessions.addApprovalListener((what, a) -> {
+    // every node's stream carries the changes of every node (the webhook only this node's)
+    sessions.addClusterApprovalListener((what, a) -> {
       for (BlockingQueue<Notice> q : streams) {
         q.offer(new Notice(what, a));
       }

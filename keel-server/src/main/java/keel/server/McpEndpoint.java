@@ -140,7 +140,10 @@ final class McpEndpoint {
         return;
       }
       if (principal.isEmpty()) {
-        unauthorized(res, "the bearer token is neither a current operator API token nor a valid agent session token");
+        // a token shaped like an agent's session token that was refused says why (expired, wrong issuer…)
+        String why = refusal(token).map(r -> ": it is not an operator API token, and as an agent session token it was"
+            + " refused: " + r + "; ask for a new token").orElse("");
+        unauthorized(res, "the bearer token is neither a current operator API token nor a valid agent session token" + why);
         return;
       }
       req.setAttribute(PRINCIPAL, principal.get());
@@ -160,6 +163,21 @@ final class McpEndpoint {
         yield Optional.empty();
       }
     };
+  }
+
+  /** Why an agent session token was refused, when the token has a session token's shape. */
+  private Optional<String> refusal(String token) {
+    if (token.chars().filter(c -> c == '.').count() != 2) {
+      return Optional.empty();
+    }
+    try {
+      return switch (identity.verifyBearer(token)) {
+        case Identity.Verdict.Verified v -> Optional.empty();
+        case Identity.Verdict.Refused r -> Optional.of(r.reason());
+      };
+    } catch (KeelException e) {
+      return Optional.empty();
+    }
   }
 
   private static void unauthorized(HttpServletResponse res, String detail) throws IOException {

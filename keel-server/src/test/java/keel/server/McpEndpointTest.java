@@ -326,4 +326,157 @@ class McpEndpointTest {
     assertThat(text(r)).isEqualTo("not run: denied by operator:carol: duplicate invoice");
     assertThat(posts()).isZero();
   }
+
+  private List<String> auditOf(String query) throws Exception {
+    JsonNode audit = TestServer.json(api.call("GET", "/v1/audit?" + query, null)).get("entries");
+    List<String> kinds = new ArrayList<>();
+    audit.forEach(e -> kinds.add(e.get("kind").asString() + " " + e.get("actor").asString()));
+    return kinds;
+  }
+
+  @Test
+  void anOperatorsCall_thatAPolicyRequiresApprovalFor_waitsForAnotherApprover_thenRuns() throws Exception {
+    apply("""
+        apiVersion: agent.os/v1
+        kind: Policy
+        metadata: {name: big-entries}
+        spec:
+          applies_to: {tools: ["ledger/post-entry"]}
+          require_approval_when: 'value_usd > 50000.0'
+          reason: an entry above 50000 USD needs a second pair of eyes
+        """);
+    String alice = operator("alice", "operator@finance", "approver@finance");
+    McpSyncClient c = client(alice);
+    // below the policy's value: runs at once
+    McpSchema.CallToolResult small = call(c, "ledger__post-entry", entry(400.00), Map.of());
+    assertThat(small.isError()).as(text(small)).isFalse();
+    assertThat(posts()).isEqualTo(1);
+
+    Map<String, Object> meta = Map.of("dev.keel/idempotency-key", "big-1");
+    CompletableFuture<McpSchema.CallToolResult> waiting = CompletableFuture.supplyAsync(
+        () -> call(c, "ledger__post-entry", entry(60000.00), meta));
+    await().atMost(Duration.ofSeconds(5)).until(() -> pendingApprovals().size() == 1);
+    JsonNode approval = pendingApprovals().get(0);
+    assertThat(approval.get("principal").asString()).isEqualTo("operator:alice");
+    assertThat(approval.get("session_id").asString()).isEmpty();
+    assertThat(approval.get("owner").asString()).isEqualTo("finance");
+    assertThat(approval.toString()).contains("policy/big-entries").contains("a second pair of eyes");
+    assertThat(posts()).isEqualTo(1);
+    String id = approval.get("id").asString();
+
+    // the operator who asked may not approve its own call, even holding approver
+    HttpResponse<String> own = api.callAs(alice, "POST", "/v1/approvals/" + id + "/approve", "{}");
+    assertThat(own.statusCode()).as(own.body()).isEqualTo(403);
+    String carol = operator("carol", "approver@finance");
+    assertThat(api.callAs(carol, "POST", "/v1/approvals/" + id + "/approve", "{\"reason\":\"ok\"}").statusCode()).isEqualTo(200);
+
+    McpSchema.CallToolResult r = waiting.get();
+    assertThat(r.isError()).as(text(r)).isFalse();
+    assertThat(posts()).isEqualTo(2);
+    assertThat(ledger.receivedCalls().getLast().meta()).containsEntry("dev.keel/principal", "operator:alice");
+    assertThat(auditOf("tool=ledger/post-entry")).containsSubsequence(
+        "policy_decision operator:alice", "approval_requested operator:alice", "approval_decided operator:carol",
+        "policy_decision operator:alice", "tool_call operator:alice", "tool_result operator:alice");
+  }
+
+  @Test
+  void anAgentInShadowMode_proposesSideEffectingCalls_andNeverRunsThem_butReads() throws Exception {
+    apply("""
+        apiVersion: agent.os/v1
+        kind: Agent
+        metadata: {name: trainee, owner: finance}
+        spec:
+          instructions: Learns to pay invoices.
+          mode: shadow
+          model: {provider: scripted, name: s, script: [{turns: [{say: done}]}]}
+          tools: [mcp://gateway/ledger]
+          approval:
+            on_action_value_usd_gt: 1000
+        """);
+    McpSyncClient trainee = client(agentToken("trainee", List.of("mcp://gateway/ledger")));
+    Map<String, Object> meta = Map.of("dev.keel/idempotency-key", "shadow-1");
+    // above the threshold too: shadow mode proposes, nothing waits for approval
+    McpSchema.CallToolResult r = call(trainee, "ledger__post-entry", entry(12500.00), meta);
+    assertThat(r.isError()).isFalse();
+    assertThat(text(r)).isEqualTo("recorded as a proposed action and not executed: trainee is in shadow mode");
+    assertThat(call(trainee, "ledger__post-entry", entry(12500.00), meta).content()).isEqualTo(r.content());
+    assertThat(posts()).isZero();
+    assertThat(pendingApprovals()).isEmpty();
+
+    // a proposal that a policy forbids is denied, not proposed
+    McpSchema.CallToolResult capped = call(trainee, "ledger__post-entry", entry(250000.00), Map.of());
+    assertThat(text(capped)).startsWith("denied by policy/cap:");
+
+    McpSchema.CallToolResult read = call(trainee, "ledger__read-entries", Map.of("invoice_id", "INV-1001"), Map.of());
+    assertThat(read.isError()).as(text(read)).isFalse();
+    assertThat(ledger.receivedCalls()).extracting(ReceivedCall::tool).containsExactly("read-entries");
+
+    JsonNode proposed = TestServer.json(api.call("GET", "/v1/audit?agent=trainee&kind=action_proposed", null)).get("entries");
+    assertThat(proposed).hasSize(1);
+    assertThat(proposed.get(0).get("actor").asString()).isEqualTo("agent:trainee");
+    assertThat(proposed.get(0).get("tool").asString()).isEqualTo("ledger/post-entry");
+    assertThat(proposed.get(0).get("detail").toString()).contains("\"via\":\"mcp\"").contains("shadow-1").contains("12500");
+    assertThat(auditOf("agent=trainee&tool=ledger/post-entry")).doesNotContain("tool_call agent:trainee")
+        .contains("action_proposed agent:trainee");
+  }
+
+  @Test
+  void anExpiredAgentToken_isRefusedWith401_sayingItExpired() throws Exception {
+    Clock past = Clock.fixed(java.time.Instant.now().minus(Duration.ofMinutes(30)), java.time.ZoneOffset.UTC);
+    Identity then = new Identity(api.server().store().signingKeys(), past, api.server().config().identity());
+    String expired = then.issue(new Identity.Subject("payer", 1, "s_outside", "s_outside", List.of("mcp://gateway/ledger"),
+        List.of("operator:bob"))).compact();
+    String init = """
+        {"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},
+         "clientInfo":{"name":"t","version":"1"}}}""";
+    HttpResponse<String> r = api.http().send(HttpRequest.newBuilder(URI.create(api.server().url() + "/mcp"))
+        .header("Content-Type", "application/json").header("Accept", "application/json, text/event-stream")
+        .header("Authorization", "Bearer " + expired)
+        .POST(HttpRequest.BodyPublishers.ofString(init)).build(), HttpResponse.BodyHandlers.ofString());
+    assertThat(r.statusCode()).as(r.body()).isEqualTo(401);
+    assertThat(r.headers().firstValue("Content-Type")).hasValue("application/problem+json");
+    assertThat(r.body()).contains("the token expired at").contains("ask for a new token");
+    assertThat(r.body()).doesNotContain(expired);
+
+    // the SDK client cannot even initialize with it; nothing runs
+    assertThat(org.assertj.core.api.Assertions.catchThrowable(() -> client(expired))).isNotNull();
+    assertThat(posts()).isZero();
+  }
+
+  @Test
+  void anApproverEditsTheArguments_theEditedCallRuns_andAnEditThatBreaksADenyRuleIsRefused() throws Exception {
+    McpSyncClient payer = client(agentToken("payer", List.of("mcp://gateway/ledger")));
+    String carol = operator("carol", "approver@finance");
+
+    CompletableFuture<McpSchema.CallToolResult> edited = CompletableFuture.supplyAsync(
+        () -> call(payer, "ledger__post-entry", entry(12500.00), Map.of("dev.keel/idempotency-key", "edit-ok")));
+    await().atMost(Duration.ofSeconds(5)).until(() -> pendingApprovals().size() == 1);
+    String id = pendingApprovals().get(0).get("id").asString();
+    HttpResponse<String> ok = api.callAs(carol, "POST", "/v1/approvals/" + id + "/approve",
+        "{\"reason\":\"only the first instalment\",\"arguments\":{\"invoice_id\":\"INV-1002\",\"supplier_id\":\"sup-globex\","
+            + "\"amount\":2500.0,\"currency\":\"USD\"}}");
+    assertThat(ok.statusCode()).as(ok.body()).isEqualTo(200);
+    McpSchema.CallToolResult r = edited.get();
+    assertThat(r.isError()).as(text(r)).isFalse();
+    assertThat(posts()).isEqualTo(1);
+    assertThat(((Number) ledger.receivedCalls().getLast().arguments().get("amount")).doubleValue()).isEqualTo(2500.0);
+
+    // an edit above the deny rule's cap: approved, but the re-check refuses it and nothing runs
+    CompletableFuture<McpSchema.CallToolResult> raised = CompletableFuture.supplyAsync(
+        () -> call(payer, "ledger__post-entry", entry(12500.00), Map.of("dev.keel/idempotency-key", "edit-cap")));
+    await().atMost(Duration.ofSeconds(5)).until(() -> pendingApprovals().size() == 1);
+    String id2 = pendingApprovals().get(0).get("id").asString();
+    HttpResponse<String> capped = api.callAs(carol, "POST", "/v1/approvals/" + id2 + "/approve",
+        "{\"arguments\":{\"invoice_id\":\"INV-1002\",\"supplier_id\":\"sup-globex\",\"amount\":250000.0,\"currency\":\"USD\"}}");
+    assertThat(capped.statusCode()).as(capped.body()).isEqualTo(200);
+    McpSchema.CallToolResult refused = raised.get();
+    assertThat(refused.isError()).isTrue();
+    assertThat(text(refused)).isEqualTo(
+        "approved, but the call as approved is denied by policy/cap: no entry above 100000 USD is posted through the gateway");
+    assertThat(posts()).isEqualTo(1);
+    // a repeat of the key gets the refusal, and still runs nothing
+    assertThat(text(call(payer, "ledger__post-entry", entry(12500.00), Map.of("dev.keel/idempotency-key", "edit-cap"))))
+        .isEqualTo(text(refused));
+    assertThat(posts()).isEqualTo(1);
+  }
 }
