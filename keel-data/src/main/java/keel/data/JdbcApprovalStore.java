@@ -107,6 +107,26 @@ final class JdbcApprovalStore implements ApprovalStore {
       throw new IllegalArgumentException("a decision is approved, denied or expired, not " + decision.wireName());
     }
     return transactions.write("the decision of approval " + id, tx -> {
+      PreparedStatement before = tx.prepare("SELECT " + COLUMNS + " FROM approvals WHERE approval_id = ?");
+      Optional<Approval> current = Jdbc.list(Jdbc.bind(before, id), JdbcApprovalStore::row).stream().findFirst();
+      if (current.isPresent() && current.get().status() == Approval.Status.PENDING) {
+        Approval p = current.get();
+        if (decision != Approval.Status.EXPIRED && !p.expiresAt().isAfter(at)) {
+          // past its time it counts as denied, whether or not the sweep has marked it yet
+          throw new KeelException.Conflict("approval " + id + " expired at " + p.expiresAt()
+              + " (an expired approval counts as denied); it can no longer be " + decision.wireName());
+        }
+        if (!p.sessionId().isEmpty() && sessionEnded(tx, p.sessionId())) {
+          // the session ended (cancelled, failed) before it withdrew the approval: nothing waits for
+          // a decision any more, so none is recorded; the caller reads the status
+          tx.update("UPDATE approvals SET status = 'withdrawn', decided_by = 'keel', decided_at = ?, decision_reason = ?"
+                  + " WHERE approval_id = ? AND status = 'pending'",
+              at.toEpochMilli(), "its session " + p.sessionId() + " has ended", id);
+          announcer.announce(tx.connection(), "withdrawn", id);
+          return Jdbc.list(Jdbc.bind(tx.prepare("SELECT " + COLUMNS + " FROM approvals WHERE approval_id = ?"), id),
+              JdbcApprovalStore::row).getFirst();
+        }
+      }
       int changed = tx.update(
           "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ?, decided_arguments = ?"
               + " WHERE approval_id = ? AND status = 'pending'",
@@ -135,6 +155,12 @@ final class JdbcApprovalStore implements ApprovalStore {
       }
       return a;
     });
+  }
+
+  /** Whether the session has ended (or is gone), read in the deciding transaction. */
+  private static boolean sessionEnded(GroupCommitWriter.Tx tx, String sessionId) throws java.sql.SQLException {
+    List<String> status = Jdbc.list(Jdbc.bind(tx.prepare("SELECT status FROM sessions WHERE id = ?"), sessionId), rs -> rs.getString(1));
+    return status.isEmpty() || List.of("completed", "failed", "cancelled").contains(status.getFirst());
   }
 
   @Override

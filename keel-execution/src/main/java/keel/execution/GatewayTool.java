@@ -63,6 +63,11 @@ final class GatewayTool implements Tool {
   }
 
   @Override
+  public String owner() {
+    return entry.owner();
+  }
+
+  @Override
   public SideEffects sideEffects() {
     return switch (entry.sideEffects()) {
       case READ_ONLY -> SideEffects.READ_ONLY;

@@ -151,7 +151,38 @@ public final class OutsideCalls {
    * role {@code operator} for.
    */
   public List<CatalogEntry> tools(Principal principal) {
-    return gateway.catalog().stream().filter(e -> allowed(principal, e)).toList();
+    Optional<String> agentOwner = Optional.empty();
+    if (principal instanceof Principal.Agent a) {
+      if (ended(a).isPresent()) {
+        return List.of();
+      }
+      try {
+        agentOwner = Optional.of(catalog.revision(a.token().agent(), a.token().revision()).metadata().owner());
+      } catch (KeelException.NotFound gone) {
+        return List.of();
+      }
+    }
+    Optional<String> own = agentOwner;
+    return gateway.catalog().stream()
+        .filter(e -> allowed(principal, e) && own.map(o -> o.equals(e.owner())).orElse(true))
+        .toList();
+  }
+
+  /**
+   * Why an agent token no longer acts: its session is gone or ended (cancelled, failed, completed).
+   * A token outlives its session by up to its lifetime; a session an operator stopped must stop
+   * acting through {@code /mcp} too.
+   */
+  private Optional<String> ended(Principal.Agent a) {
+    Optional<keel.data.SessionRecord> s = store.events().session(a.token().sessionId());
+    if (s.isEmpty()) {
+      return Optional.of("the session " + a.token().sessionId() + " of this token does not exist");
+    }
+    if (s.get().status().terminal()) {
+      return Optional.of("the session " + a.token().sessionId() + " of this token is " + s.get().status().wireName()
+          + "; its token no longer acts");
+    }
+    return Optional.empty();
   }
 
   private static boolean allowed(Principal principal, CatalogEntry e) {
@@ -192,6 +223,16 @@ public final class OutsideCalls {
         return refuse(principal, Optional.empty(), found.map(CatalogEntry::catalogName).orElse(""), key,
             who + "'s revision " + a.token().revision() + " no longer exists: " + gone.getMessage(), Map.of());
       }
+    }
+    if (principal instanceof Principal.Agent a && ended(a).isPresent()) {
+      return refuse(principal, agent, found.map(CatalogEntry::catalogName).orElse(""), key, ended(a).get(), Map.of());
+    }
+    if (agent.isPresent() && found.isPresent() && !found.get().owner().equals(agent.get().metadata().owner())) {
+      // roles are scoped to owners: an agent using another owner's server would use that owner's
+      // credentials, with approvals and audit under its own owner
+      return refuse(principal, agent, found.get().catalogName(), key,
+          "the MCP server \"" + found.get().server() + "\" belongs to owner \"" + found.get().owner() + "\", not \""
+              + agent.get().metadata().owner() + "\"; an agent calls only the MCP servers of its own owner", Map.of());
     }
     if (found.isEmpty() || !allowed(principal, found.get())) {
       String reason = found.isEmpty()

@@ -384,6 +384,11 @@ final class SessionRunner implements Scheduler.Runner {
             deny(call, "there is no tool named \"" + call.name() + "\"; call only the tools you were given", Optional.of(v.token()), span);
           } else if (tool.isEmpty()) {
             spawn(p, capability.get(), v.token(), span);
+          } else if (!ownTool(tool.get())) {
+            // roles are scoped to owners: another owner's server would be used with its credentials,
+            // and its calls approved and audited under this agent's owner
+            deny(call, "the tool " + tool.get().catalogName() + " belongs to an MCP server of owner \"" + tool.get().owner()
+                + "\", not \"" + record.owner() + "\"; an agent calls only the MCP servers of its own owner", Optional.of(v.token()), span);
           } else {
             List<String> problems = ToolArguments.of(tool.get().spec()).problems(call.arguments());
             if (!problems.isEmpty()) {
@@ -897,8 +902,13 @@ final class SessionRunner implements Scheduler.Runner {
     }
 
     /** The tools the verified token grants, and a tool for each granted sub-agent that exists. */
+    /** Whether the tool is internal or of an MCP server of the session's own owner. */
+    private boolean ownTool(Tool t) {
+      return t.owner().isEmpty() || t.owner().equals(record.owner());
+    }
+
     private List<ToolSpec> offeredTools(SessionToken caller) {
-      List<ToolSpec> out = new ArrayList<>(tools.granted(caller.grants()).stream().map(Tool::spec).toList());
+      List<ToolSpec> out = new ArrayList<>(tools.granted(caller.grants()).stream().filter(this::ownTool).map(Tool::spec).toList());
       for (String a : Subagents.agents(caller.grants())) {
         if (catalog.find(a).isPresent()) {
           out.add(Subagents.spec(a));

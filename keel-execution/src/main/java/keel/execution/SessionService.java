@@ -340,6 +340,12 @@ public final class SessionService implements AutoCloseable {
     }
     keel.data.Approval decided = store.approvals().decide(approvalId,
         approve ? keel.data.Approval.Status.APPROVED : keel.data.Approval.Status.DENIED, by, reason, arguments, clock.instant());
+    if (decided.status() == keel.data.Approval.Status.WITHDRAWN) {
+      // its session ended before it withdrew the approval; the store withdrew it now
+      approvalNotices.here("withdrawn", decided);
+      throw new KeelException.Conflict("approval " + approvalId + " was withdrawn: its session " + decided.sessionId()
+          + " has ended, so no call waits for this decision any more");
+    }
     if (!decided.sessionId().isEmpty()) {
       scheduler.wake(decided.sessionId());
     }
@@ -359,6 +365,10 @@ public final class SessionService implements AutoCloseable {
       try {
         keel.data.Approval expired = store.approvals().decide(a.id(), keel.data.Approval.Status.EXPIRED, "keel:expiry",
             "nobody decided it by " + a.expiresAt(), "", clock.instant());
+        if (expired.status() == keel.data.Approval.Status.WITHDRAWN) {
+          approvalNotices.here("withdrawn", expired);
+          continue;
+        }
         n++;
         if (!expired.sessionId().isEmpty()) {
           scheduler.wake(expired.sessionId());

@@ -73,6 +73,15 @@ public interface Tool {
     return spec().name();
   }
 
+  /**
+   * The owner of the MCP server an external tool belongs to; empty for internal tools, which belong
+   * to no owner. An agent calls only the external tools of its own owner: roles, approvals, budgets
+   * and the server's credentials are all scoped to owners.
+   */
+  default String owner() {
+    return "";
+  }
+
   /** The tool's side-effect class; internal tools derive it from {@link #readOnly()} and {@link #idempotent()}. */
   default SideEffects sideEffects() {
     return readOnly() ? SideEffects.READ_ONLY : idempotent() ? SideEffects.IDEMPOTENT : SideEffects.SIDE_EFFECTING;

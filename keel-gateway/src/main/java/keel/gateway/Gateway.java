@@ -159,6 +159,17 @@ public final class Gateway implements AutoCloseable {
     }
     spec.env().forEach((k, v) -> resolve(v).ifPresentOrElse(value -> env.put(k, value), () -> unresolved.add("env " + k)));
     spec.headers().forEach((k, v) -> resolve(v).ifPresentOrElse(value -> headers.put(k, value), () -> unresolved.add("header " + k)));
+    // what must never come back out of the gateway: every secret's value, and every header value
+    // (credentials, even when written literally); a bearer token also bare, without its scheme
+    List<String> secrets = new ArrayList<>();
+    spec.env().forEach((k, v) -> v.secret().map(environment::get).ifPresent(secrets::add));
+    for (String h : headers.values()) {
+      secrets.add(h);
+      int space = h.indexOf(' ');
+      if (space > 0) {
+        secrets.add(h.substring(space + 1).strip());
+      }
+    }
     List<String> serverProblems = new ArrayList<>();
     for (String u : unresolved) {
       serverProblems.add(u + ": its secret is not set on the server (secrets file or environment)");
@@ -170,7 +181,8 @@ public final class Gateway implements AutoCloseable {
     } catch (IOException e) {
       throw new UncheckedIOException("cannot create the working directory of MCP server " + name + ": " + dir, e);
     }
-    return new Upstream(d, env, headers, dir, settings, clock, tools -> listed(name, tools), () -> relistLater(name));
+    return new Upstream(d, env, headers, dir, settings, clock, tools -> listed(name, tools), () -> relistLater(name),
+        new Redactor(secrets));
   }
 
   private Optional<String> resolve(McpServerDescriptor.ValueSource v) {
@@ -520,12 +532,12 @@ public final class Gateway implements AutoCloseable {
     try {
       result = u.call(tool, args, m);
     } catch (UpstreamException e) {
-      return CallResult.failure(e.getMessage());
+      return CallResult.failure(u.redact(e.getMessage()));
     } catch (RuntimeException e) {
-      LOG.warn("the call of {} failed unexpectedly", catalogName, e);
-      return CallResult.failure("the call of " + catalogName + " failed: " + e.getMessage());
+      LOG.warn("the call of {} failed unexpectedly: {}", catalogName, u.redact(e.toString()));
+      return CallResult.failure(u.redact("the call of " + catalogName + " failed: " + e.getMessage()));
     }
-    return result(result);
+    return u.redact(result(result));
   }
 
   private static CallResult result(McpSchema.CallToolResult r) {

@@ -45,6 +45,7 @@ final class ProcessTransport implements McpClientTransport {
   private static final int STDERR_LINES = 20;
   private static final int STDERR_LINE_CHARS = 500;
 
+  private final Redactor redactor;
   private final String server;
   private final List<String> command;
   private final Map<String, String> environment;
@@ -70,7 +71,9 @@ final class ProcessTransport implements McpClientTransport {
       Path workingDirectory,
       int maxMessageBytes,
       McpJsonMapper json,
-      Consumer<String> onBroken) {
+      Consumer<String> onBroken,
+      Redactor redactor) {
+    this.redactor = redactor;
     this.server = server;
     this.command = List.copyOf(command);
     this.environment = Map.copyOf(environment);
@@ -116,7 +119,7 @@ final class ProcessTransport implements McpClientTransport {
           try {
             message = McpSchema.deserializeJsonRpcMessage(json, text);
           } catch (Exception e) {
-            fail("answered with something that is not JSON-RPC: " + excerpt(text));
+            fail("answered with something that is not JSON-RPC: " + excerpt(redactor.apply(text)));
             return;
           }
           handler.apply(Mono.just(message)).subscribe(null, e -> LOG.debug("MCP server {}: handling a message failed", server, e));
@@ -166,7 +169,9 @@ final class ProcessTransport implements McpClientTransport {
     }
   }
 
-  private void remember(String line) {
+  private void remember(String raw) {
+    // the server's secrets never reach a log, an error message or a model
+    String line = redactor.apply(raw);
     LOG.debug("MCP server {} (stderr): {}", server, line);
     stderrLock.lock();
     try {

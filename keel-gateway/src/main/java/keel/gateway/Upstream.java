@@ -70,6 +70,7 @@ final class Upstream {
   private Instant retryAt;
   private boolean closed;
 
+  private final Redactor redactor;
   private final ReentrantLock rateLock = new ReentrantLock();
   private final ArrayDeque<Instant> recentCalls = new ArrayDeque<>();
 
@@ -81,7 +82,9 @@ final class Upstream {
       GatewaySettings settings,
       Clock clock,
       Consumer<List<McpSchema.Tool>> onListed,
-      Runnable onListChanged) {
+      Runnable onListChanged,
+      Redactor redactor) {
+    this.redactor = redactor;
     this.descriptor = descriptor;
     this.environment = Map.copyOf(environment);
     this.headers = Map.copyOf(headers);
@@ -96,6 +99,16 @@ final class Upstream {
 
   String name() {
     return descriptor.metadata().name();
+  }
+
+  /** {@code text} with this server's secrets masked. */
+  String redact(String text) {
+    return redactor.apply(text);
+  }
+
+  /** A result with this server's secrets masked in its text and structured content. */
+  CallResult redact(CallResult r) {
+    return new CallResult(redactor.apply(r.text()), r.error(), r.structuredContent().map(redactor::apply));
   }
 
   McpServerDescriptor descriptor() {
@@ -229,7 +242,7 @@ final class Upstream {
     McpServerDescriptor.Spec spec = descriptor.spec();
     return switch (spec.transport()) {
       case "stdio" ->
-          new ProcessTransport(name(), spec.command(), environment, workingDirectory, maxOutputBytes, json, broken::complete);
+          new ProcessTransport(name(), spec.command(), environment, workingDirectory, maxOutputBytes, json, broken::complete, redactor);
       case "streamable-http" -> {
         URI uri = URI.create(spec.url().orElseThrow());
         String base = uri.getScheme() + "://" + uri.getRawAuthority();
@@ -297,7 +310,8 @@ final class Upstream {
   }
 
   /** Records a failure of a connection: closes it and starts (or lengthens) the backoff. */
-  private UpstreamException fail(Connection c, String reason) {
+  private UpstreamException fail(Connection c, String why) {
+    String reason = redactor.apply(why);
     lock.lock();
     try {
       if (connection == c) {

@@ -122,6 +122,19 @@ class BrokenUpstreamsTest {
   }
 
   @Test
+  void aServerThatPrintsItsSecretAsItCrashes_neverPutsItInTheResultOrTheStatus() {
+    gateway.configure(List.of(broken("leaky", "crash", Duration.ofSeconds(10),
+        Map.of("DB_PASSWORD", ReferenceServers.secret("DB_PASSWORD")), Optional.empty())));
+    gateway.catalog();
+
+    CallResult r = gateway.call("leaky/echo", "{\"message\":\"hi\"}", meta("c1"));
+
+    assertThat(r.error()).isTrue();
+    assertThat(r.text()).contains("crashing in the middle of call 1").contains("DB_PASSWORD=[redacted]").doesNotContain("hunter2");
+    assertThat(status("leaky").lastError()).hasValueSatisfying(e -> assertThat(e).doesNotContain("hunter2"));
+  }
+
+  @Test
   void aServerThatCrashesMidCall_failsThatCall_withItsExitCodeAndErrorOutput_andComesBack() {
     gateway.configure(List.of(broken("crashy", "crash")));
     gateway.catalog();
@@ -211,7 +224,10 @@ class BrokenUpstreamsTest {
     List<String> names = new ArrayList<>();
     structured.get("env").propertyNames().forEach(names::add);
     assertThat(names).containsExactlyInAnyOrder("PATH", "BROKEN_RECORD", "DB_PASSWORD");
-    assertThat(structured.get("env").get("DB_PASSWORD").asString()).isEqualTo("hunter2");
+    // the server was given the secret's value; what comes back out of the gateway has it masked
+    // (the mask replaces exactly that value, so seeing it proves the server had it)
+    assertThat(structured.get("env").get("DB_PASSWORD").asString()).isEqualTo("[redacted]");
+    assertThat(who.text()).doesNotContain("hunter2");
     assertThat(Path.of(structured.get("cwd").asString())).isEqualTo(dataDir.resolve("mcp/rec").toRealPath());
   }
 

@@ -114,6 +114,37 @@ class GatewayApiTest {
   }
 
   @Test
+  void anAgentGrantedAnotherOwnersServer_isDeniedItsTools_andIsNotOfferedThem() throws Exception {
+    apply(server("idempotent"));
+    apply("""
+        apiVersion: agent.os/v1
+        kind: Agent
+        metadata: {name: borrower, owner: team-b}
+        spec:
+          instructions: Test agent.
+          model:
+            provider: scripted
+            name: s
+            script:
+              - turns:
+                  - call: [{tool: rec__echo, args: {message: "with team-a's credentials"}}]
+                  - say: "told: {{result}}"
+          tools: [mcp://gateway/rec/echo]
+        """);
+
+    HttpResponse<String> started = api.call("POST", "/v1/sessions", "{\"agent\":\"borrower\",\"message\":\"go\"}");
+    assertThat(started.statusCode()).as(started.body()).isIn(200, 201, 202);
+    String id = TestServer.json(started).get("id").asString();
+    await().atMost(Duration.ofSeconds(30)).until(() ->
+        TestServer.json(api.call("GET", "/v1/sessions/" + id, null)).path("last_answer").asString("").startsWith("told:"));
+    assertThat(TestServer.json(api.call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString())
+        .contains("belongs to an MCP server of owner \"team-a\", not \"team-b\"");
+    // nothing reached the server: its call record is empty
+    assertThat(dir.resolve("meta.jsonl")).satisfiesAnyOf(
+        f -> assertThat(f).doesNotExist(), f -> assertThat(java.nio.file.Files.readString(f)).doesNotContain("credentials"));
+  }
+
+  @Test
   void getTools_showsOnlyServersOfOwnersTheCallerMayView() throws Exception {
     apply(server("read-only"));
     HttpResponse<String> created = api.call("POST", "/v1/operators", "{\"name\":\"outsider\",\"roles\":[\"viewer@elsewhere\"]}");

@@ -137,7 +137,8 @@ public final class BrokenServer {
         return;
       }
       case "crash" -> {
-        System.err.println("broken server: crashing in the middle of call " + n);
+        System.err.println("broken server: crashing in the middle of call " + n
+            + (System.getenv("DB_PASSWORD") == null ? "" : " (it was given DB_PASSWORD=" + System.getenv("DB_PASSWORD") + ")"));
         System.err.flush();
         out.print("{\"jsonrpc\":\"2.0\",\"id\":");
         out.flush();
