@@ -107,37 +107,35 @@ final class JdbcApprovalStore implements ApprovalStore {
       throw new IllegalArgumentException("a decision is approved, denied or expired, not " + decision.wireName());
     }
     return transactions.write("the decision of approval " + id, tx -> {
-      PreparedStatement before = tx.prepare("SELECT " + COLUMNS + " FROM approvals WHERE approval_id = ?");
-      Optional<Approval> current = Jdbc.list(Jdbc.bind(before, id), JdbcApprovalStore::row).stream().findFirst();
-      if (current.isPresent() && current.get().status() == Approval.Status.PENDING) {
-        Approval p = current.get();
-        if (decision != Approval.Status.EXPIRED && !p.expiresAt().isAfter(at)) {
-          // past its time it counts as denied, whether or not the sweep has marked it yet
-          throw new KeelException.Conflict("approval " + id + " expired at " + p.expiresAt()
-              + " (an expired approval counts as denied); it can no longer be " + decision.wireName());
-        }
-        if (!p.sessionId().isEmpty() && sessionEnded(tx, p.sessionId())) {
-          // the session ended (cancelled, failed) before it withdrew the approval: nothing waits for
-          // a decision any more, so none is recorded; the caller reads the status
-          tx.update("UPDATE approvals SET status = 'withdrawn', decided_by = 'keel', decided_at = ?, decision_reason = ?"
-                  + " WHERE approval_id = ? AND status = 'pending'",
-              at.toEpochMilli(), "its session " + p.sessionId() + " has ended", id);
-          announcer.announce(tx.connection(), "withdrawn", id);
-          return Jdbc.list(Jdbc.bind(tx.prepare("SELECT " + COLUMNS + " FROM approvals WHERE approval_id = ?"), id),
-              JdbcApprovalStore::row).getFirst();
-        }
-      }
+      // the write comes first, so a transaction never reads before it writes (on SQLite, two
+      // writers would then both hold a read lock and neither could write); past its expiry an
+      // approval counts as denied, whether or not the sweep has marked it yet
       int changed = tx.update(
           "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, decision_reason = ?, decided_arguments = ?"
-              + " WHERE approval_id = ? AND status = 'pending'",
-          decision.wireName(), by, at.toEpochMilli(), reason, arguments, id);
+              + " WHERE approval_id = ? AND status = 'pending' AND (? OR expires_at > ?)",
+          decision.wireName(), by, at.toEpochMilli(), reason, arguments, id, decision == Approval.Status.EXPIRED,
+          at.toEpochMilli());
       PreparedStatement sel = tx.prepare("SELECT " + COLUMNS + " FROM approvals WHERE approval_id = ?");
       Approval a = Jdbc.list(Jdbc.bind(sel, id), JdbcApprovalStore::row).stream().findFirst()
           .orElseThrow(() -> new KeelException.NotFound("approval " + id + " does not exist"));
+      if (changed == 0 && a.status() == Approval.Status.PENDING) {
+        throw new KeelException.Conflict("approval " + id + " expired at " + a.expiresAt()
+            + " (an expired approval counts as denied); it can no longer be " + decision.wireName());
+      }
       if (changed == 0) {
         throw new KeelException.Conflict("approval " + id + " is already " + a.status().wireName()
             + a.decision().map(d -> " (by " + d.by() + " at " + d.at() + ": " + d.reason() + ")").orElse("")
             + "; it can be decided only once");
+      }
+      if (!a.sessionId().isEmpty() && sessionEnded(tx, a.sessionId())) {
+        // the session ended (cancelled, failed) before it withdrew the approval: no call waits for a
+        // decision any more, so none is recorded; the caller reads the status
+        tx.update("UPDATE approvals SET status = 'withdrawn', decided_by = 'keel', decision_reason = ?, decided_arguments = ''"
+                + " WHERE approval_id = ?",
+            "its session " + a.sessionId() + " has ended", id);
+        announcer.announce(tx.connection(), "withdrawn", id);
+        return Jdbc.list(Jdbc.bind(tx.prepare("SELECT " + COLUMNS + " FROM approvals WHERE approval_id = ?"), id),
+            JdbcApprovalStore::row).getFirst();
       }
       announcer.announce(tx.connection(), decision == Approval.Status.EXPIRED ? "expired" : "decided", id);
       String body = EventCodec.mapper().writeValueAsString(Map.of(

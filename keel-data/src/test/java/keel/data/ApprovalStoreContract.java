@@ -196,13 +196,29 @@ public abstract class ApprovalStoreContract {
   }
 
   @Test
-  void aDecisionForAnEndedSession_isRecorded_butDeliversNothing() {
+  void aDecisionForAnEndedSession_withdrawsTheApproval_andDeliversNothing() {
     session("s1", "finance");
     request("s1", "finance", "apr-1", Duration.ofHours(1));
     long last = store.events().session("s1").orElseThrow().lastSeq();
     store.events().append(new Append("s1", last, List.of(new PendingEvent(new SessionEvent.SessionCancelled("operator:ann", "stop"), SPAN)),
         SessionStatus.CANCELLED, List.of(), Optional.empty()));
-    store.approvals().decide("apr-1", Approval.Status.APPROVED, "operator:bob", "ok", "", clock.instant());
+    Approval a = store.approvals().decide("apr-1", Approval.Status.APPROVED, "operator:bob", "ok", "", clock.instant());
+    // nothing waits for it any more: it is withdrawn, not approved
+    assertThat(a.status()).isEqualTo(Approval.Status.WITHDRAWN);
+    assertThat(store.approvals().find("apr-1").orElseThrow().status()).isEqualTo(Approval.Status.WITHDRAWN);
     assertThat(store.events().pendingInputs("s1")).isEmpty();
+  }
+
+  @Test
+  void anOverdueApproval_canNoLongerBeApprovedOrDenied_onlyExpired() {
+    session("s1", "finance");
+    request("s1", "finance", "apr-1", Duration.ofMinutes(1));
+    clock.advance(Duration.ofMinutes(2));
+    // the sweep has not marked it yet: past its expiry it counts as denied all the same
+    assertThatThrownBy(() -> store.approvals().decide("apr-1", Approval.Status.APPROVED, "operator:bob", "late", "", clock.instant()))
+        .isInstanceOf(KeelException.Conflict.class).hasMessageContaining("expired at");
+    assertThat(store.events().pendingInputs("s1")).isEmpty();
+    assertThat(store.approvals().decide("apr-1", Approval.Status.EXPIRED, "keel:expiry", "no decision", "", clock.instant()).status())
+        .isEqualTo(Approval.Status.EXPIRED);
   }
 }

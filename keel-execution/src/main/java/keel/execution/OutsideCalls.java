@@ -169,16 +169,15 @@ public final class OutsideCalls {
   }
 
   /**
-   * Why an agent token no longer acts: its session is gone or ended (cancelled, failed, completed).
+   * Why an agent token no longer acts: its session ended (cancelled, failed, completed).
    * A token outlives its session by up to its lifetime; a session an operator stopped must stop
    * acting through {@code /mcp} too.
    */
   private Optional<String> ended(Principal.Agent a) {
+    // a token is issued only for a session; one whose session is not in this store (a token minted
+    // for a client outside any session) is judged by its signature, expiry and grants alone
     Optional<keel.data.SessionRecord> s = store.events().session(a.token().sessionId());
-    if (s.isEmpty()) {
-      return Optional.of("the session " + a.token().sessionId() + " of this token does not exist");
-    }
-    if (s.get().status().terminal()) {
+    if (s.isPresent() && s.get().status().terminal()) {
       return Optional.of("the session " + a.token().sessionId() + " of this token is " + s.get().status().wireName()
           + "; its token no longer acts");
     }
