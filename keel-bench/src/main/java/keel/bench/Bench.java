@@ -73,7 +73,7 @@ public final class Bench {
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "in-flight", "all" -> {
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "in-flight", "burst", "all" -> {
             if (!scenarios.contains(a)) {
               scenarios.add(a);
             }
@@ -136,7 +136,7 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|all]... [--quick]"
+      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|burst|all]... [--quick]"
           + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
           + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--out DIR] [--work-dir DIR]\n"
           + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
@@ -227,6 +227,9 @@ public final class Bench {
     }
     if (s.runs("in-flight")) {
       results.put("in_flight", new InFlight(new InFlight.Options(s.inFlight(), java.time.Duration.ofSeconds(1), 256, s.workDir()), progress).run());
+    }
+    if (s.runs("burst")) {
+      results.put("burst", new Burst(new Burst.Options(s.quick() ? 100 : 1_000, 10, java.time.Duration.ofMillis(20), s.workDir()), progress).run());
     }
     if (s.runs("durable-steps")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
@@ -346,6 +349,19 @@ public final class Bench {
     Map<String, Object> inf = (Map<String, Object>) r.get("in_flight");
     if (inf != null) {
       inFlightMarkdown(b, inf);
+    }
+    Map<String, Object> bst = (Map<String, Object>) r.get("burst");
+    if (bst != null) {
+      b.append("### Burst: ").append(bst.get("requests")).append(" concurrent requests (model latency ").append(bst.get("model_latency_ms"))
+          .append(" ms, default node settings)\n\n| target | accepted | refused (429) | admission p50 / p99 / max (ms) |\n| --- | --- | --- | --- |\n");
+      for (String[] row : new String[][] {{"new_sessions", "new sessions"}, {"hot", bst.get("hot_sessions") + " hot sessions"}}) {
+        Map<String, Object> x = (Map<String, Object>) bst.get(row[0]);
+        b.append("| ").append(row[1]).append(" | ").append(x.get("accepted")).append(" | ").append(x.get("refused_429")).append(" | ")
+            .append(num(x.get("admission_p50_ms"), 1)).append(" / ").append(num(x.get("admission_p99_ms"), 1)).append(" / ")
+            .append(num(x.get("admission_max_ms"), 1)).append(" |\n");
+      }
+      b.append("\nEvery accepted input stored once and answered; ").append(bst.get("inputs_checked_in_order"))
+          .append(" hot-session inputs checked in order.\n\n");
     }
     Map<String, Object> c = (Map<String, Object>) r.get("cost");
     if (c != null) {
