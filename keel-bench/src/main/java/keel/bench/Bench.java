@@ -41,6 +41,7 @@ public final class Bench {
       int mcpCalls,
       int stormSessions,
       int traceSpans,
+      int inFlight,
       Path out,
       Path workDir) {
 
@@ -66,12 +67,13 @@ public final class Bench {
       Integer mcpCalls = null;
       Integer stormSessions = null;
       Integer traceSpans = null;
+      Integer inFlight = null;
       Path out = Path.of("bench-results");
       Path work = Path.of(System.getProperty("java.io.tmpdir"));
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "all" -> {
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "in-flight", "burst", "all" -> {
             if (!scenarios.contains(a)) {
               scenarios.add(a);
             }
@@ -87,6 +89,7 @@ public final class Bench {
           case "--mcp-calls" -> mcpCalls = positive(a, args, ++i);
           case "--storm-sessions" -> stormSessions = positive(a, args, ++i);
           case "--trace-spans" -> traceSpans = positive(a, args, ++i);
+          case "--in-flight" -> inFlight = positive(a, args, ++i);
           case "--out" -> out = Path.of(value(a, args, ++i));
           case "--work-dir" -> work = Path.of(value(a, args, ++i));
           default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
@@ -106,6 +109,7 @@ public final class Bench {
           mcpCalls != null ? mcpCalls : quick ? 200 : 2_000,
           stormSessions != null ? stormSessions : quick ? 50 : 1_000,
           traceSpans != null ? traceSpans : quick ? 101 : 1_000,
+          inFlight != null ? inFlight : quick ? 200 : 10_000,
           out,
           work);
     }
@@ -132,14 +136,18 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|all]... [--quick]"
+      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|burst|all]... [--quick]"
           + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
-          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--out DIR] [--work-dir DIR]\n"
+          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--out DIR] [--work-dir DIR]\n"
           + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
 
   public static void main(String[] args) throws Exception {
     if (args.length == 2 && args[0].equals("serve-probe")) {
       Suspended.serveProbe(Path.of(args[1]));
+      return;
+    }
+    if (args.length == 2 && args[0].equals("fake-openai")) {
+      InFlight.serveFake(Long.parseLong(args[1]));
       return;
     }
     quietLogging();
@@ -217,6 +225,12 @@ public final class Bench {
     if (s.runs("approval-storm")) {
       results.put("approval_storm", new ApprovalStorm(new ApprovalStorm.Options(s.stormSessions(), 5, 64, s.workDir()), progress).run());
     }
+    if (s.runs("in-flight")) {
+      results.put("in_flight", new InFlight(new InFlight.Options(s.inFlight(), java.time.Duration.ofSeconds(1), 256, s.workDir()), progress).run());
+    }
+    if (s.runs("burst")) {
+      results.put("burst", new Burst(new Burst.Options(s.quick() ? 100 : 1_000, 10, java.time.Duration.ofMillis(20), s.workDir()), progress).run());
+    }
     if (s.runs("durable-steps")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
       DurableSteps.Options o =
@@ -249,6 +263,7 @@ public final class Bench {
     m.put("budget_sessions", s.budgetSessions());
     m.put("mcp_calls", s.mcpCalls());
     m.put("storm_sessions", s.stormSessions());
+    m.put("in_flight", s.inFlight());
     return m;
   }
 
@@ -330,6 +345,23 @@ public final class Bench {
     Map<String, Object> st = (Map<String, Object>) r.get("approval_storm");
     if (st != null) {
       stormMarkdown(b, st);
+    }
+    Map<String, Object> inf = (Map<String, Object>) r.get("in_flight");
+    if (inf != null) {
+      inFlightMarkdown(b, inf);
+    }
+    Map<String, Object> bst = (Map<String, Object>) r.get("burst");
+    if (bst != null) {
+      b.append("### Burst: ").append(bst.get("requests")).append(" concurrent requests (model latency ").append(bst.get("model_latency_ms"))
+          .append(" ms, default node settings)\n\n| target | accepted | refused (429) | admission p50 / p99 / max (ms) |\n| --- | --- | --- | --- |\n");
+      for (String[] row : new String[][] {{"new_sessions", "new sessions"}, {"hot", bst.get("hot_sessions") + " hot sessions"}}) {
+        Map<String, Object> x = (Map<String, Object>) bst.get(row[0]);
+        b.append("| ").append(row[1]).append(" | ").append(x.get("accepted")).append(" | ").append(x.get("refused_429")).append(" | ")
+            .append(num(x.get("admission_p50_ms"), 1)).append(" / ").append(num(x.get("admission_p99_ms"), 1)).append(" / ")
+            .append(num(x.get("admission_max_ms"), 1)).append(" |\n");
+      }
+      b.append("\nEvery accepted input stored once and answered; ").append(bst.get("inputs_checked_in_order"))
+          .append(" hot-session inputs checked in order.\n\n");
     }
     Map<String, Object> c = (Map<String, Object>) r.get("cost");
     if (c != null) {
@@ -505,6 +537,29 @@ public final class Bench {
         .append("| calls executed on the tool's side (distinct idempotency keys) | ").append(s.get("executed_calls")).append(" (")
         .append(s.get("distinct_idempotency_keys")).append(") of ").append(s.get("approvals")).append(" |\n")
         .append("| sessions completed | ").append(s.get("sessions_completed")).append(" of ").append(s.get("sessions")).append(" |\n\n");
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void inFlightMarkdown(StringBuilder b, Map<String, Object> f) {
+    Map<String, Object> before = (Map<String, Object>) f.get("memory_before");
+    Map<String, Object> peak = (Map<String, Object>) f.get("memory_during_wait");
+    b.append("### In flight: ").append(f.get("sessions")).append(" sessions each waiting on a model call of ")
+        .append(f.get("model_latency_ms")).append(" ms (node: max concurrent steps ").append(f.get("max_concurrent_steps"))
+        .append(", admission capacity ").append(f.get("admission_capacity")).append("; started by ").append(f.get("clients"))
+        .append(" concurrent API clients)\n\n")
+        .append("| figure | value |\n| --- | --- |\n")
+        .append("| time until every session was accepted | ").append(num(f.get("all_accepted_seconds"), 2)).append(" s |\n")
+        .append("| time until every session had its answer | ").append(num(f.get("all_completed_seconds"), 2)).append(" s |\n")
+        .append("| completions per second (ideal) | ").append(num(f.get("completions_per_second"), 0)).append(" (")
+        .append(num(f.get("ideal_completions_per_second"), 0)).append(") |\n")
+        .append("| fraction of ideal | **").append(pct(f.get("fraction_of_ideal"))).append("** |\n")
+        .append("| most sessions accepted and not yet answered at once (polled) | ").append(f.get("peak_waiting_sessions")).append(" |\n")
+        .append("| heap live after GC, before → max during the wait | ").append(num(before.get("heap_live_mib"), 0)).append(" → **")
+        .append(num(peak.get("heap_live_max_mib"), 0)).append(" MiB** |\n")
+        .append("| heap used (incl. garbage), max during the wait | ").append(num(peak.get("heap_used_max_mib"), 0)).append(" MiB |\n")
+        .append("| RSS, before → max during the wait | ").append(num(before.get("rss_mib"), 0)).append(" → ")
+        .append(num(peak.get("rss_max_mib"), 0)).append(" MiB |\n")
+        .append("| model calls served | ").append(f.get("model_calls")).append(" |\n\n");
   }
 
   @SuppressWarnings("unchecked")
