@@ -215,6 +215,28 @@ class McpEndpointTest {
   }
 
   @Test
+  void theTokenOfACancelledSession_noLongerActs() throws Exception {
+    HttpResponse<String> started = api.call("POST", "/v1/sessions", "{\"agent\":\"reader\",\"message\":\"read\"}");
+    assertThat(started.statusCode()).as(started.body()).isEqualTo(201);
+    String id = TestServer.json(started).get("id").asString();
+    Identity identity = new Identity(api.server().store().signingKeys(), Clock.systemUTC(), api.server().config().identity());
+    String token = identity.issue(new Identity.Subject("reader", 1, id, id, List.of("mcp://gateway/ledger/read-entries"),
+        List.of("operator:admin"))).compact();
+    McpSyncClient reader = client(token);
+    assertThat(names(reader)).containsExactly("ledger__read-entries");
+
+    HttpResponse<String> cancelled = api.call("POST", "/v1/sessions/" + id + "/cancel", "{\"reason\":\"runaway\"}");
+    assertThat(cancelled.statusCode()).as(cancelled.body()).isIn(200, 202);
+    org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(10)).until(() ->
+        TestServer.json(api.call("GET", "/v1/sessions/" + id, null)).get("status").asString().equals("cancelled"));
+
+    McpSchema.CallToolResult r = call(reader, "ledger__read-entries", Map.of("invoice_id", "INV-1001"), Map.of());
+    assertThat(r.isError()).isTrue();
+    assertThat(text(r)).contains("of this token is cancelled; its token no longer acts");
+    assertThat(names(reader)).isEmpty();
+  }
+
+  @Test
   void anUngrantedOrUnknownTool_isRefused_andNothingRuns() throws Exception {
     McpSyncClient reader = client(agentToken("reader", List.of("mcp://gateway/ledger/read-entries")));
     McpSchema.CallToolResult r = call(reader, "ledger__post-entry", entry(10.00), Map.of());
