@@ -143,6 +143,10 @@ public final class Gateway implements AutoCloseable {
     notify(changes);
   }
 
+  /** Header names whose literal values are credentials all the same. */
+  private static final java.util.regex.Pattern CREDENTIAL_HEADER =
+      java.util.regex.Pattern.compile("(?i)authorization|token|key|secret|password|cookie");
+
   private Upstream upstream(McpServerDescriptor d) {
     String name = d.metadata().name();
     McpServerDescriptor.Spec spec = d.spec();
@@ -159,17 +163,22 @@ public final class Gateway implements AutoCloseable {
     }
     spec.env().forEach((k, v) -> resolve(v).ifPresentOrElse(value -> env.put(k, value), () -> unresolved.add("env " + k)));
     spec.headers().forEach((k, v) -> resolve(v).ifPresentOrElse(value -> headers.put(k, value), () -> unresolved.add("header " + k)));
-    // what must never come back out of the gateway: every secret's value, and every header value
-    // (credentials, even when written literally); a bearer token also bare, without its scheme
+    // what must never come back out of the gateway: every secret's value, and the value of a
+    // credential header even when written literally; a bearer token also bare, without its scheme
     List<String> secrets = new ArrayList<>();
     spec.env().forEach((k, v) -> v.secret().map(environment::get).ifPresent(secrets::add));
-    for (String h : headers.values()) {
-      secrets.add(h);
-      int space = h.indexOf(' ');
-      if (space > 0) {
-        secrets.add(h.substring(space + 1).strip());
+    spec.headers().forEach((k, v) -> {
+      if (v.secret().isPresent() || CREDENTIAL_HEADER.matcher(k).find()) {
+        String h = headers.get(k);
+        if (h != null) {
+          secrets.add(h);
+          int space = h.indexOf(' ');
+          if (space > 0) {
+            secrets.add(h.substring(space + 1).strip());
+          }
+        }
       }
-    }
+    });
     List<String> serverProblems = new ArrayList<>();
     for (String u : unresolved) {
       serverProblems.add(u + ": its secret is not set on the server (secrets file or environment)");
