@@ -31,7 +31,7 @@ final class PostgresStore implements Store {
   private final PostgresInventoryStore inventory;
   private final PostgresOperatorStore operators;
   private final PostgresSigningKeyStore signingKeys;
-  private final PostgresToolCatalogStore toolCatalog;
+  private final JdbcToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
   private final JdbcAuditStore audit;
   private final JdbcApprovalStore approvals;
@@ -54,7 +54,6 @@ final class PostgresStore implements Store {
     this.inventory = new PostgresInventoryStore(tx, clock);
     this.operators = new PostgresOperatorStore(tx, clock);
     this.signingKeys = new PostgresSigningKeyStore(tx);
-    this.toolCatalog = new PostgresToolCatalogStore(tx);
     JdbcBudgetStore.Transactions transactions = new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
@@ -69,6 +68,7 @@ final class PostgresStore implements Store {
     // nodes share the rows: a reservation locks its windows, an audit append the chain head
     this.budgets = new JdbcBudgetStore(transactions, " FOR UPDATE");
     this.audit = new JdbcAuditStore(transactions, true, clock);
+    this.toolCatalog = new JdbcToolCatalogStore(transactions, true);
     this.approvals = new JdbcApprovalStore(transactions, (t, in) -> PostgresEventStore.deliver(t.connection(), in), true,
         announcer);
     this.mcpCalls = new JdbcMcpCallStore(transactions, true, announcer);

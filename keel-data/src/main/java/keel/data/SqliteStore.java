@@ -35,7 +35,7 @@ final class SqliteStore implements Store {
   private final SqliteInventoryStore inventory;
   private final SqliteOperatorStore operators;
   private final SqliteSigningKeyStore signingKeys;
-  private final SqliteToolCatalogStore toolCatalog;
+  private final JdbcToolCatalogStore toolCatalog;
   private final JdbcBudgetStore budgets;
   private final JdbcAuditStore audit;
   private final JdbcApprovalStore approvals;
@@ -54,7 +54,6 @@ final class SqliteStore implements Store {
     this.inventory = new SqliteInventoryStore(readers, writer, clock);
     this.operators = new SqliteOperatorStore(readers, writer, clock);
     this.signingKeys = new SqliteSigningKeyStore(readers, writer);
-    this.toolCatalog = new SqliteToolCatalogStore(readers, writer);
     JdbcBudgetStore.Transactions transactions = new JdbcBudgetStore.Transactions() {
       @Override
       public <T> T write(String what, GroupCommitWriter.Op<T> op) {
@@ -69,6 +68,7 @@ final class SqliteStore implements Store {
     // the single writer makes each reservation and each audit append atomic: no row locks needed
     this.budgets = new JdbcBudgetStore(transactions, "");
     this.audit = new JdbcAuditStore(transactions, false, clock);
+    this.toolCatalog = new JdbcToolCatalogStore(transactions, false);
     this.approvals = new JdbcApprovalStore(transactions, SqliteEventStore::deliver, false, ApprovalAnnouncer.NONE);
     this.mcpCalls = new JdbcMcpCallStore(transactions, false, ApprovalAnnouncer.NONE);
     this.ledger = new SqliteCostLedger(readers);

@@ -139,9 +139,12 @@ class GatewayApiTest {
         TestServer.json(api.call("GET", "/v1/sessions/" + id, null)).path("last_answer").asString("").startsWith("told:"));
     assertThat(TestServer.json(api.call("GET", "/v1/sessions/" + id, null)).get("last_answer").asString())
         .contains("belongs to an MCP server of owner \"team-a\", not \"team-b\"");
-    // nothing reached the server: its call record is empty
-    assertThat(dir.resolve("meta.jsonl")).satisfiesAnyOf(
-        f -> assertThat(f).doesNotExist(), f -> assertThat(java.nio.file.Files.readString(f)).doesNotContain("credentials"));
+    // the call never started: the audit log has its denial and no tool_call, and the server (which
+    // records the _meta of every call it receives) got none
+    List<String> kinds = new ArrayList<>();
+    TestServer.json(api.call("GET", "/v1/audit?session=" + id, null)).get("entries").forEach(e -> kinds.add(e.get("kind").asString()));
+    assertThat(kinds).containsExactly("policy_decision");
+    assertThat(dir.resolve("meta.jsonl")).doesNotExist();
   }
 
   @Test
