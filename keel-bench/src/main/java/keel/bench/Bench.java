@@ -42,6 +42,7 @@ public final class Bench {
       int stormSessions,
       int traceSpans,
       int inFlight,
+      int inFlightLatencyMs,
       Path out,
       Path workDir) {
 
@@ -68,6 +69,7 @@ public final class Bench {
       Integer stormSessions = null;
       Integer traceSpans = null;
       Integer inFlight = null;
+      int inFlightLatencyMs = 1_000;
       Path out = Path.of("bench-results");
       Path work = Path.of(System.getProperty("java.io.tmpdir"));
       for (int i = 0; i < args.length; i++) {
@@ -90,6 +92,7 @@ public final class Bench {
           case "--storm-sessions" -> stormSessions = positive(a, args, ++i);
           case "--trace-spans" -> traceSpans = positive(a, args, ++i);
           case "--in-flight" -> inFlight = positive(a, args, ++i);
+          case "--in-flight-latency-ms" -> inFlightLatencyMs = positive(a, args, ++i);
           case "--out" -> out = Path.of(value(a, args, ++i));
           case "--work-dir" -> work = Path.of(value(a, args, ++i));
           default -> throw new IllegalArgumentException("unknown argument \"" + a + "\"; " + USAGE);
@@ -110,6 +113,7 @@ public final class Bench {
           stormSessions != null ? stormSessions : quick ? 50 : 1_000,
           traceSpans != null ? traceSpans : quick ? 101 : 1_000,
           inFlight != null ? inFlight : quick ? 200 : 10_000,
+          inFlightLatencyMs,
           out,
           work);
     }
@@ -138,7 +142,7 @@ public final class Bench {
   static final String USAGE =
       "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|burst|all]... [--quick]"
           + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
-          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--out DIR] [--work-dir DIR]\n"
+          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--in-flight-latency-ms MS] [--out DIR] [--work-dir DIR]\n"
           + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
 
   public static void main(String[] args) throws Exception {
@@ -226,7 +230,7 @@ public final class Bench {
       results.put("approval_storm", new ApprovalStorm(new ApprovalStorm.Options(s.stormSessions(), 5, 64, s.workDir()), progress).run());
     }
     if (s.runs("in-flight")) {
-      results.put("in_flight", new InFlight(new InFlight.Options(s.inFlight(), java.time.Duration.ofSeconds(1), 256, s.workDir()), progress).run());
+      results.put("in_flight", new InFlight(new InFlight.Options(s.inFlight(), java.time.Duration.ofMillis(s.inFlightLatencyMs()), 256, s.quick() ? 1 : 3, s.workDir()), progress).run());
     }
     if (s.runs("burst")) {
       results.put("burst", new Burst(new Burst.Options(s.quick() ? 100 : 1_000, 10, java.time.Duration.ofMillis(20), s.workDir()), progress).run());
@@ -264,6 +268,7 @@ public final class Bench {
     m.put("mcp_calls", s.mcpCalls());
     m.put("storm_sessions", s.stormSessions());
     m.put("in_flight", s.inFlight());
+    m.put("in_flight_latency_ms", s.inFlightLatencyMs());
     return m;
   }
 
@@ -543,23 +548,40 @@ public final class Bench {
   private static void inFlightMarkdown(StringBuilder b, Map<String, Object> f) {
     Map<String, Object> before = (Map<String, Object>) f.get("memory_before");
     Map<String, Object> peak = (Map<String, Object>) f.get("memory_during_wait");
+    Map<String, Object> start = (Map<String, Object>) f.get("start_round_trip_ms");
     b.append("### In flight: ").append(f.get("sessions")).append(" sessions each waiting on a model call of ")
         .append(f.get("model_latency_ms")).append(" ms (node: max concurrent steps ").append(f.get("max_concurrent_steps"))
         .append(", admission capacity ").append(f.get("admission_capacity")).append("; started by ").append(f.get("clients"))
-        .append(" concurrent API clients)\n\n")
+        .append(" concurrent API clients; warm-up of ").append(f.get("warmup_sessions")).append(" sessions, then ")
+        .append(f.get("reps")).append(" repetitions interleaved with the floor; median (min–max))\n\n")
         .append("| figure | value |\n| --- | --- |\n")
-        .append("| time until every session was accepted | ").append(num(f.get("all_accepted_seconds"), 2)).append(" s |\n")
-        .append("| time until every session had its answer | ").append(num(f.get("all_completed_seconds"), 2)).append(" s |\n")
-        .append("| completions per second (ideal) | ").append(num(f.get("completions_per_second"), 0)).append(" (")
+        .append("| time until every session was accepted | ").append(spread(f.get("all_accepted_seconds"), 2)).append(" s |\n")
+        .append("| time until every session had its answer (ideal) | ").append(spread(f.get("all_completed_seconds"), 2))
+        .append(" s (").append(num(f.get("ideal_seconds"), 2)).append(" s) |\n")
+        .append("| floor: the same calls from N virtual threads, no runtime | ").append(spread(f.get("floor_seconds"), 2)).append(" s |\n")
+        .append("| completions per second (ideal) | ").append(spread(f.get("completions_per_second"), 0)).append(" (")
         .append(num(f.get("ideal_completions_per_second"), 0)).append(") |\n")
-        .append("| fraction of ideal | **").append(pct(f.get("fraction_of_ideal"))).append("** |\n")
+        .append("| Keel: fraction of ideal | **").append(spreadPct(f.get("fraction_of_ideal"))).append("** |\n")
+        .append("| floor: fraction of ideal | ").append(spreadPct(f.get("floor_fraction_of_ideal"))).append(" |\n")
+        .append("| Keel: fraction of the floor | **").append(spreadPct(f.get("fraction_of_floor"))).append("** |\n")
+        .append("| sessions started per second | ").append(spread(f.get("admissions_per_second"), 0)).append(" |\n")
+        .append("| `POST /v1/sessions` round trip p50 / p99 (last repetition) | ").append(num(start.get("p50"), 1)).append(" / ")
+        .append(num(start.get("p99"), 1)).append(" ms |\n")
+        .append("| last answer after the last start | ").append(spread(f.get("after_last_accepted_seconds"), 2)).append(" s |\n")
         .append("| most sessions accepted and not yet answered at once (polled) | ").append(f.get("peak_waiting_sessions")).append(" |\n")
-        .append("| heap live after GC, before → max during the wait | ").append(num(before.get("heap_live_mib"), 0)).append(" → **")
+        .append("| heap live after GC, before → max during the waits | ").append(num(before.get("heap_live_mib"), 0)).append(" → **")
         .append(num(peak.get("heap_live_max_mib"), 0)).append(" MiB** |\n")
-        .append("| heap used (incl. garbage), max during the wait | ").append(num(peak.get("heap_used_max_mib"), 0)).append(" MiB |\n")
-        .append("| RSS, before → max during the wait | ").append(num(before.get("rss_mib"), 0)).append(" → ")
+        .append("| heap used (incl. garbage), max during the waits | ").append(num(peak.get("heap_used_max_mib"), 0)).append(" MiB |\n")
+        .append("| RSS, before → max during the waits | ").append(num(before.get("rss_mib"), 0)).append(" → ")
         .append(num(peak.get("rss_max_mib"), 0)).append(" MiB |\n")
-        .append("| model calls served | ").append(f.get("model_calls")).append(" |\n\n");
+        .append("| model calls served (Keel and floor, warm-up included) | ").append(f.get("model_calls")).append(" |\n\n");
+  }
+
+  /** {@code median (min–max)} of fractions, as percentages. */
+  @SuppressWarnings("unchecked")
+  private static String spreadPct(Object spread) {
+    Map<String, Object> m = (Map<String, Object>) spread;
+    return pct(m.get("median")) + " (" + pct(m.get("min")) + "–" + pct(m.get("max")) + ")";
   }
 
   @SuppressWarnings("unchecked")

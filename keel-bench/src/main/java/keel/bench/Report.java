@@ -180,6 +180,29 @@ final class Report {
       xy.addSeries("via gateway", xs, gateway);
       save(xy, dir, "mcp-gateway-throughput.png", "MCP calls per second against concurrency: direct and through the gateway", drawn);
     }
+    Map<String, Object> inFlight = (Map<String, Object>) r.get("in_flight");
+    if (inFlight != null) {
+      XYChart m = new XYChartBuilder().width(WIDTH).height(HEIGHT)
+          .title("In flight: " + inFlight.get("sessions") + " sessions waiting on a " + inFlight.get("model_latency_ms")
+              + " ms model call (last repetition)")
+          .xAxisTitle("seconds since the first start").yAxisTitle("MiB / sessions").build();
+      m.getStyler().setLegendPosition(Styler.LegendPosition.InsideNE);
+      m.getStyler().setMarkerSize(0);
+      List<Number> t = new ArrayList<>();
+      Map<String, List<Number>> ys = new LinkedHashMap<>();
+      for (String k : List.of("heap_live_mib", "heap_used_mib", "rss_mib", "waiting_sessions")) {
+        ys.put(k, new ArrayList<>());
+      }
+      for (Map<String, Object> sample : (List<Map<String, Object>>) inFlight.get("memory_samples")) {
+        t.add((Number) sample.get("t_seconds"));
+        ys.forEach((k, v) -> v.add((Number) sample.get(k)));
+      }
+      if (!t.isEmpty()) {
+        ys.forEach((k, v) -> m.addSeries(k.equals("waiting_sessions") ? "sessions waiting (count)" : k.replace("_mib", " (MiB)")
+            .replace('_', ' '), t, v));
+        save(m, dir, "in-flight-memory.png", "In flight: heap, RSS and sessions waiting over time", drawn);
+      }
+    }
     Map<String, Object> cost = (Map<String, Object>) r.get("cost");
     if (cost != null) {
       CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Model cost of " + cost.get("tasks") + " tasks")

@@ -57,4 +57,16 @@ final class Stats {
   static double mean(Collection<? extends Number> values) {
     return values.stream().mapToDouble(Number::doubleValue).average().orElse(Double.NaN);
   }
+
+  /** p50, p90, p99 and max of nanosecond samples, in milliseconds, and how many there were. */
+  static Map<String, Object> millis(Collection<Long> nanos) {
+    double[] v = nanos.stream().mapToDouble(n -> n / 1e6).sorted().toArray();
+    Map<String, Object> m = new LinkedHashMap<>();
+    m.put("p50", percentile(v, 50));
+    m.put("p90", percentile(v, 90));
+    m.put("p99", percentile(v, 99));
+    m.put("max", v.length == 0 ? Double.NaN : v[v.length - 1]);
+    m.put("n", v.length);
+    return m;
+  }
 }

@@ -145,44 +145,49 @@ public final class Identity {
    */
   public SessionToken issue(Subject subject) {
     Instant now = clock.instant();
+    SigningKeyStore.SigningKey key;
+    ECDSASigner keySigner;
+    // only the choice of key is guarded: the signature (the costly part) runs outside the lock,
+    // so that sessions starting at once on several cores sign in parallel (ECDSASigner is thread-safe)
     rotation.lock();
     try {
       ensureActiveKey(now);
-      Instant exp = now.plus(settings.tokenLifetime());
-      String jti = "t_" + randomHex(16);
-      String principal = "agent:" + subject.agent();
-      JWTClaimsSet claims =
-          new JWTClaimsSet.Builder()
-              .issuer(settings.issuer())
-              .subject(principal)
-              .issueTime(Date.from(now))
-              .expirationTime(Date.from(exp))
-              .jwtID(jti)
-              .claim("agent", subject.agent())
-              .claim("revision", subject.revision())
-              .claim("sid", subject.sessionId())
-              .claim("root_sid", subject.rootSessionId())
-              .claim("grants", subject.grants())
-              .claim("chain", subject.chain())
-              .build();
-      JWSHeader header =
-          new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(active.kid()).type(JOSEObjectType.JWT).build();
-      SignedJWT jwt = new SignedJWT(header, claims);
-      try {
-        jwt.sign(signer);
-      } catch (JOSEException e) {
-        throw new KeelException.Unavailable("cannot sign a token for session " + subject.sessionId() + ": " + e.getMessage(), e);
-      }
-      // iat and exp travel in whole seconds; the token says what it says
-      SessionToken token = new SessionToken(
-          jti, principal, subject.agent(), subject.revision(), subject.sessionId(), subject.rootSessionId(),
-          subject.grants(), subject.chain(), settings.issuer(), active.kid(), claims.getIssueTime().toInstant(),
-          claims.getExpirationTime().toInstant(), jwt.serialize());
-      remember(token);
-      return token;
+      key = active;
+      keySigner = signer;
     } finally {
       rotation.unlock();
     }
+    Instant exp = now.plus(settings.tokenLifetime());
+    String jti = "t_" + randomHex(16);
+    String principal = "agent:" + subject.agent();
+    JWTClaimsSet claims =
+        new JWTClaimsSet.Builder()
+            .issuer(settings.issuer())
+            .subject(principal)
+            .issueTime(Date.from(now))
+            .expirationTime(Date.from(exp))
+            .jwtID(jti)
+            .claim("agent", subject.agent())
+            .claim("revision", subject.revision())
+            .claim("sid", subject.sessionId())
+            .claim("root_sid", subject.rootSessionId())
+            .claim("grants", subject.grants())
+            .claim("chain", subject.chain())
+            .build();
+    JWSHeader header = new JWSHeader.Builder(JWSAlgorithm.ES256).keyID(key.kid()).type(JOSEObjectType.JWT).build();
+    SignedJWT jwt = new SignedJWT(header, claims);
+    try {
+      jwt.sign(keySigner);
+    } catch (JOSEException e) {
+      throw new KeelException.Unavailable("cannot sign a token for session " + subject.sessionId() + ": " + e.getMessage(), e);
+    }
+    // iat and exp travel in whole seconds; the token says what it says
+    SessionToken token = new SessionToken(
+        jti, principal, subject.agent(), subject.revision(), subject.sessionId(), subject.rootSessionId(),
+        subject.grants(), subject.chain(), settings.issuer(), key.kid(), claims.getIssueTime().toInstant(),
+        claims.getExpirationTime().toInstant(), jwt.serialize());
+    remember(token);
+    return token;
   }
 
   /** Whether a token should be replaced before its next use: less than a third of its life is left. */

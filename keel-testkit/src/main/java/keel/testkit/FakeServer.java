@@ -22,6 +22,8 @@ import java.util.function.Function;
 import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.ServerConnector;
 import tools.jackson.core.JacksonException;
 import tools.jackson.databind.ObjectMapper;
 import tools.jackson.databind.json.JsonMapper;
@@ -101,6 +103,9 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
     this.script = defaultScript.get();
   }
 
+  /** Connections the listening socket queues before they are accepted (capped by the kernel's somaxconn). */
+  static final int ACCEPT_QUEUE = 4096;
+
   /** Starts serving on 127.0.0.1 on {@code port} ({@code 0} for a free one). */
   final S listen(int port) {
     if (port < 0 || port > 65535) {
@@ -111,9 +116,18 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
             cfg -> {
               cfg.concurrency.useVirtualThreads = true;
               cfg.startup.showJavalinBanner = false;
+              // Jetty's default accept queue (50) resets connections when a benchmark opens
+              // thousands at once; a real provider's edge does not, so neither does the fake.
+              cfg.jetty.addConnector((jetty, http) -> {
+                ServerConnector connector = new ServerConnector(jetty, new HttpConnectionFactory(http));
+                connector.setHost("127.0.0.1");
+                connector.setPort(port);
+                connector.setAcceptQueueSize(ACCEPT_QUEUE);
+                return connector;
+              });
               routes(cfg.routes);
             });
-    server.start("127.0.0.1", port);
+    server.start();
     app = server;
     return self();
   }
