@@ -75,7 +75,7 @@ public final class Bench {
       for (int i = 0; i < args.length; i++) {
         String a = args[i];
         switch (a) {
-          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "in-flight", "burst", "all" -> {
+          case "durable-steps", "suspended", "gateway", "cost", "identity", "budget", "mcp-gateway", "approval-storm", "in-flight", "burst", "interactive", "all" -> {
             if (!scenarios.contains(a)) {
               scenarios.add(a);
             }
@@ -140,7 +140,7 @@ public final class Bench {
   }
 
   static final String USAGE =
-      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|burst|all]... [--quick]"
+      "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|burst|interactive|all]... [--quick]"
           + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
           + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--in-flight-latency-ms MS] [--out DIR] [--work-dir DIR]\n"
           + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
@@ -234,6 +234,10 @@ public final class Bench {
     }
     if (s.runs("burst")) {
       results.put("burst", new Burst(new Burst.Options(s.quick() ? 100 : 1_000, 10, java.time.Duration.ofMillis(20), s.workDir()), progress).run());
+    }
+    if (s.runs("interactive")) {
+      Interactive.Options o = new Interactive.Options(s.quick() ? 20 : 200, s.quick() ? 5 : 20, List.of(0, 50), s.workDir());
+      results.put("interactive", new Interactive(o, progress).run());
     }
     if (s.runs("durable-steps")) {
       List<Integer> ks = s.quick() ? List.of(1, 10) : List.of(1, 10, 80);
@@ -367,6 +371,10 @@ public final class Bench {
       }
       b.append("\nEvery accepted input stored once and answered; ").append(bst.get("inputs_checked_in_order"))
           .append(" hot-session inputs checked in order.\n\n");
+    }
+    Map<String, Object> ia = (Map<String, Object>) r.get("interactive");
+    if (ia != null) {
+      interactiveMarkdown(b, ia);
     }
     Map<String, Object> c = (Map<String, Object>) r.get("cost");
     if (c != null) {
@@ -582,6 +590,31 @@ public final class Bench {
   private static String spreadPct(Object spread) {
     Map<String, Object> m = (Map<String, Object>) spread;
     return pct(m.get("median")) + " (" + pct(m.get("min")) + "–" + pct(m.get("max")) + ")";
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void interactiveMarkdown(StringBuilder b, Map<String, Object> ia) {
+    b.append("### Interactive latency: ").append(ia.get("messages")).append(" messages per path after ").append(ia.get("warmups"))
+        .append(" warm-up messages, one session per path, paths taking turns (model: ").append(ia.get("model"))
+        .append("; its calls took ").append(num(ia.get("model_call_ms_p50"), 0)).append(" ms at p50 as Keel measured them)\n\n")
+        .append("| path | POST → 202 p50 / p99 (ms) | first event of the turn p50 / p99 (ms) | final answer p50 / p99 / max (ms) | HTTP requests |\n")
+        .append("| --- | --- | --- | --- | --- |\n");
+    for (Map.Entry<String, Object> e : ((Map<String, Object>) ia.get("paths")).entrySet()) {
+      Map<String, Object> p = (Map<String, Object>) e.getValue();
+      Map<String, Object> ack = (Map<String, Object>) p.get("post_202_ms");
+      Map<String, Object> first = (Map<String, Object>) p.get("first_event_ms");
+      Map<String, Object> answer = (Map<String, Object>) p.get("final_answer_ms");
+      String label = e.getKey().equals("sse") ? "SSE stream held open (push)"
+          : e.getKey().startsWith("poll_0") ? "request/response, events polled back to back"
+          : "request/response, events polled every " + e.getKey().replace("poll_", "").replace("ms", " ms");
+      b.append("| ").append(label).append(" | ").append(num(ack.get("p50"), 2)).append(" / ").append(num(ack.get("p99"), 2))
+          .append(" | ").append(num(first.get("p50"), 2)).append(" / ").append(num(first.get("p99"), 2)).append(" | **")
+          .append(num(answer.get("p50"), 2)).append("** / ").append(num(answer.get("p99"), 2)).append(" / ")
+          .append(num(answer.get("max"), 2)).append(" | ").append(p.get("requests")).append(" |\n");
+    }
+    b.append("\nTimes from just before the POST. Every turn's events arrived once, in sequence order, beginning with its input and ending")
+        .append(" with the one answer to it; every session stored each message and its answer once, in order (")
+        .append(ia.get("answers_checked")).append(" answers checked).\n\n");
   }
 
   @SuppressWarnings("unchecked")

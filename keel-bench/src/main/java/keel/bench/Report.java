@@ -213,6 +213,35 @@ final class Report {
           List.of(Double.parseDouble(a.get("cost_usd").toString()), Double.parseDouble(k.get("cost_usd").toString())));
       save(c, dir, "model-cost.png", "Model cost: raw API against Keel's defaults", drawn);
     }
+    Map<String, Object> burst = (Map<String, Object>) r.get("burst");
+    if (burst != null) {
+      CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT)
+          .title("Admission latency of " + burst.get("requests") + " concurrent requests").yAxisTitle("ms").build();
+      List<String> ps = List.of("p50", "p99", "max");
+      for (String[] series : new String[][] {{"new sessions", "new_sessions"}, {burst.get("hot_sessions") + " hot sessions", "hot"}}) {
+        Map<String, Object> m = (Map<String, Object>) burst.get(series[1]);
+        c.addSeries(series[0], ps, List.of((Number) m.get("admission_p50_ms"), (Number) m.get("admission_p99_ms"),
+            (Number) m.get("admission_max_ms")));
+      }
+      save(c, dir, "burst-admission.png", "Burst: admission latency percentiles, new sessions against hot sessions", drawn);
+    }
+    Map<String, Object> ia = (Map<String, Object>) r.get("interactive");
+    if (ia != null) {
+      CategoryChart c = new CategoryChartBuilder().width(WIDTH).height(HEIGHT)
+          .title("Interactive latency per message (" + ia.get("messages") + " messages per path)").yAxisTitle("ms").build();
+      c.getStyler().setXAxisLabelRotation(20);
+      List<String> xs = List.of("POST → 202 p50", "POST → 202 p99", "first event p50", "first event p99", "answer p50", "answer p99");
+      for (Map.Entry<String, Object> e : ((Map<String, Object>) ia.get("paths")).entrySet()) {
+        Map<String, Object> p = (Map<String, Object>) e.getValue();
+        List<Number> ys = new ArrayList<>();
+        for (String k : List.of("post_202_ms", "first_event_ms", "final_answer_ms")) {
+          ys.add((Number) ((Map<String, Object>) p.get(k)).get("p50"));
+          ys.add((Number) ((Map<String, Object>) p.get(k)).get("p99"));
+        }
+        c.addSeries(e.getKey().equals("sse") ? "SSE (push)" : e.getKey().replace("poll_", "poll every ").replace("every 0ms", "back to back"), xs, ys);
+      }
+      save(c, dir, "interactive-latency.png", "Interactive latency: SSE push against request/response polling", drawn);
+    }
   }
 
   private static void percentiles(List<String> names, List<Number> p50, List<Number> p90, List<Number> p99, String name,

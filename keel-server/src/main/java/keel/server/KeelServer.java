@@ -27,6 +27,8 @@ import keel.core.Descriptors;
 import keel.core.McpServerDescriptor;
 import keel.data.InventoryStore;
 import java.util.ArrayList;
+import org.eclipse.jetty.server.HttpConnectionFactory;
+import org.eclipse.jetty.server.ServerConnector;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -41,6 +43,16 @@ import org.slf4j.LoggerFactory;
 public final class KeelServer implements AutoCloseable {
 
   private static final Logger LOG = LoggerFactory.getLogger(KeelServer.class);
+
+  /**
+   * The listen backlog of the HTTP connector: how many connections the kernel completes and holds
+   * for the server to accept. Jetty's default (the JVM's 50) overflows when a thousand clients
+   * connect at once, and an overflowing listen queue drops handshakes and later resets
+   * connections; with room for a burst, every connection is accepted and then answered, with 429
+   * and {@code Retry-After} when the node is overloaded. The kernel caps it at {@code
+   * net.core.somaxconn} (4096 on current Linux).
+   */
+  public static final int ACCEPT_QUEUE_SIZE = 1024;
 
   private final ServerConfig config;
   private final DataDirLock lock;
@@ -158,6 +170,15 @@ public final class KeelServer implements AutoCloseable {
         cfg.http.maxRequestSize = 16L * 1024 * 1024;
         cfg.jetty.host = config.host();
         cfg.jetty.port = config.port();
+        // Javalin's own connector would take Jetty's default accept queue (the JVM's backlog of 50):
+        // a burst of new connections overflows it and the kernel resets some of them
+        cfg.jetty.addConnector((jetty, http) -> {
+          ServerConnector c = new ServerConnector(jetty, new HttpConnectionFactory(http));
+          c.setHost(config.host());
+          c.setPort(config.port());
+          c.setAcceptQueueSize(ACCEPT_QUEUE_SIZE);
+          return c;
+        });
         api.install(cfg);
         dashboard.install(cfg);
         cfg.jetty.modifyServletContextHandler(mcp::mount);
@@ -286,6 +307,11 @@ public final class KeelServer implements AutoCloseable {
 
   public int port() {
     return app.port();
+  }
+
+  /** The listen backlog the HTTP connector asked the kernel for ({@link #ACCEPT_QUEUE_SIZE}). */
+  public int acceptQueueSize() {
+    return ((ServerConnector) app.jettyServer().server().getConnectors()[0]).getAcceptQueueSize();
   }
 
   /** The base URL, e.g. {@code http://127.0.0.1:8420}. */
