@@ -640,6 +640,10 @@ public final class Bench {
       b.append("| ").append(num(rs.get("sessions_in_store"), 0)).append(" (after ").append(num(((Number) rs.get("n")).intValue() + ((Number) rs.get("warmups")).intValue(), 0))
           .append(" resumes) | | | ").append(num(m.get("heap_used_mib"), 1)).append(" | ").append(num(m.get("heap_committed_mib"), 1)).append(" | ")
           .append(num(m.get("rss_mib"), 1)).append(" |\n");
+      Map<String, Object> reaped = (Map<String, Object>) rs.get("after_streams_reaped");
+      b.append("| ").append(num(rs.get("sessions_in_store"), 0)).append(" (40 s later: the closed event streams reaped) | | | ")
+          .append(num(reaped.get("heap_used_mib"), 1)).append(" | ").append(num(reaped.get("heap_committed_mib"), 1)).append(" | ")
+          .append(num(reaped.get("rss_mib"), 1)).append(" |\n");
     }
     Map<String, Object> seeding = (Map<String, Object>) s.get("seeding");
     b.append("\nSeeding: ").append(num(seeding.get("sessions"), 0)).append(" sessions in ").append(num(seeding.get("seconds"), 1)).append(" s (")

@@ -56,6 +56,8 @@ final class Suspended {
   record Options(int sessions, int resumeSamples, String childHeap, Path workDir) {}
 
   private static final String AGENT = "resume";
+  /** Longer than two SSE heartbeats (15 s each), after which a stream whose client left is closed. */
+  private static final Duration STREAMS_REAPED = Duration.ofSeconds(40);
   private static final String REHYDRATE = "keel_session_rehydrate_seconds_bucket{agent=\"" + AGENT + "\",le=\"";
 
   private final Options options;
@@ -170,6 +172,11 @@ final class Suspended {
     out.put("first_event_ms", millis(first));
     out.put("turn_ms", millis(whole));
     out.put("after_resumes", child.memory());
+    // the event streams the driver closed stay open on the server until a heartbeat write fails
+    // (every 15 s; the first write after the client left still succeeds, the next one fails):
+    // measure again once they have all been reaped
+    Thread.sleep(STREAMS_REAPED.toMillis());
+    out.put("after_streams_reaped", child.memory());
     progress.line("suspended: rehydrate " + rehydrate + " ms; first durable event " + out.get("first_event_ms") + " ms; turn "
         + out.get("turn_ms") + " ms");
     return out;

@@ -86,10 +86,12 @@ class SuspendedTest {
     assertThat(accepted).isLessThanOrEqualTo(b);
     assertThat(b).isLessThanOrEqualTo(c);
     assertThat(((Number) rehydrate.get("p99")).doubleValue()).isLessThanOrEqualTo(((Number) rehydrate.get("p99_bucket_upper")).doubleValue());
+    Map<String, Object> reaped = (Map<String, Object>) resume.get("after_streams_reaped");
+    assertThat(((Number) reaped.get("heap_used_mib")).doubleValue()).isPositive();
 
     String md = Bench.markdown(new LinkedHashMap<>(Map.of("machine", Bench.machine(), "suspended", r)));
     assertThat(md).contains("### Suspended sessions", "| 300 (idle after start) |", "(a) rehydrate", "(b) first durable event",
-        "(c) whole turn", "Seeding: 300 sessions");
+        "(c) whole turn", "Seeding: 300 sessions", "the closed event streams reaped");
     assertThat(Report.write(new LinkedHashMap<>(Map.of("machine", Bench.machine(), "suspended", r)), work.resolve("out"), "test"))
         .containsExactly("memory-vs-sessions.png", "resume-latency.png");
   }
