@@ -105,7 +105,7 @@ public final class Bench {
           steps != null ? steps : quick ? 10 : 40,
           quick ? 1 : 3,
           reps != null ? reps : quick ? 3 : 5,
-          suspended != null ? suspended : quick ? 2_000 : 100_000,
+          suspended != null ? suspended : quick ? 2_000 : 1_000_000,
           turns != null ? turns : quick ? 100 : 1_000,
           tasks != null ? tasks : quick ? 40 : 300,
           budgetSessions != null ? budgetSessions : quick ? 50 : 500,
@@ -252,7 +252,7 @@ public final class Bench {
       results.put("durable_steps", r);
     }
     if (s.runs("suspended")) {
-      results.put("suspended", new Suspended(new Suspended.Options(s.suspended(), s.quick() ? 50 : 200, "1g", s.workDir()), progress).run());
+      results.put("suspended", new Suspended(new Suspended.Options(s.suspended(), s.quick() ? 50 : 1_000, "1g", s.workDir()), progress).run());
     }
     return results;
   }
@@ -432,19 +432,7 @@ public final class Bench {
     }
     Map<String, Object> s = (Map<String, Object>) r.get("suspended");
     if (s != null) {
-      Map<String, Object> e = (Map<String, Object>) s.get("empty");
-      Map<String, Object> f = (Map<String, Object>) s.get("suspended");
-      b.append("### Suspended sessions (server in its own JVM, ").append(s.get("child_jvm_options")).append(")\n\n");
-      b.append("| sessions in the store | server start (ms) | heap used after GC (MiB) | heap committed (MiB) | RSS (MiB) |\n| --- | --- | --- | --- | --- |\n");
-      memRow(b, e.get("sessions") + " (idle after start)", e.get("server_start_millis"), (Map<String, Object>) e.get("idle"));
-      memRow(b, f.get("sessions") + " (idle after start)", f.get("server_start_millis"), (Map<String, Object>) f.get("idle"));
-      if (f.containsKey("after_resumes")) {
-        Map<String, Object> rm = (Map<String, Object>) f.get("resume_millis");
-        memRow(b, f.get("sessions") + " (after " + rm.get("n") + " resumes)", "", (Map<String, Object>) f.get("after_resumes"));
-        b.append("\nResuming a random suspended session (message in → answer durable, one tool step): p50 ")
-            .append(num(rm.get("p50"), 2)).append(" ms, p99 ").append(num(rm.get("p99"), 2)).append(" ms, max ")
-            .append(num(rm.get("max"), 2)).append(" ms over ").append(rm.get("n")).append(" samples.\n");
-      }
+      suspendedMarkdown(b, s);
     }
     return b.toString();
   }
@@ -688,10 +676,54 @@ public final class Bench {
     return new java.math.BigDecimal(decimal.toString()).setScale(6, java.math.RoundingMode.HALF_UP).toPlainString();
   }
 
+  /** The suspended-density section: memory against sessions in the store, seeding, and the three resume figures. */
   @SuppressWarnings("unchecked")
-  private static void memRow(StringBuilder b, String label, Object start, Map<String, Object> m) {
-    b.append("| ").append(label).append(" | ").append(start).append(" | ").append(num(m.get("heap_used_mib"), 1)).append(" | ")
-        .append(num(m.get("heap_committed_mib"), 1)).append(" | ").append(num(m.get("rss_mib"), 1)).append(" |\n");
+  private static void suspendedMarkdown(StringBuilder b, Map<String, Object> s) {
+    b.append("### Suspended sessions (server in its own JVM, ").append(s.get("child_jvm_options")).append(")\n\n");
+    b.append("| sessions in the store | store on disk (MiB) | server start (ms) | heap used after GC (MiB) | heap committed (MiB) | RSS (MiB) |\n")
+        .append("| --- | --- | --- | --- | --- | --- |\n");
+    List<Map<String, Object>> points = (List<Map<String, Object>>) s.get("points");
+    for (Map<String, Object> p : points) {
+      Map<String, Object> m = (Map<String, Object>) p.get("idle");
+      b.append("| ").append(num(p.get("sessions"), 0)).append(" (idle after start) | ").append(num(((Number) p.get("db_bytes")).doubleValue() / 1048576, 1))
+          .append(" | ").append(p.get("server_start_millis")).append(" | ").append(num(m.get("heap_used_mib"), 1)).append(" | ")
+          .append(num(m.get("heap_committed_mib"), 1)).append(" | ").append(num(m.get("rss_mib"), 1)).append(" |\n");
+    }
+    Map<String, Object> rs = (Map<String, Object>) s.get("resume");
+    if (rs != null) {
+      Map<String, Object> m = (Map<String, Object>) rs.get("after_resumes");
+      b.append("| ").append(num(rs.get("sessions_in_store"), 0)).append(" (after ").append(num(((Number) rs.get("n")).intValue() + ((Number) rs.get("warmups")).intValue(), 0))
+          .append(" resumes) | | | ").append(num(m.get("heap_used_mib"), 1)).append(" | ").append(num(m.get("heap_committed_mib"), 1)).append(" | ")
+          .append(num(m.get("rss_mib"), 1)).append(" |\n");
+      Map<String, Object> reaped = (Map<String, Object>) rs.get("after_streams_reaped");
+      b.append("| ").append(num(rs.get("sessions_in_store"), 0)).append(" (40 s later: the closed event streams reaped) | | | ")
+          .append(num(reaped.get("heap_used_mib"), 1)).append(" | ").append(num(reaped.get("heap_committed_mib"), 1)).append(" | ")
+          .append(num(reaped.get("rss_mib"), 1)).append(" |\n");
+    }
+    Map<String, Object> seeding = (Map<String, Object>) s.get("seeding");
+    b.append("\nSeeding: ").append(num(seeding.get("sessions"), 0)).append(" sessions in ").append(num(seeding.get("seconds"), 1)).append(" s (")
+        .append(num(seeding.get("sessions_per_second"), 0)).append(" sessions/s, group-committed, fsync off); ")
+        .append(num(((Number) seeding.get("db_bytes")).doubleValue() / 1048576, 1)).append(" MiB on disk, ")
+        .append(num(seeding.get("db_bytes_per_session"), 0)).append(" bytes a session.\n");
+    if (rs != null) {
+      Map<String, Object> h = (Map<String, Object>) rs.get("rehydrate_ms");
+      b.append("\nResuming ").append(num(rs.get("n"), 0)).append(" distinct random sessions out of ").append(num(rs.get("sessions_in_store"), 0))
+          .append(", one after another (after ").append(rs.get("warmups")).append(" unmeasured warm-ups):\n\n");
+      b.append("| what | p50 (ms) | p99 (ms) | max (ms) |\n| --- | --- | --- | --- |\n");
+      b.append("| (a) rehydrate: a run loads the session (record, snapshot, events folded, agent, inbox); server histogram `keel_session_rehydrate_seconds`, ")
+          .append(num(h.get("runs"), 0)).append(" runs | ").append(num(h.get("p50"), 3)).append(" | ").append(num(h.get("p99"), 3))
+          .append(" (bucket ≤ ").append(num(h.get("p99_bucket_upper"), 3)).append(") | mean ").append(num(h.get("mean"), 3)).append(" |\n");
+      resumeRow(b, "message accepted (`POST …/messages` answered: the inbox row durable)", rs.get("accepted_ms"));
+      resumeRow(b, "(b) first durable event on the session's stream after the message", rs.get("first_event_ms"));
+      resumeRow(b, "(c) whole turn: message in → final answer durable (one tool step)", rs.get("turn_ms"));
+    }
+  }
+
+  @SuppressWarnings("unchecked")
+  private static void resumeRow(StringBuilder b, String what, Object o) {
+    Map<String, Object> m = (Map<String, Object>) o;
+    b.append("| ").append(what).append(" | ").append(num(m.get("p50"), 2)).append(" | ").append(num(m.get("p99"), 2)).append(" | ")
+        .append(num(m.get("max"), 2)).append(" |\n");
   }
 
   @SuppressWarnings("unchecked")

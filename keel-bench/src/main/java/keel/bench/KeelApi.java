@@ -156,6 +156,11 @@ final class KeelApi {
       }
     }
 
+    /** The next event of the stream (deltas skipped), or null when none came within {@code timeout}. */
+    Sse next(Duration timeout) throws InterruptedException {
+      return frames.poll(timeout.toNanos(), TimeUnit.NANOSECONDS);
+    }
+
     /** Waits for the next final model answer; returns false on timeout. */
     boolean awaitFinalAnswer(Duration timeout) throws InterruptedException {
       long deadline = System.nanoTime() + timeout.toNanos();

@@ -5,6 +5,10 @@ import java.io.IOException;
 import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.lang.management.ManagementFactory;
+import java.net.URI;
+import java.net.http.HttpClient;
+import java.net.http.HttpRequest;
+import java.net.http.HttpResponse;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -15,11 +19,14 @@ import java.util.HexFormat;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.NavigableMap;
 import java.util.Optional;
 import java.util.Random;
+import java.util.TreeMap;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
+import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 import keel.core.SessionEvent;
@@ -30,11 +37,16 @@ import keel.server.KeelServer;
 import keel.server.ServerConfig;
 
 /**
- * Scenario "suspended": the server's heap and RSS with 0 and with S suspended sessions in its
- * store, and the time to resume a random one. Sessions are written straight into the store (a
- * {@code SessionStarted} event, status idle, no input) by an in-process server that is then closed;
- * the measured server runs in its own JVM ({@link #serveProbe}), so its RSS is its own and not the
- * benchmark driver's.
+ * Scenario "suspended": the server's heap and RSS against the number of suspended sessions in its
+ * store (0, 10,000, 100,000, … up to S, seeded incrementally into one store), and what it costs to
+ * resume a random one of the S, split in three: (a) rehydrate — a run bringing the session back from
+ * the store, read from the server's own {@code keel_session_rehydrate_seconds} histogram on
+ * {@code /metrics}; (b) the first durable event after the message, seen on the session's event
+ * stream; (c) the whole turn (one tool step) until its final answer is durable.
+ *
+ * <p>Sessions are written straight into the store (a {@code SessionStarted} event, status idle, no
+ * input) by an in-process server that is then closed; the measured server runs in its own JVM
+ * ({@link #serveProbe}), so its RSS is its own and not the benchmark driver's.
  *
  * <p>Not thread-safe: one scenario runs at a time.
  */
@@ -44,6 +56,9 @@ final class Suspended {
   record Options(int sessions, int resumeSamples, String childHeap, Path workDir) {}
 
   private static final String AGENT = "resume";
+  /** Longer than two SSE heartbeats (15 s each), after which a stream whose client left is closed. */
+  private static final Duration STREAMS_REAPED = Duration.ofSeconds(40);
+  private static final String REHYDRATE = "keel_session_rehydrate_seconds_bucket{agent=\"" + AGENT + "\",le=\"";
 
   private final Options options;
   private final Progress progress;
@@ -53,73 +68,250 @@ final class Suspended {
     this.progress = progress;
   }
 
+  /** The store sizes measured: 0, then every power of ten from 10,000 below {@code sessions}, then {@code sessions}. */
+  static List<Integer> points(int sessions) {
+    List<Integer> out = new ArrayList<>(List.of(0));
+    for (long p = 10_000; p < sessions; p *= 10) {
+      out.add((int) p);
+    }
+    if (sessions > 0) {
+      out.add(sessions);
+    }
+    return out;
+  }
+
   Map<String, Object> run() throws Exception {
     Map<String, Object> out = new LinkedHashMap<>();
     out.put("child_jvm_options", List.of("-Xmx" + options.childHeap(), "--enable-native-access=ALL-UNNAMED"));
-    out.put("empty", measure(0));
-    out.put("suspended", measure(options.sessions()));
-    return out;
-  }
-
-  private Map<String, Object> measure(int count) throws Exception {
-    Path dir = Files.createTempDirectory(options.workDir(), "keel-suspended-" + count + "-");
-    long t = System.nanoTime();
-    List<String> ids = prepare(dir, count);
-    Map<String, Object> out = new LinkedHashMap<>();
-    out.put("sessions", count);
-    out.put("create_seconds", (System.nanoTime() - t) / 1e9);
-    out.put("db_file_bytes", Files.size(dir.resolve("keel.db")));
-    progress.line("suspended: " + count + " sessions written in " + out.get("create_seconds") + " s; starting the server JVM");
-    try (Child child = Child.start(dir, options.childHeap())) {
-      out.put("server_start_millis", child.startMillis);
-      out.put("idle", child.memory());
-      progress.line("suspended: " + count + " sessions, server idle: " + out.get("idle"));
-      if (count > 0) {
-        KeelApi api = new KeelApi(child.url, Files.readString(dir.resolve(child.tokenFile)).strip());
-        List<String> picked = new ArrayList<>(ids);
-        java.util.Collections.shuffle(picked, new Random(42));
-        List<Long> micros = new ArrayList<>();
-        int samples = Math.min(options.resumeSamples(), count);
-        for (int i = 0; i < samples; i++) {
-          String id = picked.get(i); // distinct sessions, each with only its SessionStarted (seq 1)
-          try (KeelApi.Follower f = api.follow(id, 1)) {
-            long s = System.nanoTime();
-            api.send(id, "wake up " + i);
-            DurableSteps.check(f.awaitFinalAnswer(Duration.ofSeconds(30)), "session " + id + " did not answer");
-            micros.add((System.nanoTime() - s) / 1000);
+    Path dir = Files.createTempDirectory(options.workDir(), "keel-suspended-");
+    try {
+      List<String> ids = new ArrayList<>(options.sessions());
+      List<Map<String, Object>> rows = new ArrayList<>();
+      double seedSeconds = 0;
+      List<Integer> points = points(options.sessions());
+      for (int i = 0; i < points.size(); i++) {
+        int count = points.get(i);
+        long t = System.nanoTime();
+        seed(dir, ids, count);
+        double seconds = (System.nanoTime() - t) / 1e9;
+        seedSeconds += seconds;
+        Map<String, Object> row = new LinkedHashMap<>();
+        row.put("sessions", count);
+        row.put("seed_seconds", seconds);
+        row.put("db_bytes", dbBytes(dir));
+        progress.line("suspended: " + count + " sessions in the store (" + String.format("%.1f", dbBytes(dir) / 1048576.0) + " MiB on disk); starting the server JVM");
+        try (Child child = Child.start(dir, options.childHeap())) {
+          row.put("server_start_millis", child.startMillis);
+          row.put("idle", child.memory());
+          progress.line("suspended: " + count + " sessions, server idle: " + row.get("idle"));
+          if (i == points.size() - 1 && count > 0) {
+            out.put("resume", resume(child, dir, ids));
           }
         }
-        Map<String, Object> ms = new LinkedHashMap<>();
-        ms.put("p50", Stats.percentile(micros, 50) / 1000);
-        ms.put("p99", Stats.percentile(micros, 99) / 1000);
-        ms.put("max", Stats.percentile(micros, 100) / 1000);
-        ms.put("n", micros.size());
-        out.put("resume_millis", ms);
-        out.put("after_resumes", child.memory());
-        progress.line("suspended: resume " + ms + " ms; after resumes " + out.get("after_resumes"));
+        rows.add(row);
       }
+      out.put("points", rows);
+      Map<String, Object> seeding = new LinkedHashMap<>();
+      seeding.put("sessions", options.sessions());
+      seeding.put("seconds", seedSeconds);
+      seeding.put("sessions_per_second", seedSeconds > 0 ? options.sessions() / seedSeconds : 0);
+      seeding.put("db_bytes", dbBytes(dir));
+      seeding.put("db_bytes_per_session", options.sessions() > 0 ? (double) dbBytes(dir) / options.sessions() : 0);
+      out.put("seeding", seeding);
+    } finally {
+      Bench.deleteTree(dir);
     }
-    Bench.deleteTree(dir);
     return out;
   }
 
-  /** Writes the agent and {@code count} suspended sessions into a fresh data directory. */
-  private List<String> prepare(Path dir, int count) throws Exception {
-    List<String> ids = new ArrayList<>(count);
+  /**
+   * Resumes distinct random sessions one after another (after a few unmeasured warm-ups): each
+   * gets a message with its event stream open, and the time to the message's acceptance, to the
+   * first event on the stream and to the final answer is taken; the rehydration of each run is
+   * read from the server's histogram, scraped before and after.
+   */
+  private Map<String, Object> resume(Child child, Path dir, List<String> ids) throws Exception {
+    String token = Files.readString(dir.resolve(child.tokenFile)).strip();
+    KeelApi api = new KeelApi(child.url, token);
+    int samples = Math.min(options.resumeSamples(), ids.size());
+    int warmups = Math.min(Math.max(samples / 10, 10), ids.size() - samples);
+    // distinct random sessions, each with only its SessionStarted (seq 1)
+    List<String> picked = new ArrayList<>(ids);
+    java.util.Collections.shuffle(picked, new Random(42));
+    for (int i = 0; i < warmups; i++) {
+      turn(api, picked.get(samples + i), "warm up " + i);
+    }
+    String before = scrape(child.url, token);
+    List<Long> accepted = new ArrayList<>();
+    List<Long> first = new ArrayList<>();
+    List<Long> whole = new ArrayList<>();
+    for (int i = 0; i < samples; i++) {
+      long[] t = turn(api, picked.get(i), "wake up " + i);
+      accepted.add(t[0]);
+      first.add(t[1]);
+      whole.add(t[2]);
+      if ((i + 1) % 200 == 0) {
+        progress.line("suspended: " + (i + 1) + " / " + samples + " sessions resumed");
+      }
+    }
+    String after = scrape(child.url, token);
+    Map<String, Object> out = new LinkedHashMap<>();
+    out.put("sessions_in_store", ids.size());
+    out.put("warmups", warmups);
+    out.put("n", samples);
+    NavigableMap<Double, Double> buckets = diff(histogram(after), histogram(before));
+    Map<String, Object> rehydrate = new LinkedHashMap<>();
+    rehydrate.put("p50", bucketPercentile(buckets, 50) * 1000);
+    rehydrate.put("p99", bucketPercentile(buckets, 99) * 1000);
+    rehydrate.put("p99_bucket_upper", bucketUpper(buckets, 99) * 1000);
+    double runs = buckets.isEmpty() ? 0 : buckets.lastEntry().getValue();
+    rehydrate.put("mean", runs > 0 ? (sample(after, "keel_session_rehydrate_seconds_sum") - sample(before, "keel_session_rehydrate_seconds_sum")) / runs * 1000 : Double.NaN);
+    rehydrate.put("runs", (long) runs);
+    out.put("rehydrate_ms", rehydrate);
+    out.put("accepted_ms", millis(accepted));
+    out.put("first_event_ms", millis(first));
+    out.put("turn_ms", millis(whole));
+    out.put("after_resumes", child.memory());
+    // the event streams the driver closed stay open on the server until a heartbeat write fails
+    // (every 15 s; the first write after the client left still succeeds, the next one fails):
+    // measure again once they have all been reaped
+    Thread.sleep(STREAMS_REAPED.toMillis());
+    out.put("after_streams_reaped", child.memory());
+    progress.line("suspended: rehydrate " + rehydrate + " ms; first durable event " + out.get("first_event_ms") + " ms; turn "
+        + out.get("turn_ms") + " ms");
+    return out;
+  }
+
+  /** One turn of one session: microseconds to the message accepted, to the first event, to the final answer. */
+  private static long[] turn(KeelApi api, String id, String message) throws InterruptedException {
+    try (KeelApi.Follower f = api.follow(id, 1)) {
+      long s = System.nanoTime();
+      api.send(id, message);
+      long accepted = System.nanoTime();
+      KeelApi.Sse e = f.next(Duration.ofSeconds(30));
+      DurableSteps.check(e != null, "session " + id + " showed no event within 30 s of its message");
+      long first = System.nanoTime();
+      DurableSteps.check(e.isFinalAnswer() || f.awaitFinalAnswer(Duration.ofSeconds(30)), "session " + id + " did not answer");
+      long done = System.nanoTime();
+      return new long[] {(accepted - s) / 1000, (first - s) / 1000, (done - s) / 1000};
+    }
+  }
+
+  private static Map<String, Object> millis(List<Long> micros) {
+    Map<String, Object> ms = new LinkedHashMap<>();
+    ms.put("p50", Stats.percentile(micros, 50) / 1000);
+    ms.put("p99", Stats.percentile(micros, 99) / 1000);
+    ms.put("max", Stats.percentile(micros, 100) / 1000);
+    return ms;
+  }
+
+  private static String scrape(String url, String token) throws IOException, InterruptedException {
+    try (HttpClient http = HttpClient.newHttpClient()) {
+      HttpResponse<String> r = http.send(
+          HttpRequest.newBuilder(URI.create(url + "/metrics")).header("Authorization", "Bearer " + token).build(),
+          HttpResponse.BodyHandlers.ofString());
+      DurableSteps.check(r.statusCode() == 200, "GET /metrics answered " + r.statusCode());
+      return r.body();
+    }
+  }
+
+  /** The cumulative bucket counts of the resume agent's rehydrate histogram: upper bound (s) → count. */
+  static NavigableMap<Double, Double> histogram(String scrape) {
+    NavigableMap<Double, Double> out = new TreeMap<>();
+    scrape.lines().filter(l -> l.startsWith(REHYDRATE)).forEach(l -> {
+      int q = l.indexOf('"', REHYDRATE.length());
+      String le = l.substring(REHYDRATE.length(), q);
+      out.put(le.equals("+Inf") ? Double.POSITIVE_INFINITY : Double.parseDouble(le), Double.parseDouble(l.substring(l.lastIndexOf(' ') + 1)));
+    });
+    return out;
+  }
+
+  private static NavigableMap<Double, Double> diff(NavigableMap<Double, Double> after, NavigableMap<Double, Double> before) {
+    NavigableMap<Double, Double> out = new TreeMap<>();
+    after.forEach((le, n) -> out.put(le, n - before.getOrDefault(le, 0.0)));
+    return out;
+  }
+
+  private static double sample(String scrape, String prefix) {
+    String p = prefix + "{agent=\"" + AGENT + "\"} ";
+    return scrape.lines().filter(l -> l.startsWith(p)).mapToDouble(l -> Double.parseDouble(l.substring(p.length()).strip()))
+        .findFirst().orElse(0);
+  }
+
+  /**
+   * The {@code p}-th percentile (seconds) of cumulative Prometheus buckets, interpolated linearly
+   * within the bucket it falls in (as PromQL's {@code histogram_quantile}); NaN with no samples.
+   * A rank in the +Inf bucket answers the largest finite bound.
+   */
+  static double bucketPercentile(NavigableMap<Double, Double> cumulative, double p) {
+    if (cumulative.isEmpty() || cumulative.lastEntry().getValue() <= 0) {
+      return Double.NaN;
+    }
+    double rank = p / 100 * cumulative.lastEntry().getValue();
+    double lower = 0;
+    double below = 0;
+    for (Map.Entry<Double, Double> b : cumulative.entrySet()) {
+      if (b.getValue() >= rank && b.getValue() > below) {
+        if (b.getKey().isInfinite()) {
+          return lower;
+        }
+        return lower + (b.getKey() - lower) * (rank - below) / (b.getValue() - below);
+      }
+      lower = b.getKey();
+      below = b.getValue();
+    }
+    return lower;
+  }
+
+  /** The upper bound (seconds) of the bucket the {@code p}-th percentile falls in: a bound no interpolation can undercut. */
+  static double bucketUpper(NavigableMap<Double, Double> cumulative, double p) {
+    if (cumulative.isEmpty() || cumulative.lastEntry().getValue() <= 0) {
+      return Double.NaN;
+    }
+    double rank = p / 100 * cumulative.lastEntry().getValue();
+    return cumulative.entrySet().stream().filter(b -> b.getValue() >= rank).findFirst().orElseThrow().getKey();
+  }
+
+  private static long dbBytes(Path dir) throws IOException {
+    long n = 0;
+    try (var files = Files.list(dir)) {
+      for (Path f : (Iterable<Path>) files::iterator) {
+        if (f.getFileName().toString().startsWith("keel.db")) {
+          n += Files.size(f);
+        }
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Adds suspended sessions to the store in {@code dir} until it holds {@code count} (their ids
+   * appended to {@code ids}); the first call also applies the agent. Written by many virtual
+   * threads at once so that the store's group commit batches them.
+   */
+  private void seed(Path dir, List<String> ids, int count) throws Exception {
+    int from = ids.size();
     try (KeelServer server = KeelServer.start(ServerConfig.of(0, dir).withDurable(false).withEnvironment(Map.of()))) {
-      new KeelApi(server.url(), Files.readString(server.adminTokenFile()).strip()).apply(Agents.oneStepPerTurn(AGENT));
+      if (from == 0) {
+        new KeelApi(server.url(), Files.readString(server.adminTokenFile()).strip()).apply(Agents.oneStepPerTurn(AGENT));
+      }
+      if (count <= from) {
+        return;
+      }
       int revision = server.sessions().catalog().latest(AGENT).revision();
       SecureRandom random = new SecureRandom();
-      for (int i = 0; i < count; i++) {
+      for (int i = from; i < count; i++) {
         ids.add("s_" + hex(random, 20));
       }
-      AtomicInteger next = new AtomicInteger();
+      AtomicInteger next = new AtomicInteger(from);
+      long t = System.nanoTime();
       try (ExecutorService ex = Executors.newVirtualThreadPerTaskExecutor()) {
         List<Future<?>> fs = new ArrayList<>();
         for (int w = 0; w < 256; w++) {
           fs.add(
               ex.submit(
                   () -> {
+                    Random local = ThreadLocalRandom.current();
                     for (int i = next.getAndIncrement(); i < count; i = next.getAndIncrement()) {
                       String id = ids.get(i);
                       server.store()
@@ -130,17 +322,18 @@ final class Suspended {
                                   AGENT,
                                   revision,
                                   "bench",
-                                  hex(random, 32),
+                                  hex(local, 32),
                                   Optional.empty(),
                                   id,
                                   List.of(
                                       new PendingEvent(
                                           new SessionEvent.SessionStarted(AGENT, revision, "bench", "operator:admin", false),
-                                          hex(random, 16))),
+                                          hex(local, 16))),
                                   SessionStatus.IDLE,
                                   Optional.empty()));
-                      if ((i + 1) % 20_000 == 0) {
-                        progress.line("suspended: " + (i + 1) + " sessions written");
+                      if ((i + 1) % 50_000 == 0) {
+                        double s = (System.nanoTime() - t) / 1e9;
+                        progress.line(String.format("suspended: %,d sessions written (%,.0f/s)", i + 1, (i + 1 - from) / s));
                       }
                     }
                     return null;
@@ -151,7 +344,6 @@ final class Suspended {
         }
       }
     }
-    return ids;
   }
 
   private static String hex(Random random, int chars) {

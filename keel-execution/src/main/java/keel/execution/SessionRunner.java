@@ -128,11 +128,14 @@ final class SessionRunner implements Scheduler.Runner {
   private final keel.control.Policies policies;
   /** Told of approvals this node requested ({@code requested}) or withdrew ({@code withdrawn}). */
   private final java.util.function.BiConsumer<String, keel.data.Approval> approvalChanged;
+  /** Told when a run has rehydrated its session ({@link RunListener#rehydrated}). */
+  private final RunListener listener;
 
   /**
    * @param identity issues and checks the sessions' tokens
    * @param presenter what is presented to the check before each use ({@link TokenPresenter#HELD})
    * @param wake makes another session run soon: a child just created, a parent with a result
+   * @param listener told when a run has rehydrated its session
    */
   SessionRunner(
       Store store,
@@ -147,7 +150,8 @@ final class SessionRunner implements Scheduler.Runner {
       Consumer<String> wake,
       Metering metering,
       keel.control.Policies policies,
-      java.util.function.BiConsumer<String, keel.data.Approval> approvalChanged) {
+      java.util.function.BiConsumer<String, keel.data.Approval> approvalChanged,
+      RunListener listener) {
     this.store = store;
     this.catalog = catalog;
     this.gateway = gateway;
@@ -161,10 +165,12 @@ final class SessionRunner implements Scheduler.Runner {
     this.metering = metering;
     this.policies = policies;
     this.approvalChanged = approvalChanged;
+    this.listener = listener;
   }
 
   @Override
   public Outcome run(String sessionId, Signals signals) {
+    long began = System.nanoTime();
     Optional<SessionRecord> record = store.events().session(sessionId);
     if (record.isEmpty()) {
       return new Outcome.Suspended();
@@ -172,7 +178,7 @@ final class SessionRunner implements Scheduler.Runner {
     SessionLoader.Loaded loaded = SessionLoader.loadWithSnapshot(store.events(), sessionId);
     Run run = new Run(record.get(), loaded.state(), loaded.snapshotSeq(), signals);
     try {
-      return run.loop();
+      return run.loop(began);
     } catch (KeelException.Conflict e) {
       LOG.info("session {}: another writer appended first; this run stops: {}", sessionId, e.getMessage());
       return new Outcome.Suspended();
@@ -217,9 +223,11 @@ final class SessionRunner implements Scheduler.Runner {
       this.snapshotSeq = snapshotSeq;
     }
 
-    Outcome loop() {
+    /** Runs the session until it suspends; {@code began} is when the run took its slot ({@link System#nanoTime}). */
+    Outcome loop(long began) {
       agent = catalog.revision(state.agent(), state.revision());
       readInbox();
+      rehydrated(Duration.ofNanos(System.nanoTime() - began));
       while (true) {
         if (signals.takeInboxChanged()) {
           flush();
@@ -1095,6 +1103,14 @@ final class SessionRunner implements Scheduler.Runner {
         }
       }
       return Optional.empty();
+    }
+
+    private void rehydrated(Duration took) {
+      try {
+        listener.rehydrated(record.id(), record.agent(), took);
+      } catch (RuntimeException e) {
+        LOG.warn("session {}: a run listener failed: {}", record.id(), e.toString());
+      }
     }
 
     private void readInbox() {

@@ -157,10 +157,26 @@ public final class SessionService implements AutoCloseable {
     // the runner wakes sessions through the scheduler, which is built around the runner
     java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
     ApprovalNotices approvalNotices = new ApprovalNotices();
+    List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
     SessionRunner runner = new SessionRunner(
         store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering,
-        new keel.control.Policies(), approvalNotices::here);
-    List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+        new keel.control.Policies(), approvalNotices::here, new RunListener() {
+          @Override
+          public void runEnded(String sessionId, java.time.Duration took) {
+            // told by the scheduler's task, around the whole run
+          }
+
+          @Override
+          public void rehydrated(String sessionId, String agent, java.time.Duration took) {
+            for (RunListener l : listeners) {
+              try {
+                l.rehydrated(sessionId, agent, took);
+              } catch (RuntimeException e) {
+                LOG.warn("session {}: a run listener failed: {}", sessionId, e.toString());
+              }
+            }
+          }
+        });
     Scheduler scheduler =
         new Scheduler(
             (sessionId, signals) -> {
@@ -243,9 +259,9 @@ public final class SessionService implements AutoCloseable {
   }
 
   /**
-   * Registers a listener told each time a run of a session on this node ends (the session
-   * suspended, ended or will be retried): where metrics time steps and the trace export learns that
-   * a session's spans may be final.
+   * Registers a listener told each time a run of a session on this node has rehydrated its session
+   * and each time a run ends (the session suspended, ended or will be retried): where metrics time
+   * rehydration and steps, and the trace export learns that a session's spans may be final.
    */
   public void addRunListener(RunListener listener) {
     runListeners.add(java.util.Objects.requireNonNull(listener, "listener"));

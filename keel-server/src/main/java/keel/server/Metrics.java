@@ -53,6 +53,7 @@ final class Metrics implements AutoCloseable {
         }
       };
   private final Timer appendLatency;
+  private final Map<String, Timer> rehydrate = new java.util.concurrent.ConcurrentHashMap<>();
   private final AutoCloseable subscription;
 
   Metrics(SessionService sessions, Store store) {
@@ -75,7 +76,26 @@ final class Metrics implements AutoCloseable {
             .publishPercentileHistogram()
             .register(registry);
     store.timeAppends(nanos -> appendLatency.record(nanos, TimeUnit.NANOSECONDS));
-    sessions.addRunListener(this::runEnded);
+    sessions.addRunListener(new keel.execution.RunListener() {
+      @Override
+      public void runEnded(String sessionId, Duration took) {
+        Metrics.this.runEnded(sessionId, took);
+      }
+
+      @Override
+      public void rehydrated(String sessionId, String agent, Duration took) {
+        rehydrate.computeIfAbsent(agent, a -> Timer.builder("keel.session.rehydrate")
+                .description("Time for a run to bring its session back from the store (record, snapshot, events after it"
+                    + " folded, agent revision, inbox) before its first decision, by agent")
+                .tag("agent", a)
+                .publishPercentileHistogram()
+                // rehydration takes well under a millisecond: buckets from 10 µs, not the default 1 ms
+                .minimumExpectedValue(Duration.ofNanos(10_000))
+                .maximumExpectedValue(Duration.ofSeconds(10))
+                .register(registry))
+            .record(took);
+      }
+    });
     this.subscription = sessions.subscribeAll(this::frame);
   }
 

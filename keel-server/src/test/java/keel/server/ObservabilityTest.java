@@ -221,6 +221,12 @@ class ObservabilityTest {
     assertThat(metric(text, "keel_step_duration_seconds_count{agent=\"planner\"}")).isGreaterThanOrEqualTo(1.0);
     assertThat(metric(text, "keel_model_call_duration_seconds_count{agent=\"researcher\",provider=\"scripted\"}")).isEqualTo(2.0);
     assertThat(metric(text, "keel_store_append_seconds_count")).isPositive();
+    // every run rehydrated its session first; the buckets resolve well under a millisecond
+    assertThat(metric(text, "keel_session_rehydrate_seconds_count{agent=\"planner\"}")).isGreaterThanOrEqualTo(1.0);
+    assertThat(metric(text, "keel_session_rehydrate_seconds_sum{agent=\"planner\"}")).isPositive();
+    assertThat(text.lines().filter(l -> l.startsWith("keel_session_rehydrate_seconds_bucket{agent=\"planner\",le=\"") && !l.contains("+Inf"))
+        .map(l -> Double.parseDouble(l.substring(l.indexOf("le=\"") + 4, l.indexOf('"', l.indexOf("le=\"") + 4))))
+        .filter(le -> le < 0.0001)).isNotEmpty();
     assertThat(text).contains("keel_admission_queue_depth ").contains("keel_cost_usd_total{agent=\"planner\"}")
         .contains("keel_store_append_seconds_bucket{");
     HttpResponse<String> anonymous = http.send(HttpRequest.newBuilder(URI.create(server.url() + "/metrics")).build(),
