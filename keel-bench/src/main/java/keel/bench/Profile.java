@@ -141,6 +141,7 @@ final class Profile implements AutoCloseable {
     Tally allocations = new Tally();
     Tally allocationsKeel = new Tally();
     Tally monitors = new Tally();
+    Tally lockParks = new Tally();
     Tally parks = new Tally();
     Tally threads = new Tally();
     double gcPauseMs = 0;
@@ -165,12 +166,14 @@ final class Profile implements AutoCloseable {
             allocationsKeel.add(keelFrame(e.getStackTrace()), mib);
           }
           case "jdk.JavaMonitorEnter" -> monitors.add(
-              (e.getClass("monitorClass") == null ? "?" : e.getClass("monitorClass").getName()) + "\t" + keelFrame(e.getStackTrace()),
+              (e.getClass("monitorClass") == null ? "?" : e.getClass("monitorClass").getName()) + " in " + topFrame(e.getStackTrace())
+                  + "\t" + keelFrame(e.getStackTrace()),
               e.getDuration().toNanos() / 1e6);
-          case "jdk.ThreadPark" -> parks.add(
-              (e.getClass("parkedClass") == null ? "(no blocker)" : e.getClass("parkedClass").getName()) + " in "
-                  + parkSite(e.getStackTrace()) + "\t" + keelFrame(e.getStackTrace()),
-              e.getDuration().toNanos() / 1e6);
+          case "jdk.ThreadPark" -> {
+            String blocker = e.getClass("parkedClass") == null ? "(no blocker)" : e.getClass("parkedClass").getName();
+            (isLock(blocker) ? lockParks : parks).add(
+                blocker + " in " + parkSite(e.getStackTrace()) + "\t" + keelFrame(e.getStackTrace()), e.getDuration().toNanos() / 1e6);
+          }
           case "jdk.ThreadCPULoad" -> {
             RecordedThread t = e.getThread();
             String name = t == null || t.getJavaName() == null ? "(unnamed)" : t.getJavaName();
@@ -208,9 +211,21 @@ final class Profile implements AutoCloseable {
     m.put("allocation_mib_by_site", allocations.json(TOP, "mib"));
     m.put("allocation_mib_by_keel_frame", allocationsKeel.json(TOP, "mib"));
     m.put("monitor_enter_ms", monitors.json(TOP, "ms"));
+    m.put("lock_park_ms", lockParks.json(TOP, "ms"));
     m.put("thread_park_ms", parks.json(TOP, "ms"));
     m.put("cpu_seconds_by_thread", threads.json(TOP, "cpu_seconds"));
     return m;
+  }
+
+  /**
+   * Whether a park's blocker is a lock (contention) rather than a wait for work or for a result:
+   * ReentrantLock, ReentrantReadWriteLock, StampedLock, Semaphore and other synchronizers, but not
+   * a condition (a queue's or a pool's wait for work), a future or a queue's own transfer.
+   */
+  static boolean isLock(String blocker) {
+    return !blocker.contains("ConditionObject") && !blocker.contains("Future") && !blocker.contains("Queue")
+        && !blocker.contains("ForkJoinPool") && !blocker.contains("CountDownLatch") && !blocker.equals("(no blocker)")
+        && (blocker.contains("Lock") || blocker.contains("Semaphore") || blocker.contains("Sync"));
   }
 
   private static String method(RecordedFrame f) {
@@ -272,9 +287,11 @@ final class Profile implements AutoCloseable {
         "type at top frame", false);
     table(b, "Allocation by first keel.* frame", (Map<String, Object>) p.get("allocation_mib_by_keel_frame"), "mib", "first keel.* frame", false);
     table(b, "Monitor contention (jdk.JavaMonitorEnter ≥ 1 ms, total time blocked)", (Map<String, Object>) p.get("monitor_enter_ms"), "ms",
-        "monitor class", true);
-    table(b, "Parking (jdk.ThreadPark ≥ 1 ms, total time parked: locks, queues, waits for work)", (Map<String, Object>) p.get("thread_park_ms"),
-        "ms", "blocker in method", true);
+        "monitor class in blocked method", true);
+    table(b, "Lock contention (jdk.ThreadPark ≥ 1 ms on a lock or semaphore, total time parked)", (Map<String, Object>) p.get("lock_park_ms"),
+        "ms", "lock in method", true);
+    table(b, "Other parking (jdk.ThreadPark ≥ 1 ms: waits for work, for a result, in a queue; idle threads count here)",
+        (Map<String, Object>) p.get("thread_park_ms"), "ms", "blocker in method", true);
     table(b, "CPU by thread (jdk.ThreadCPULoad each second; digits in names folded to #; platform threads, so virtual threads count on their carriers, ForkJoinPool-#-worker-#)",
         (Map<String, Object>) p.get("cpu_seconds_by_thread"), "cpu_seconds", "thread", false);
     return b.toString();

@@ -41,9 +41,21 @@ class ProfileTest {
 
     String summary = Files.readString(out.resolve("profiles").resolve("identity.md"));
     assertThat(summary).contains("# JFR profile: identity", "On CPU, by first keel.* frame", "`keel.control.Identity.",
-        "Allocation by site", "Monitor contention", "Parking", "CPU by thread");
+        "Allocation by site", "Monitor contention", "Lock contention", "Other parking", "CPU by thread");
     assertThat(Files.readString(out.resolve("report.md")))
         .contains("## Profiles (JFR)", "### identity", "`keel.control.Identity.", "Agent identity per use");
+  }
+
+  @Test
+  void parksOnLocks_areToldFromWaitsForWork() {
+    assertThat(Profile.isLock("java.util.concurrent.locks.ReentrantLock$NonfairSync")).isTrue();
+    assertThat(Profile.isLock("java.util.concurrent.Semaphore$FairSync")).isTrue();
+    assertThat(Profile.isLock("java.util.concurrent.locks.ReentrantReadWriteLock$NonfairSync")).isTrue();
+    assertThat(Profile.isLock("java.util.concurrent.locks.AbstractQueuedSynchronizer$ConditionObject")).isFalse();
+    assertThat(Profile.isLock("java.util.concurrent.SynchronousQueue$Transferer")).isFalse();
+    assertThat(Profile.isLock("java.util.concurrent.CompletableFuture$Signaller")).isFalse();
+    assertThat(Profile.isLock("java.util.concurrent.CountDownLatch$Sync")).isFalse();
+    assertThat(Profile.isLock("(no blocker)")).isFalse();
   }
 
   @Test
