@@ -15,7 +15,8 @@ import keel.core.EventCodec;
 /**
  * The benchmark driver behind {@code keel bench}: {@code [SCENARIO…] [--quick] [--sessions N] [--steps K]
  * [--reps R] [--suspended S] [--tasks T] [--budget-sessions B] [--out DIR]}, or {@code jmh [--quick]
- * [REGEX] [--out DIR]} for the JMH micro-benchmarks ({@link Micro}). It prints progress on standard
+ * [REGEX] [--out DIR]} for the JMH micro-benchmarks ({@link Micro}); {@code --jfr} records each named
+ * scenario with JDK Flight Recorder ({@link Profile}). It prints progress on standard
  * error and writes {@code results.json} (every figure, every repetition) and {@code report.md} (the
  * machine, the command, the tables and PNG charts in {@code charts/}, see {@link Report}) to the
  * output directory ({@code bench-results} by default).
@@ -48,6 +49,12 @@ public final class Bench {
 
     Settings {
       scenarios = List.copyOf(scenarios);
+    }
+
+    /** The same settings for one of the scenarios only ({@code --jfr} records each on its own). */
+    Settings only(String scenario) {
+      return new Settings(List.of(scenario), quick, sessions, steps, warmups, reps, suspended, turns, tasks, budgetSessions, mcpCalls,
+          stormSessions, traceSpans, inFlight, inFlightLatencyMs, out, workDir);
     }
 
     /** Whether the named scenario is to run. */
@@ -142,8 +149,13 @@ public final class Bench {
   static final String USAGE =
       "usage: keel bench [durable-steps|suspended|gateway|cost|identity|budget|mcp-gateway|approval-storm|in-flight|burst|interactive|all]... [--quick]"
           + " [--sessions N] [--steps K] [--reps R] [--suspended S] [--turns T] [--tasks T] [--budget-sessions B]"
-          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--in-flight-latency-ms MS] [--out DIR] [--work-dir DIR]\n"
-          + "       keel bench jmh [--quick] [REGEX] [--out DIR]";
+          + " [--mcp-calls C] [--storm-sessions S] [--trace-spans N] [--in-flight N] [--in-flight-latency-ms MS] [--out DIR] [--work-dir DIR] [--jfr]\n"
+          + "       keel bench jmh [--quick] [REGEX] [--out DIR]\n"
+          + "  --jfr  record each named scenario with JDK Flight Recorder (settings=profile) into DIR/profiles/SCENARIO.jfr,\n"
+          + "         summarised in DIR/profiles/SCENARIO.md and report.md (hot methods, allocation, lock contention, CPU by\n"
+          + "         thread). The recording covers the scenario's whole run in the bench JVM (its in-process servers, set-up and\n"
+          + "         warm-up included); child JVMs the scenario starts (suspended's server, in-flight's fake) are not recorded.\n"
+          + "         Name the scenarios (not all); not for jmh.";
 
   public static void main(String[] args) throws Exception {
     if (args.length == 2 && args[0].equals("serve-probe")) {
@@ -169,16 +181,22 @@ public final class Bench {
       }
       return;
     }
+    // --jfr: one JDK Flight Recorder recording per scenario (Profile)
+    boolean jfr = java.util.Arrays.asList(args).contains("--jfr");
+    args = java.util.Arrays.stream(args).filter(a -> !a.equals("--jfr")).toArray(String[]::new);
     Settings s;
     try {
       s = Settings.parse(args);
+      if (jfr) {
+        checkProfiled(s);
+      }
     } catch (IllegalArgumentException e) {
       System.err.println("keel bench: " + e.getMessage());
       System.exit(2);
       return;
     }
-    String command = "keel bench " + String.join(" ", args);
-    write(run(s, new Progress(false)), s.out(), command.strip());
+    String command = "keel bench " + String.join(" ", args) + (jfr ? " --jfr" : "");
+    write(jfr ? runProfiled(s, new Progress(false)) : run(s, new Progress(false)), s.out(), command.strip());
     System.exit(0); // the fake's and clients' threads are daemons or closed; exit promptly anyway
   }
 
@@ -255,6 +273,38 @@ public final class Bench {
       results.put("suspended", new Suspended(new Suspended.Options(s.suspended(), s.quick() ? 50 : 1_000, "1g", s.workDir()), progress).run());
     }
     return results;
+  }
+
+  /**
+   * Runs each chosen scenario on its own under a JFR recording ({@link Profile}) in {@code
+   * out/profiles}; the results are {@link #run}'s plus {@code profiles}, each scenario's summary.
+   */
+  static Map<String, Object> runProfiled(Settings s, Progress progress) throws Exception {
+    checkProfiled(s);
+    Map<String, Object> results = new LinkedHashMap<>();
+    Map<String, Object> profiles = new LinkedHashMap<>();
+    for (String scenario : s.scenarios()) {
+      Profile p = Profile.start(scenario, s.out().resolve("profiles"));
+      Map<String, Object> r;
+      try {
+        r = run(s.only(scenario), progress);
+      } catch (Exception | Error e) {
+        p.close();
+        throw e;
+      }
+      profiles.put(scenario, p.stop());
+      progress.line("profile of " + scenario + ": " + s.out().resolve("profiles").resolve(scenario + ".jfr"));
+      results.putAll(r);
+    }
+    results.put("settings", settingsJson(s));
+    results.put("profiles", profiles);
+    return results;
+  }
+
+  private static void checkProfiled(Settings s) {
+    if (s.scenarios().contains("all")) {
+      throw new IllegalArgumentException("--jfr records the scenarios named on the command line one by one; name them (not all)");
+    }
   }
 
   private static Map<String, Object> settingsJson(Settings s) {

@@ -11,7 +11,7 @@ import org.openjdk.jmh.runner.options.TimeValue;
 
 /**
  * {@code keel bench jmh [--quick] [REGEX] [--out DIR]}: runs the JMH micro-benchmarks ({@link
- * HotPaths}; a regular expression picks some) in a forked JVM and writes JMH's JSON to {@code
+ * HotPaths}, {@link Admission}; a regular expression picks some) in a forked JVM and writes JMH's JSON to {@code
  * DIR/jmh.json} ({@code bench-results} by default). Default: 1 fork, 3 warm-up and 5 measured
  * iterations of 1 s; {@code --quick}: 1 and 2 iterations of 200 ms.
  *
@@ -21,9 +21,12 @@ final class Micro {
 
   private Micro() {}
 
+  /** The benchmark classes, as a regular expression on JMH's benchmark names. */
+  static final String CLASSES = "keel\\.bench\\.(" + HotPaths.class.getSimpleName() + "|" + Admission.class.getSimpleName() + ")\\.";
+
   static int main(String[] args) throws RunnerException, java.io.IOException {
     boolean quick = false;
-    String include = HotPaths.class.getName();
+    String include = CLASSES;
     Path out = Path.of("bench-results");
     for (int i = 0; i < args.length; i++) {
       switch (args[i]) {
@@ -38,7 +41,7 @@ final class Micro {
           if (args[i].startsWith("-")) {
             throw new IllegalArgumentException("unknown argument \"" + args[i] + "\"; " + Bench.USAGE);
           }
-          include = HotPaths.class.getName() + ".*" + args[i];
+          include = "^(?=" + CLASSES + ").*" + args[i]; // the regex anywhere in the name, class included
         }
       }
     }

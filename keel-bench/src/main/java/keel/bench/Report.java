@@ -41,6 +41,15 @@ final class Report {
     StringBuilder b = new StringBuilder("# Keel benchmark report\n\n");
     b.append("Command: `").append(command).append("`\n\n");
     b.append(Bench.markdown(results));
+    // --jfr: the profile summaries (Profile)
+    if (results.get("profiles") instanceof Map<?, ?> profiles && !profiles.isEmpty()) {
+      b.append("\n## Profiles (JFR)\n\n");
+      for (Map.Entry<?, ?> e : profiles.entrySet()) {
+        @SuppressWarnings("unchecked")
+        Map<String, Object> p = (Map<String, Object>) e.getValue();
+        b.append("### ").append(e.getKey()).append("\n\n").append(Profile.markdown(p));
+      }
+    }
     if (!drawn.isEmpty()) {
       b.append("\n## Charts\n\n");
       drawn.forEach((file, caption) -> b.append("**").append(caption).append("**\n\n![").append(caption)

@@ -148,6 +148,33 @@ public final class Scheduler implements AutoCloseable {
   }
 
   /**
+   * A scheduler without a runtime behind it, for measuring admission and dispatch alone (the JMH
+   * benchmarks of {@code keel bench jmh}): every session belongs to one agent, and a run of a
+   * session calls {@code run} with its id on the session's virtual thread and then suspends. The
+   * queueing, permits and wake coalescing are the production ones; no store, lease or step is
+   * involved.
+   *
+   * @param run called once per run, on the run's thread; must not throw
+   * @param maxConcurrentSteps the most sessions running at once
+   * @param admissionCapacity the most sessions waiting for a slot before {@link #admit} refuses
+   * @param maxActivePerAgent the most sessions of the one agent running at once (below 1: no limit)
+   * @return a scheduler to {@link #close} after use; thread-safe
+   */
+  public static Scheduler standalone(
+      java.util.function.Consumer<String> run, int maxConcurrentSteps, int admissionCapacity, int maxActivePerAgent) {
+    if (maxConcurrentSteps < 1 || admissionCapacity < 1) {
+      throw new IllegalArgumentException("maxConcurrentSteps and admissionCapacity must be positive, got "
+          + maxConcurrentSteps + " and " + admissionCapacity);
+    }
+    SessionRunner.Outcome suspended = new SessionRunner.Outcome.Suspended();
+    AgentLimit limit = new AgentLimit("standalone", maxActivePerAgent);
+    return new Scheduler((id, signals) -> {
+      run.accept(id);
+      return suspended;
+    }, maxConcurrentSteps, admissionCapacity, id -> limit);
+  }
+
+  /**
    * A session's agent, how many of the agent's sessions may run at once (below 1: no limit), and
    * the session's partition within the agent ({@code spec.concurrency: per-partition}; empty for
    * none): sessions of one partition run one at a time. On one node these hold here; with leases

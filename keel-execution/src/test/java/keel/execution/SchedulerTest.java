@@ -198,6 +198,38 @@ class SchedulerTest {
     }
   }
 
+  @Test
+  void standalone_runsEveryWokenSessionOnce_withinTheAgentLimit_andAdmitRefusesAQueueBeyondCapacity() throws Exception {
+    Map<String, AtomicInteger> runs = new ConcurrentHashMap<>();
+    AtomicInteger inRun = new AtomicInteger();
+    AtomicInteger mostAtOnce = new AtomicInteger();
+    CountDownLatch release = new CountDownLatch(1);
+    try (Scheduler s = Scheduler.standalone(id -> {
+      mostAtOnce.accumulateAndGet(inRun.incrementAndGet(), Math::max);
+      try {
+        release.await(20, TimeUnit.SECONDS);
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+      }
+      runs.computeIfAbsent(id, k -> new AtomicInteger()).incrementAndGet();
+      inRun.decrementAndGet();
+    }, 8, 5, 2)) {
+      for (int i = 0; i < 7; i++) {
+        s.admit();
+        s.wake("s" + i);
+      }
+      await().atMost(Duration.ofSeconds(10)).until(() -> s.runningSessions() == 2 && s.waitingSessions() == 5);
+      assertThatThrownBy(s::admit).isInstanceOf(KeelException.Overloaded.class).hasMessageContaining("capacity 5");
+      release.countDown();
+      await().atMost(Duration.ofSeconds(10)).until(() -> runs.size() == 7 && s.runningSessions() == 0 && s.waitingSessions() == 0);
+      assertThat(runs.values()).allMatch(n -> n.get() == 1);
+      assertThat(mostAtOnce.get()).isEqualTo(2);
+      s.admit();
+    }
+    assertThatThrownBy(() -> Scheduler.standalone(id -> {}, 0, 5, 0))
+        .isInstanceOf(IllegalArgumentException.class).hasMessageContaining("maxConcurrentSteps");
+  }
+
   private static void sleep(long ms) {
     try {
       Thread.sleep(ms);
