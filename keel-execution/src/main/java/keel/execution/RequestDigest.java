@@ -1,16 +1,17 @@
 package keel.execution;
 
+import java.io.ByteArrayOutputStream;
+import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
+import java.security.DigestOutputStream;
 import java.security.MessageDigest;
 import java.security.NoSuchAlgorithmException;
 import java.util.HexFormat;
 import keel.core.Content;
 import keel.core.Message;
 import keel.core.ToolCall;
+import tools.jackson.core.JsonGenerator;
 import tools.jackson.databind.json.JsonMapper;
-import tools.jackson.databind.node.ArrayNode;
-import tools.jackson.databind.node.JsonNodeFactory;
-import tools.jackson.databind.node.ObjectNode;
 
 /**
  * The identity of a model request's body: a canonical JSON form (fixed field order, every message
@@ -22,83 +23,101 @@ import tools.jackson.databind.node.ObjectNode;
  * optionally the agent. The session id and the step number are not: two sessions asking the same
  * thing make the same request.
  *
+ * <p>The digest is computed on every model call (coalescing, the response cache), over a
+ * conversation that grows with the session: the JSON is streamed straight into the hash, with no
+ * tree, string or byte copy of the conversation in between.
+ *
  * <p>Stateless and thread-safe.
  */
 final class RequestDigest {
 
   private static final JsonMapper JSON = JsonMapper.builder().build();
-  private static final JsonNodeFactory NODES = JsonNodeFactory.instance;
 
   private RequestDigest() {}
 
   /** The lowercase hex SHA-256 of {@link #canonicalJson}. */
   static String sha256(String agentOrNull, ModelRequest request, String provider, String model) {
-    byte[] bytes = canonicalJson(agentOrNull, request, provider, model).getBytes(StandardCharsets.UTF_8);
+    MessageDigest sha;
     try {
-      return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(bytes));
+      sha = MessageDigest.getInstance("SHA-256");
     } catch (NoSuchAlgorithmException e) {
       throw new IllegalStateException("every Java platform has SHA-256", e);
     }
+    write(new DigestOutputStream(OutputStream.nullOutputStream(), sha), agentOrNull, request, provider, model);
+    return HexFormat.of().formatHex(sha.digest());
   }
 
   /** The request's canonical JSON; {@code agentOrNull} is left out when null. */
   static String canonicalJson(String agentOrNull, ModelRequest request, String provider, String model) {
-    ObjectNode root = NODES.objectNode();
-    if (agentOrNull != null) {
-      root.put("agent", agentOrNull);
-    }
-    root.put("provider", provider);
-    root.put("model", model);
-    root.put("base_url", request.model().baseUrl().orElse(null));
-    if (request.model().temperature().isPresent()) {
-      root.put("temperature", request.model().temperature().get().doubleValue());
-    } else {
-      root.putNull("temperature");
-    }
-    root.put("instructions", request.instructions());
-    ArrayNode conversation = root.putArray("conversation");
-    for (Message m : request.conversation()) {
-      conversation.add(message(m));
-    }
-    ArrayNode tools = root.putArray("tools");
-    for (ToolSpec t : request.tools()) {
-      ObjectNode tool = tools.addObject();
-      tool.put("name", t.name());
-      tool.put("description", t.description());
-      tool.put("parameters_schema", t.parametersSchema());
-    }
-    return JSON.writeValueAsString(root);
+    ByteArrayOutputStream out = new ByteArrayOutputStream();
+    write(out, agentOrNull, request, provider, model);
+    return out.toString(StandardCharsets.UTF_8);
   }
 
-  private static ObjectNode message(Message m) {
-    ObjectNode node = NODES.objectNode();
+  private static void write(OutputStream out, String agentOrNull, ModelRequest request, String provider, String model) {
+    try (JsonGenerator g = JSON.createGenerator(out)) {
+      g.writeStartObject();
+      if (agentOrNull != null) {
+        g.writeStringProperty("agent", agentOrNull);
+      }
+      g.writeStringProperty("provider", provider);
+      g.writeStringProperty("model", model);
+      g.writeStringProperty("base_url", request.model().baseUrl().orElse(null));
+      if (request.model().temperature().isPresent()) {
+        g.writeNumberProperty("temperature", request.model().temperature().get().doubleValue());
+      } else {
+        g.writeNullProperty("temperature");
+      }
+      g.writeStringProperty("instructions", request.instructions());
+      g.writeArrayPropertyStart("conversation");
+      for (Message m : request.conversation()) {
+        message(g, m);
+      }
+      g.writeEndArray();
+      g.writeArrayPropertyStart("tools");
+      for (ToolSpec t : request.tools()) {
+        g.writeStartObject();
+        g.writeStringProperty("name", t.name());
+        g.writeStringProperty("description", t.description());
+        g.writeStringProperty("parameters_schema", t.parametersSchema());
+        g.writeEndObject();
+      }
+      g.writeEndArray();
+      g.writeEndObject();
+    }
+  }
+
+  private static void message(JsonGenerator g, Message m) {
+    g.writeStartObject();
     switch (m) {
       case Message.User u -> {
-        node.put("role", "user");
-        node.put("text", u.text());
+        g.writeStringProperty("role", "user");
+        g.writeStringProperty("text", u.text());
       }
       case Message.Assistant a -> {
-        node.put("role", "assistant");
-        node.put("text", a.text());
-        ArrayNode calls = node.putArray("tool_calls");
+        g.writeStringProperty("role", "assistant");
+        g.writeStringProperty("text", a.text());
+        g.writeArrayPropertyStart("tool_calls");
         for (ToolCall c : a.toolCalls()) {
-          ObjectNode call = calls.addObject();
-          call.put("id", c.id());
-          call.put("name", c.name());
-          call.put("arguments", c.arguments());
+          g.writeStartObject();
+          g.writeStringProperty("id", c.id());
+          g.writeStringProperty("name", c.name());
+          g.writeStringProperty("arguments", c.arguments());
+          g.writeEndObject();
         }
+        g.writeEndArray();
       }
       case Message.ToolResult r -> {
-        node.put("role", "tool");
-        node.put("call_id", r.callId());
-        node.put("tool", r.toolName());
-        node.put("error", r.error());
+        g.writeStringProperty("role", "tool");
+        g.writeStringProperty("call_id", r.callId());
+        g.writeStringProperty("tool", r.toolName());
+        g.writeBooleanProperty("error", r.error());
         switch (r.content()) {
-          case Content.Inline i -> node.put("text", i.text());
-          case Content.Blob b -> node.put("blob_sha256", b.sha256());
+          case Content.Inline i -> g.writeStringProperty("text", i.text());
+          case Content.Blob b -> g.writeStringProperty("blob_sha256", b.sha256());
         }
       }
     }
-    return node;
+    g.writeEndObject();
   }
 }
