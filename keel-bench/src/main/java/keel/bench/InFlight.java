@@ -246,16 +246,24 @@ final class InFlight {
    * plain {@link HttpClient} (the request Keel's OpenAI provider sends, streamed), no persistence.
    */
   static final class HttpFloor {
-    private final HttpClient http =
-        HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(30)).build();
     private final URI endpoint;
 
     HttpFloor(String baseUrl) {
       this.endpoint = URI.create(baseUrl + "/chat/completions");
     }
 
-    /** Makes {@code n} calls at once; returns the seconds until the last answer was read. */
+    /**
+     * Makes {@code n} calls at once with a new client (closed after, so that the round leaves no
+     * connection open); returns the seconds until the last answer was read.
+     */
     double round(int n) throws Exception {
+      try (HttpClient http =
+          HttpClient.newBuilder().version(HttpClient.Version.HTTP_1_1).connectTimeout(Duration.ofSeconds(30)).build()) {
+        return round(http, n);
+      }
+    }
+
+    private double round(HttpClient http, int n) throws Exception {
       String body = "{\"model\":\"gpt-4o-mini\",\"messages\":[{\"role\":\"system\",\"content\":"
           + Floor.quote(Floor.INSTRUCTIONS) + "},{\"role\":\"user\",\"content\":\"wait\"}],\"stream\":true,"
           + "\"stream_options\":{\"include_usage\":true}}";
@@ -394,9 +402,12 @@ final class InFlight {
       try {
         if (!process.waitFor(10, TimeUnit.SECONDS)) {
           process.destroy();
+          if (!process.waitFor(5, TimeUnit.SECONDS)) {
+            process.destroyForcibly();
+          }
         }
       } catch (InterruptedException e) {
-        process.destroy();
+        process.destroyForcibly();
         Thread.currentThread().interrupt();
       }
     }
@@ -405,7 +416,9 @@ final class InFlight {
   /** The fake's JVM: answer every chat with text after {@code latencyMs}; "count" and "quit" on stdin. */
   static void serveFake(long latencyMs) throws IOException {
     try (FakeOpenAi fake = FakeOpenAi.start().answerText("done waiting")) {
-      fake.latency(Duration.ofMillis(latencyMs));
+      // thousands of calls at once from one client JVM: no idle pooled connection may hold a file
+      // descriptor after its call (the floor's and Keel's would not fit in one process's limit)
+      fake.latency(Duration.ofMillis(latencyMs)).closeConnections(true);
       System.out.println("URL " + fake.baseUrl());
       System.out.flush();
       BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));

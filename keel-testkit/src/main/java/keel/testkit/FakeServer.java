@@ -86,6 +86,7 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
   // Guarded by lock: the script, the settings and faults below, and the recorded requests.
   private C script;
   private Duration latency = Duration.ZERO;
+  private volatile boolean closeConnections;
   private String reportedModel; // null: report the requested model
   private String expectedApiKey; // null: accept any key, or none
   private final Deque<Fault> faults = new ArrayDeque<>();
@@ -148,6 +149,16 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
   public S script(C script) {
     Objects.requireNonNull(script, "script");
     return locked(() -> this.script = script);
+  }
+
+  /**
+   * Answers every request with {@code Connection: close} when set, so that clients open a new
+   * connection for each call and keep no idle ones: for benchmarks that make thousands of calls at
+   * once from one process, where pooled idle connections would hold that many file descriptors.
+   */
+  public S closeConnections(boolean close) {
+    this.closeConnections = close;
+    return self();
   }
 
   /** Delays every response by {@code latency} before it is written. */
@@ -369,6 +380,9 @@ abstract class FakeServer<S extends FakeServer<S, Q, C, R>, Q extends FakeModelS
         });
 
     pause(now.latency());
+    if (closeConnections) {
+      ctx.header("Connection", "close");
+    }
     if (!admit(ctx, request, now.apiKey())) {
       return;
     }
