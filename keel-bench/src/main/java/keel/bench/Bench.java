@@ -263,7 +263,7 @@ public final class Bench {
           new DurableSteps.Options(
               s.sessions(), s.steps(), s.warmups(), s.reps(), s.quick() ? 5 : 20, ks, s.turns(), s.quick() ? 10 : 80,
               s.quick() ? List.of(1, 5, s.sessions()) : List.of(1, 10, 50, s.sessions()), s.quick() ? 1 : 3, true,
-              s.traceSpans(), s.workDir());
+              s.traceSpans(), true, s.workDir());
       Map<String, Object> r = new DurableSteps(o, progress).run();
       Object dir = r.remove("data_dir");
       deleteTree(Path.of(dir.toString()));
@@ -450,11 +450,24 @@ public final class Bench {
       b.append("| Keel, `openai` provider → FakeOpenAi | ").append(spread(sps.get("keel-openai"), 0)).append(" | ")
           .append(spread(cpu.get("keel-openai"), 0)).append(" | ").append(pp(t.get("overhead_ms_openai"))).append(" |\n");
       b.append("| Keel, `scripted` model | ").append(spread(sps.get("keel-scripted"), 0)).append(" | ")
-          .append(spread(cpu.get("keel-scripted"), 0)).append(" | ").append(pp(t.get("overhead_ms_scripted"))).append(" |\n\n");
+          .append(spread(cpu.get("keel-scripted"), 0)).append(" | ").append(pp(t.get("overhead_ms_scripted"))).append(" |\n");
+      if (sps.containsKey("keel-openai-pg")) {
+        b.append("| Keel on PostgreSQL, `openai` provider → FakeOpenAi | ").append(spread(sps.get("keel-openai-pg"), 0)).append(" | ")
+            .append(spread(cpu.get("keel-openai-pg"), 0)).append(" | — |\n");
+        b.append("| Keel on PostgreSQL, `scripted` model | ").append(spread(sps.get("keel-scripted-pg"), 0)).append(" | ")
+            .append(spread(cpu.get("keel-scripted-pg"), 0)).append(" | — |\n");
+      }
+      b.append("\n");
       b.append("Keel (openai) / floor: **").append(spread(t.get("keel_openai_over_floor"), 2)).append("**; ")
           .append("Keel (scripted) / floor: ").append(spread(t.get("keel_scripted_over_floor"), 2)).append("; ")
           .append("Keel (openai) / provider library loop: **").append(spread(t.get("keel_openai_over_library"), 2)).append("**; ")
-          .append("provider library loop / floor: ").append(spread(t.get("library_over_floor"), 2)).append(".\n\n");
+          .append("provider library loop / floor: ").append(spread(t.get("library_over_floor"), 2)).append(".");
+      if (t.containsKey("keel_openai_pg_over_floor")) {
+        b.append(" On PostgreSQL (embedded server, `fsync` and `synchronous_commit` on, same JVM and run): Keel (openai) / floor: **")
+            .append(spread(t.get("keel_openai_pg_over_floor"), 2)).append("**; Keel (scripted) / floor: ")
+            .append(spread(t.get("keel_scripted_pg_over_floor"), 2)).append(".");
+      }
+      b.append("\n\n");
       Map<String, Object> u = (Map<String, Object>) d.get("uncontended");
       b.append("One session alone (N = 1, K = ").append(u.get("steps")).append("): per-step overhead p50 / p99 ")
           .append(pp(u.get("overhead_ms_openai"))).append(" ms (openai), ").append(pp(u.get("overhead_ms_scripted")))

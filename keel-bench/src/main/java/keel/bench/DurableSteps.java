@@ -49,6 +49,7 @@ final class DurableSteps {
       int concurrencyReps,
       boolean tracing,
       int traceSpans,
+      boolean postgres,
       Path workDir) {
     Options {
       bytesSteps = List.copyOf(bytesSteps);
@@ -69,6 +70,8 @@ final class DurableSteps {
   private Target main;
   private Target traced;
   private FakeOtlpCollector collector;
+  private BenchPostgres postgres;
+  private Target onPostgres;
   private FakeOpenAi fake;
   private Floor floor;
   private LibraryLoop library;
@@ -118,6 +121,15 @@ final class DurableSteps {
         traced.api().apply(Agents.scripted("scripted", options.steps()));
         traced.api().apply(Agents.openai("openai", fake.baseUrl()));
       }
+      if (options.postgres()) {
+        // the same server on a real PostgreSQL (fsync and synchronous_commit on), same JVM and run
+        postgres = BenchPostgres.start(options.workDir());
+        KeelServer p = KeelServer.start(ServerConfig.of(0, Files.createTempDirectory(dataDir, "postgres-"))
+            .withEnvironment(Map.of()).withPostgres(postgres.config()));
+        onPostgres = new Target(p, new KeelApi(p.url(), Files.readString(p.adminTokenFile()).strip()), new HashMap<>());
+        onPostgres.api().apply(Agents.scripted("scripted", options.steps()));
+        onPostgres.api().apply(Agents.openai("openai", fake.baseUrl()));
+      }
       Map<String, Object> out = new LinkedHashMap<>();
       out.put("throughput", throughput());
       if (!options.concurrency().isEmpty()) {
@@ -132,6 +144,12 @@ final class DurableSteps {
       out.put("data_dir", dataDir.toString());
       return out;
     } finally {
+      if (onPostgres != null) {
+        onPostgres.server().close();
+      }
+      if (postgres != null) {
+        postgres.close();
+      }
       if (traced != null) {
         traced.server().close();
       }
@@ -152,6 +170,11 @@ final class DurableSteps {
     if (options.tracing()) {
       variants.addAll(List.of("keel-scripted-otlp", "keel-openai-otlp"));
     }
+    if (options.postgres()) {
+      variants.addAll(List.of("keel-scripted-pg", "keel-openai-pg"));
+    }
+    List<Double> ratioOpenaiPg = new ArrayList<>();
+    List<Double> ratioScriptedPg = new ArrayList<>();
     Map<String, List<Double>> otlpRatio = new LinkedHashMap<>();
     otlpRatio.put("scripted", new ArrayList<>());
     otlpRatio.put("openai", new ArrayList<>());
@@ -189,6 +212,8 @@ final class DurableSteps {
           }
           case "keel-scripted-otlp" -> sps = keel(traced, "scripted", "scripted", n, k).stepsPerSecond();
           case "keel-openai-otlp" -> sps = keel(traced, "openai", "openai", n, k).stepsPerSecond();
+          case "keel-scripted-pg" -> sps = keel(onPostgres, "scripted", "scripted", n, k).stepsPerSecond();
+          case "keel-openai-pg" -> sps = keel(onPostgres, "openai", "openai", n, k).stepsPerSecond();
           case "keel-scripted" -> {
             KeelRun r = keel("scripted", "scripted", n, k);
             sps = r.stepsPerSecond();
@@ -218,6 +243,10 @@ final class DurableSteps {
         ratioScripted.add(thisRep.get("keel-scripted") / thisRep.get("floor"));
         ratioOverLibrary.add(thisRep.get("keel-openai") / thisRep.get("library"));
         ratioLibrary.add(thisRep.get("library") / thisRep.get("floor"));
+        if (options.postgres()) {
+          ratioOpenaiPg.add(thisRep.get("keel-openai-pg") / thisRep.get("floor"));
+          ratioScriptedPg.add(thisRep.get("keel-scripted-pg") / thisRep.get("floor"));
+        }
         if (options.tracing()) {
           otlpRatio.get("scripted").add(thisRep.get("keel-scripted-otlp") / thisRep.get("keel-scripted"));
           otlpRatio.get("openai").add(thisRep.get("keel-openai-otlp") / thisRep.get("keel-openai"));
@@ -242,6 +271,10 @@ final class DurableSteps {
     out.put("keel_scripted_over_floor", Stats.Spread.of(ratioScripted).json());
     out.put("keel_openai_over_library", Stats.Spread.of(ratioOverLibrary).json());
     out.put("library_over_floor", Stats.Spread.of(ratioLibrary).json());
+    if (options.postgres()) {
+      out.put("keel_openai_pg_over_floor", Stats.Spread.of(ratioOpenaiPg).json());
+      out.put("keel_scripted_pg_over_floor", Stats.Spread.of(ratioScriptedPg).json());
+    }
     out.put("overhead_ms_openai", percentiles(overheadOpenai));
     out.put("overhead_ms_scripted", percentiles(overheadScripted));
     out.put("step_ms_openai", percentiles(stepOpenai));

@@ -17,14 +17,14 @@ class BenchSmokeTest {
   @Test
   @SuppressWarnings("unchecked")
   void durableSteps_withTinyNumbers_countsEveryStepAndMeasuresTheFloor() throws Exception {
-    DurableSteps.Options options = new DurableSteps.Options(4, 2, 1, 1, 2, List.of(1, 2), 5, 2, List.of(1, 4), 1, true, 21, work);
+    DurableSteps.Options options = new DurableSteps.Options(4, 2, 1, 1, 2, List.of(1, 2), 5, 2, List.of(1, 4), 1, true, 21, true, work);
 
     Map<String, Object> r = new DurableSteps(options, new Progress(true)).run();
 
     // DurableSteps checks every session went idle with N×K tool steps recorded, or throws
     Map<String, Object> t = (Map<String, Object>) r.get("throughput");
     Map<String, Object> sps = (Map<String, Object>) t.get("steps_per_second");
-    for (String v : List.of("floor", "keel-scripted", "keel-openai")) {
+    for (String v : List.of("floor", "keel-scripted", "keel-openai", "keel-scripted-pg", "keel-openai-pg")) {
       assertThat(((Number) ((Map<String, Object>) sps.get(v)).get("median")).doubleValue()).as(v).isPositive();
     }
     assertThat(((Number) ((Map<String, Object>) t.get("overhead_ms_openai")).get("n")).intValue()).isEqualTo(4 * 2);
@@ -41,7 +41,7 @@ class BenchSmokeTest {
     Path out = work.resolve("out");
     Bench.write(results, out, "keel bench durable-steps");
     assertThat(Files.readString(out.resolve("report.md")))
-        .contains("Keel (openai) / floor", "Throughput against concurrency", "Tracing overhead", "Command: `keel bench durable-steps`",
+        .contains("Keel (openai) / floor", "Keel on PostgreSQL, `openai` provider", "On PostgreSQL (embedded server", "Throughput against concurrency", "Tracing overhead", "Command: `keel bench durable-steps`",
             "](charts/durable-throughput.png)", "](charts/throughput-vs-concurrency.png)");
     assertThat(out.resolve("results.json")).isNotEmptyFile();
     for (String chart : List.of("durable-throughput.png", "throughput-vs-concurrency.png", "step-overhead.png", "bytes-per-step.png")) {
