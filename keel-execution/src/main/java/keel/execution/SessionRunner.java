@@ -128,14 +128,14 @@ final class SessionRunner implements Scheduler.Runner {
   private final keel.control.Policies policies;
   /** Told of approvals this node requested ({@code requested}) or withdrew ({@code withdrawn}). */
   private final java.util.function.BiConsumer<String, keel.data.Approval> approvalChanged;
-  /** Told when a run has rehydrated its session ({@link RunListener#rehydrated}). */
+  /** Told when a run has rehydrated its session ({@link RunListener#rehydrated}); must not throw. */
   private final RunListener listener;
 
   /**
    * @param identity issues and checks the sessions' tokens
    * @param presenter what is presented to the check before each use ({@link TokenPresenter#HELD})
    * @param wake makes another session run soon: a child just created, a parent with a result
-   * @param listener told when a run has rehydrated its session
+   * @param listener told when a run has rehydrated its session; must not throw ({@link RunListeners} does not)
    */
   SessionRunner(
       Store store,
@@ -227,7 +227,7 @@ final class SessionRunner implements Scheduler.Runner {
     Outcome loop(long began) {
       agent = catalog.revision(state.agent(), state.revision());
       readInbox();
-      rehydrated(Duration.ofNanos(System.nanoTime() - began));
+      listener.rehydrated(record.id(), record.agent(), Duration.ofNanos(System.nanoTime() - began));
       while (true) {
         if (signals.takeInboxChanged()) {
           flush();
@@ -1103,14 +1103,6 @@ final class SessionRunner implements Scheduler.Runner {
         }
       }
       return Optional.empty();
-    }
-
-    private void rehydrated(Duration took) {
-      try {
-        listener.rehydrated(record.id(), record.agent(), took);
-      } catch (RuntimeException e) {
-        LOG.warn("session {}: a run listener failed: {}", record.id(), e.toString());
-      }
     }
 
     private void readInbox() {

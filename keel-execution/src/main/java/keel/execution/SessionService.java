@@ -51,7 +51,7 @@ public final class SessionService implements AutoCloseable {
   private final SecureRandom random = new SecureRandom();
   /** When the sweep last purged old budget windows, in epoch milliseconds of the clock. */
   private final java.util.concurrent.atomic.AtomicLong lastBudgetPurge = new java.util.concurrent.atomic.AtomicLong();
-  private final List<RunListener> runListeners;
+  private final RunListeners runListeners;
   private final ApprovalNotices approvalNotices;
   /** Wakes sessions for inputs other nodes wrote (PostgreSQL {@code LISTEN}); set once by create. */
   private volatile AutoCloseable inputListener = () -> {};
@@ -68,7 +68,7 @@ public final class SessionService implements AutoCloseable {
       Identity identity,
       Budgets budgets,
       BudgetWaits budgetWaits,
-      List<RunListener> runListeners,
+      RunListeners runListeners,
       ApprovalNotices approvalNotices) {
     this.runListeners = runListeners;
     this.approvalNotices = approvalNotices;
@@ -157,32 +157,16 @@ public final class SessionService implements AutoCloseable {
     // the runner wakes sessions through the scheduler, which is built around the runner
     java.util.concurrent.atomic.AtomicReference<Scheduler> wakes = new java.util.concurrent.atomic.AtomicReference<>();
     ApprovalNotices approvalNotices = new ApprovalNotices();
-    List<RunListener> listeners = new java.util.concurrent.CopyOnWriteArrayList<>();
+    RunListeners listeners = new RunListeners();
     SessionRunner runner = new SessionRunner(
         store, catalog, gateway, tools, bus, clock, settings.node(), identity, presenter, id -> wakes.get().wake(id), metering,
-        new keel.control.Policies(), approvalNotices::here, new RunListener() {
-          @Override
-          public void runEnded(String sessionId, java.time.Duration took) {
-            // told by the scheduler's task, around the whole run
-          }
-
-          @Override
-          public void rehydrated(String sessionId, String agent, java.time.Duration took) {
-            for (RunListener l : listeners) {
-              try {
-                l.rehydrated(sessionId, agent, took);
-              } catch (RuntimeException e) {
-                LOG.warn("session {}: a run listener failed: {}", sessionId, e.toString());
-              }
-            }
-          }
-        });
+        new keel.control.Policies(), approvalNotices::here, listeners);
     Scheduler scheduler =
         new Scheduler(
             (sessionId, signals) -> {
               long began = System.nanoTime();
               SessionRunner.Outcome outcome = runner.run(sessionId, signals);
-              notifyRunEnded(listeners, sessionId, java.time.Duration.ofNanos(System.nanoTime() - began));
+              listeners.runEnded(sessionId, java.time.Duration.ofNanos(System.nanoTime() - began));
               return outcome;
             },
             settings.maxConcurrentSteps(),
@@ -248,15 +232,6 @@ public final class SessionService implements AutoCloseable {
     }
   }
 
-  private static void notifyRunEnded(List<RunListener> listeners, String sessionId, java.time.Duration took) {
-    for (RunListener l : listeners) {
-      try {
-        l.runEnded(sessionId, took);
-      } catch (RuntimeException e) {
-        LOG.warn("session {}: a run listener failed: {}", sessionId, e.toString());
-      }
-    }
-  }
 
   /**
    * Registers a listener told each time a run of a session on this node has rehydrated its session
@@ -264,7 +239,7 @@ public final class SessionService implements AutoCloseable {
    * rehydration and steps, and the trace export learns that a session's spans may be final.
    */
   public void addRunListener(RunListener listener) {
-    runListeners.add(java.util.Objects.requireNonNull(listener, "listener"));
+    runListeners.add(listener);
   }
 
   /**
