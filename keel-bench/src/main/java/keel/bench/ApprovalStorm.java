@@ -177,7 +177,7 @@ final class ApprovalStorm {
       out.put("all_completed_seconds", doneSeconds);
       out.put("sessions_completed_per_second", n / doneSeconds);
       out.put("calls_executed_per_second", expected / doneSeconds);
-      out.put("approve_latency_ms", millis(latencies));
+      out.put("approve_latency_ms", Stats.millis(latencies));
       out.put("approve_retries_after_429", retried.get());
       out.put("executed_calls", posted.size());
       out.put("distinct_idempotency_keys", keys.size());
@@ -187,16 +187,6 @@ final class ApprovalStorm {
     } finally {
       Bench.deleteTree(data);
     }
-  }
-
-  private static Map<String, Object> millis(List<Long> nanos) {
-    Map<String, Object> m = new LinkedHashMap<>();
-    m.put("p50", Stats.percentile(nanos, 50) / 1e6);
-    m.put("p90", Stats.percentile(nanos, 90) / 1e6);
-    m.put("p99", Stats.percentile(nanos, 99) / 1e6);
-    m.put("max", Stats.percentile(nanos, 100) / 1e6);
-    m.put("n", nanos.size());
-    return m;
   }
 
   /** Approves one call; a 429 (the node's admission queue is full) is retried after a pause. */

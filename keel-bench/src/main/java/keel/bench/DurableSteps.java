@@ -191,69 +191,72 @@ final class DurableSteps {
     variants.forEach(v -> cpu.put(v, new ArrayList<>()));
     List<Map<String, Object>> reps = new ArrayList<>();
     int total = options.warmups() + options.reps();
-    for (int rep = 0; rep < total; rep++) {
-      boolean warm = rep < options.warmups();
-      Map<String, Double> thisRep = new LinkedHashMap<>();
-      // rotate the order so no variant always runs first (or right after a GC-heavy one)
-      for (int j = 0; j < variants.size(); j++) {
-        String v = variants.get((rep + j) % variants.size());
-        double sps;
-        long cpu0 = processCpuNanos();
-        switch (v) {
-          case "floor" -> {
-            Floor.Run r = floor.run(n, k);
-            check(r.steps() == (long) n * k, "floor counted " + r.steps() + " steps, expected " + n * k);
-            sps = r.steps() * 1e9 / r.wallNanos();
-          }
-          case "library" -> {
-            Floor.Run r = library.run(n, k);
-            check(r.steps() == (long) n * k, "library loop counted " + r.steps() + " steps, expected " + n * k);
-            sps = r.steps() * 1e9 / r.wallNanos();
-          }
-          case "keel-scripted-otlp" -> sps = keel(traced, "scripted", "scripted", n, k).stepsPerSecond();
-          case "keel-openai-otlp" -> sps = keel(traced, "openai", "openai", n, k).stepsPerSecond();
-          case "keel-scripted-pg" -> sps = keel(onPostgres, "scripted", "scripted", n, k).stepsPerSecond();
-          case "keel-openai-pg" -> sps = keel(onPostgres, "openai", "openai", n, k).stepsPerSecond();
-          case "keel-scripted" -> {
-            KeelRun r = keel("scripted", "scripted", n, k);
-            sps = r.stepsPerSecond();
-            if (!warm) {
-              overheadScripted.addAll(r.overheadMillis());
+    try (Progress.Bar bar = progress.bar("durable-steps: runs", (long) total * variants.size())) {
+      for (int rep = 0; rep < total; rep++) {
+        boolean warm = rep < options.warmups();
+        Map<String, Double> thisRep = new LinkedHashMap<>();
+        // rotate the order so no variant always runs first (or right after a GC-heavy one)
+        for (int j = 0; j < variants.size(); j++) {
+          String v = variants.get((rep + j) % variants.size());
+          double sps;
+          long cpu0 = processCpuNanos();
+          switch (v) {
+            case "floor" -> {
+              Floor.Run r = floor.run(n, k);
+              check(r.steps() == (long) n * k, "floor counted " + r.steps() + " steps, expected " + n * k);
+              sps = r.steps() * 1e9 / r.wallNanos();
+            }
+            case "library" -> {
+              Floor.Run r = library.run(n, k);
+              check(r.steps() == (long) n * k, "library loop counted " + r.steps() + " steps, expected " + n * k);
+              sps = r.steps() * 1e9 / r.wallNanos();
+            }
+            case "keel-scripted-otlp" -> sps = keel(traced, "scripted", "scripted", n, k).stepsPerSecond();
+            case "keel-openai-otlp" -> sps = keel(traced, "openai", "openai", n, k).stepsPerSecond();
+            case "keel-scripted-pg" -> sps = keel(onPostgres, "scripted", "scripted", n, k).stepsPerSecond();
+            case "keel-openai-pg" -> sps = keel(onPostgres, "openai", "openai", n, k).stepsPerSecond();
+            case "keel-scripted" -> {
+              KeelRun r = keel("scripted", "scripted", n, k);
+              sps = r.stepsPerSecond();
+              if (!warm) {
+                overheadScripted.addAll(r.overheadMillis());
+              }
+            }
+            default -> {
+              KeelRun r = keel("openai", "openai", n, k);
+              sps = r.stepsPerSecond();
+              if (!warm) {
+                overheadOpenai.addAll(r.overheadMillis());
+                stepOpenai.addAll(r.stepMillis());
+              }
             }
           }
-          default -> {
-            KeelRun r = keel("openai", "openai", n, k);
-            sps = r.stepsPerSecond();
-            if (!warm) {
-              overheadOpenai.addAll(r.overheadMillis());
-              stepOpenai.addAll(r.stepMillis());
-            }
+          thisRep.put(v, sps);
+          if (!warm) {
+            // CPU of the whole process (server, fake, clients) per tool step: stable on a busy machine
+            cpu.get(v).add((processCpuNanos() - cpu0) / 1000.0 / ((double) n * k));
           }
+          progress.line(String.format("%s rep %d/%d %-13s %8.0f steps/s", warm ? "warm-up" : "measure", rep + 1, total, v, sps));
+          bar.step();
         }
-        thisRep.put(v, sps);
         if (!warm) {
-          // CPU of the whole process (server, fake, clients) per tool step: stable on a busy machine
-          cpu.get(v).add((processCpuNanos() - cpu0) / 1000.0 / ((double) n * k));
+          thisRep.forEach((v, s) -> rate.get(v).add(s));
+          ratioOpenai.add(thisRep.get("keel-openai") / thisRep.get("floor"));
+          ratioScripted.add(thisRep.get("keel-scripted") / thisRep.get("floor"));
+          ratioOverLibrary.add(thisRep.get("keel-openai") / thisRep.get("library"));
+          ratioLibrary.add(thisRep.get("library") / thisRep.get("floor"));
+          if (options.postgres()) {
+            ratioOpenaiPg.add(thisRep.get("keel-openai-pg") / thisRep.get("floor"));
+            ratioScriptedPg.add(thisRep.get("keel-scripted-pg") / thisRep.get("floor"));
+          }
+          if (options.tracing()) {
+            otlpRatio.get("scripted").add(thisRep.get("keel-scripted-otlp") / thisRep.get("keel-scripted"));
+            otlpRatio.get("openai").add(thisRep.get("keel-openai-otlp") / thisRep.get("keel-openai"));
+          }
+          Map<String, Object> r = new LinkedHashMap<>(thisRep);
+          r.put("keel_openai_over_floor", thisRep.get("keel-openai") / thisRep.get("floor"));
+          reps.add(r);
         }
-        progress.line(String.format("%s rep %d/%d %-13s %8.0f steps/s", warm ? "warm-up" : "measure", rep + 1, total, v, sps));
-      }
-      if (!warm) {
-        thisRep.forEach((v, s) -> rate.get(v).add(s));
-        ratioOpenai.add(thisRep.get("keel-openai") / thisRep.get("floor"));
-        ratioScripted.add(thisRep.get("keel-scripted") / thisRep.get("floor"));
-        ratioOverLibrary.add(thisRep.get("keel-openai") / thisRep.get("library"));
-        ratioLibrary.add(thisRep.get("library") / thisRep.get("floor"));
-        if (options.postgres()) {
-          ratioOpenaiPg.add(thisRep.get("keel-openai-pg") / thisRep.get("floor"));
-          ratioScriptedPg.add(thisRep.get("keel-scripted-pg") / thisRep.get("floor"));
-        }
-        if (options.tracing()) {
-          otlpRatio.get("scripted").add(thisRep.get("keel-scripted-otlp") / thisRep.get("keel-scripted"));
-          otlpRatio.get("openai").add(thisRep.get("keel-openai-otlp") / thisRep.get("keel-openai"));
-        }
-        Map<String, Object> r = new LinkedHashMap<>(thisRep);
-        r.put("keel_openai_over_floor", thisRep.get("keel-openai") / thisRep.get("floor"));
-        reps.add(r);
       }
     }
     Map<String, Object> out = new LinkedHashMap<>();

@@ -81,7 +81,7 @@ final class InFlight {
 
   /** One measured round of Keel. */
   private record Round(
-      int sessions, double seconds, double acceptedSeconds, Map<String, Object> startMillis, long peakWaiting,
+      double seconds, double acceptedSeconds, Map<String, Object> startMillis, long peakWaiting,
       Map<String, Object> memory, List<Map<String, Object>> samples) {}
 
   Map<String, Object> run() throws Exception {
@@ -213,13 +213,14 @@ final class InFlight {
     starter.join();
     sampler.stop.set(true);
     samplerThread.join();
-    return new Round(n, (done - t0) / 1e9, (accepted[0] - t0) / 1e9, Stats.millis(startNanos), peakWaiting, sampler.peaks(),
+    return new Round((done - t0) / 1e9, (accepted[0] - t0) / 1e9, Stats.millis(startNanos), peakWaiting, sampler.peaks(),
         sampler.samples);
   }
 
   private void startAll(KeelApi api, String agent, int n, List<Long> startNanos) throws Exception {
     Semaphore open = new Semaphore(options.clients());
-    try (ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
+    try (Progress.Bar bar = progress.bar("in-flight: " + agent + " started", n);
+        ExecutorService clients = Executors.newVirtualThreadPerTaskExecutor()) {
       List<Future<?>> fs = new ArrayList<>(n);
       for (int i = 0; i < n; i++) {
         String msg = "wait " + i;
@@ -229,6 +230,7 @@ final class InFlight {
             long t = System.nanoTime();
             api.start(agent, msg);
             startNanos.add(System.nanoTime() - t);
+            bar.step();
           } finally {
             open.release();
           }

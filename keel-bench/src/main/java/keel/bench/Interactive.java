@@ -9,16 +9,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
 import java.util.ArrayList;
-import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ArrayBlockingQueue;
-import java.util.concurrent.BlockingQueue;
-import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Stream;
 import keel.core.EventCodec;
 import keel.server.KeelServer;
 import keel.server.ServerConfig;
@@ -110,7 +104,7 @@ final class Interactive {
       Client client = new Client(http, server.url(), token);
 
       Map<String, String> sessionOf = new LinkedHashMap<>();
-      paths.add(new Streamed(client, started(admin, client)));
+      paths.add(new Streamed(admin, client, started(admin, client)));
       for (int p : options.pollIntervalsMillis()) {
         paths.add(new Polled(client, started(admin, client), p));
       }
@@ -301,49 +295,16 @@ final class Interactive {
   private static final class Streamed implements Follow {
     private final Client client;
     private final String session;
-    private final BlockingQueue<Frame> frames = new ArrayBlockingQueue<>(100_000);
-    private final CountDownLatch open = new CountDownLatch(1);
     private final TurnCheck check;
-    private final Thread reader;
-    private volatile Stream<String> body;
+    private final KeelApi.Follower stream;
 
-    Streamed(Client client, String session) throws Exception {
+    Streamed(KeelApi api, Client client, String session) throws Exception {
       this.client = client;
       this.session = session;
       long last = client.events(session, 0).getLast().seq();
       this.check = new TurnCheck(session, last);
-      HttpRequest req = HttpRequest.newBuilder(URI.create(client.base + "/v1/sessions/" + session + "/stream"))
-          .header("Authorization", "Bearer " + client.token).header("Last-Event-ID", Long.toString(last)).build();
+      this.stream = api.follow(session, last);
       client.count(name());
-      this.reader = Thread.ofVirtual().name("bench-interactive-sse").start(() -> {
-        try {
-          HttpResponse<Stream<String>> r = client.http.send(req, HttpResponse.BodyHandlers.ofLines());
-          body = r.body();
-          read(r.body().iterator());
-        } catch (IOException | RuntimeException e) {
-          open.countDown();
-        } catch (InterruptedException e) {
-          open.countDown();
-        }
-      });
-      DurableSteps.check(open.await(10, TimeUnit.SECONDS), "the event stream of " + session + " did not open");
-    }
-
-    private void read(Iterator<String> lines) {
-      String type = null;
-      while (lines.hasNext()) {
-        String line = lines.next();
-        open.countDown();
-        if (line.startsWith("event: ")) {
-          type = line.substring(7);
-        } else if (line.startsWith("data: ") && type != null) {
-          long at = System.nanoTime();
-          if (!type.equals("delta")) {
-            frames.offer(Frame.of(EventCodec.mapper().readTree(line.substring(6)), at));
-          }
-          type = null;
-        }
-      }
     }
 
     @Override
@@ -365,9 +326,9 @@ final class Interactive {
       long ack = System.nanoTime();
       long deadline = t0 + TURN_TIMEOUT.toNanos();
       while (true) {
-        Frame f = frames.poll(deadline - System.nanoTime(), TimeUnit.NANOSECONDS);
-        DurableSteps.check(f != null, "session " + session + ": no answer to \"" + message + "\" on the stream in " + TURN_TIMEOUT);
-        if (check.take(f)) {
+        KeelApi.Sse e = stream.next(Duration.ofNanos(deadline - System.nanoTime()));
+        DurableSteps.check(e != null, "session " + session + ": no answer to \"" + message + "\" on the stream in " + TURN_TIMEOUT);
+        if (check.take(Frame.of(e.data(), e.arrivedNanos()))) {
           return new Turn(ack - t0, check.firstAt - t0, check.answerAt - t0);
         }
       }
@@ -375,11 +336,7 @@ final class Interactive {
 
     @Override
     public void close() {
-      Stream<String> b = body;
-      if (b != null) {
-        b.close();
-      }
-      reader.interrupt();
+      stream.close();
     }
   }
 

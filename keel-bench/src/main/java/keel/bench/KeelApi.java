@@ -120,8 +120,8 @@ final class KeelApi {
     return f;
   }
 
-  /** A server-sent event: its type and its JSON data. */
-  record Sse(String type, JsonNode data) {
+  /** A server-sent event: its type, its JSON data, and when its data line was read ({@link System#nanoTime}). */
+  record Sse(String type, JsonNode data, long arrivedNanos) {
     /** Whether this is a model answer without tool calls: the end of a turn. */
     boolean isFinalAnswer() {
       if (!type.equals("ModelResponded")) {
@@ -148,8 +148,9 @@ final class KeelApi {
         if (line.startsWith("event: ")) {
           type = line.substring(7);
         } else if (line.startsWith("data: ") && type != null) {
+          long at = System.nanoTime();
           if (!type.equals("delta")) {
-            frames.offer(new Sse(type, EventCodec.mapper().readTree(line.substring(6))));
+            frames.offer(new Sse(type, EventCodec.mapper().readTree(line.substring(6)), at));
           }
           type = null;
         }

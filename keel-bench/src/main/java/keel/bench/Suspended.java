@@ -145,13 +145,13 @@ final class Suspended {
     List<Long> accepted = new ArrayList<>();
     List<Long> first = new ArrayList<>();
     List<Long> whole = new ArrayList<>();
-    for (int i = 0; i < samples; i++) {
-      long[] t = turn(api, picked.get(i), "wake up " + i);
-      accepted.add(t[0]);
-      first.add(t[1]);
-      whole.add(t[2]);
-      if ((i + 1) % 200 == 0) {
-        progress.line("suspended: " + (i + 1) + " / " + samples + " sessions resumed");
+    try (Progress.Bar bar = progress.bar("suspended: resumes", samples)) {
+      for (int i = 0; i < samples; i++) {
+        long[] t = turn(api, picked.get(i), "wake up " + i);
+        accepted.add(t[0]);
+        first.add(t[1]);
+        whole.add(t[2]);
+        bar.step();
       }
     }
     String after = scrape(child.url, token);
